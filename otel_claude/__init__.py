@@ -1,0 +1,1 @@
+"""otel-claude: OpenTelemetry for the Anthropic SDK that tunes itself."""
