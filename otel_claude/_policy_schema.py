@@ -1,0 +1,391 @@
+"""The policy file, schema version 1 (docs/policy.md): typed model, strict parsing, safe loading, deterministic dump.
+
+This module runs inside services (the enforcement code loads policies with it), so it imports only the standard
+library, PyYAML and the model catalog. Parsing is strict because a typo in a policy silently does nothing otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from otel_claude._catalog import resolve
+
+__all__ = [
+    "CACHE_TARGETS",
+    "CACHE_TTLS",
+    "MAX_EXPLORE_SHARE",
+    "MODES",
+    "SCHEMA_VERSION",
+    "CacheAction",
+    "Conditions",
+    "Explore",
+    "Policy",
+    "PolicyError",
+    "Rule",
+    "dump_policy",
+    "load_policy_text",
+    "parse_policy",
+]
+
+SCHEMA_VERSION = 1
+MODES = ("enforce", "shadow", "off")
+MAX_TOKENS_MODES = ("cap", "set")
+CACHE_TTLS = ("5m", "1h", "none")
+CACHE_TARGETS = ("tools", "system")
+# Exploration sends real traffic to a model with unproven quality on the task; the bound keeps that risk small.
+MAX_EXPLORE_SHARE = 0.2
+
+# Limits for untrusted YAML: nesting depth and the node count after alias expansion (billion-laughs guard).
+_MAX_DEPTH = 64
+_MAX_NODES = 200_000
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used; the message names the source, the rule and the field."""
+
+
+@dataclass(frozen=True)
+class Conditions:
+    models: tuple[str, ...] | None = None
+    input_tokens_min: int | None = None
+    input_tokens_max: int | None = None
+
+
+@dataclass(frozen=True)
+class CacheAction:
+    ttl: str
+    targets: tuple[str, ...] = CACHE_TARGETS
+
+
+@dataclass(frozen=True)
+class Explore:
+    model: str
+    share: float
+
+
+@dataclass(frozen=True)
+class Rule:
+    task: str
+    id: str = ""
+    when: Conditions | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    max_tokens_mode: str = "cap"
+    cache: CacheAction | None = None
+    explore: Explore | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    version: str
+    rules: tuple[Rule, ...] = ()
+    mode: str = "enforce"
+    rollout_percent: float = 100
+    metadata: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+
+# --------------------------------------------------------------------------------------------------------- parsing
+
+
+class _Where:
+    """Builds error messages that point at one place in the policy."""
+
+    def __init__(self, source: str, path: str = "") -> None:
+        self.source = source
+        self.path = path
+
+    def at(self, path: str) -> _Where:
+        return _Where(self.source, path)
+
+    def fail(self, field_name: str, problem: str) -> PolicyError:
+        where = f"{self.path}: " if self.path else ""
+        return PolicyError(f"{self.source}: {where}field '{field_name}': {problem}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _mapping(value: object, where: _Where, name: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise where.fail(name, f"must be a mapping, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str) or key not in allowed:
+            raise where.fail(f"{name}.{key}" if name else str(key), f"unknown key (allowed: {', '.join(allowed)})")
+    return value
+
+
+def _choice(value: object, where: _Where, name: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise where.fail(name, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _known_model(value: object, where: _Where, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise where.fail(name, f"must be a model name, got {value!r}")
+    if resolve(value) is None:
+        raise where.fail(name, f"unknown model {value!r} (not in the model catalog)")
+    return value
+
+
+def _int_in(value: object, where: _Where, name: str, low: int) -> int:
+    if not _is_int(value) or value < low:  # type: ignore[operator]
+        raise where.fail(name, f"must be an integer >= {low}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _free_form(value: object, where: _Where, name: str, depth: int = 0) -> Any:
+    """Metadata and evidence are free-form but must stay plain YAML data, so a dump round-trips them."""
+    if depth > _MAX_DEPTH:
+        raise where.fail(name, "nested too deeply")
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise where.fail(name, f"must be a finite number, got {value!r}")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_free_form(item, where, f"{name}[{i}]", depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise where.fail(name, f"keys must be strings, got {key!r}")
+            out[key] = _free_form(item, where, f"{name}.{key}", depth + 1)
+        return out
+    raise where.fail(name, f"must be plain data (string, number, list, mapping), got {type(value).__name__}")
+
+
+def _parse_when(value: object, where: _Where) -> Conditions:
+    data = _mapping(value, where, "when", ("models", "input_tokens_min", "input_tokens_max"))
+    models = None
+    if "models" in data:
+        raw = data["models"]
+        if not isinstance(raw, list) or not raw:
+            raise where.fail("when.models", f"must be a non-empty list of model names, got {raw!r}")
+        models = tuple(_known_model(m, where, f"when.models[{i}]") for i, m in enumerate(raw))
+    low = _int_in(data["input_tokens_min"], where, "when.input_tokens_min", 0) if "input_tokens_min" in data else None
+    high = _int_in(data["input_tokens_max"], where, "when.input_tokens_max", 1) if "input_tokens_max" in data else None
+    if low is not None and high is not None and low >= high:
+        raise where.fail("when.input_tokens_max", f"must be greater than input_tokens_min ({low}), got {high}")
+    return Conditions(models=models, input_tokens_min=low, input_tokens_max=high)
+
+
+def _parse_cache(value: object, where: _Where) -> CacheAction:
+    data = _mapping(value, where, "cache", ("ttl", "targets"))
+    if "ttl" not in data:
+        raise where.fail("cache.ttl", "is required")
+    ttl = _choice(data["ttl"], where, "cache.ttl", CACHE_TTLS)
+    targets = CACHE_TARGETS
+    if "targets" in data:
+        raw = data["targets"]
+        if not isinstance(raw, list) or not raw:
+            raise where.fail("cache.targets", f"must be a non-empty list of {', '.join(CACHE_TARGETS)}, got {raw!r}")
+        chosen = [_choice(t, where, f"cache.targets[{i}]", CACHE_TARGETS) for i, t in enumerate(raw)]
+        if len(set(chosen)) != len(chosen):
+            raise where.fail("cache.targets", f"lists a target twice: {raw!r}")
+        targets = tuple(t for t in CACHE_TARGETS if t in chosen)
+    return CacheAction(ttl=ttl, targets=targets)
+
+
+def _parse_explore(value: object, where: _Where) -> Explore:
+    data = _mapping(value, where, "explore", ("model", "share"))
+    for key in ("model", "share"):
+        if key not in data:
+            raise where.fail(f"explore.{key}", "is required")
+    share = data["share"]
+    if not _is_number(share) or not 0 < share <= MAX_EXPLORE_SHARE:
+        raise where.fail("explore.share", f"must be a number in (0, {MAX_EXPLORE_SHARE}], got {share!r}")
+    return Explore(model=_known_model(data["model"], where, "explore.model"), share=float(share))
+
+
+_RULE_KEYS = ("task", "when", "model", "max_tokens", "max_tokens_mode", "cache", "explore", "evidence")
+
+
+def _parse_rule(value: object, index: int, seen: dict[str, int], base: _Where) -> Rule:
+    task = value.get("task") if isinstance(value, Mapping) else None
+    label = f"rules[{index}]" + (f" (task {task!r})" if isinstance(task, str) else "")
+    where = base.at(label)
+    data = _mapping(value, where, "", _RULE_KEYS) if isinstance(value, Mapping) else None
+    if data is None:
+        raise where.fail("rules", f"each rule must be a mapping, got {type(value).__name__}")
+    if not isinstance(task, str) or not task.strip():
+        raise where.fail("task", f"is required and must be a non-empty string, got {task!r}")
+    number = seen.get(task, 0)
+    seen[task] = number + 1
+    max_tokens = _int_in(data["max_tokens"], where, "max_tokens", 1) if "max_tokens" in data else None
+    return Rule(
+        task=task,
+        id=f"{task}#{number}",
+        when=_parse_when(data["when"], where) if "when" in data else None,
+        model=_known_model(data["model"], where, "model") if "model" in data else None,
+        max_tokens=max_tokens,
+        max_tokens_mode=_choice(data.get("max_tokens_mode", "cap"), where, "max_tokens_mode", MAX_TOKENS_MODES),
+        cache=_parse_cache(data["cache"], where) if "cache" in data else None,
+        explore=_parse_explore(data["explore"], where) if "explore" in data else None,
+        evidence=_free_form(data.get("evidence", {}), where, "evidence") or {},
+    )
+
+
+_TOP_KEYS = ("schema_version", "version", "mode", "rollout_percent", "metadata", "rules")
+
+
+def parse_policy(data: object, source: str) -> Policy:
+    """Validate parsed YAML/JSON data as a schema-v1 policy; `source` names the file in error messages."""
+    where = _Where(source)
+    if not isinstance(data, Mapping):
+        raise PolicyError(f"{source}: a policy must be a YAML mapping, got {type(data).__name__}")
+    _mapping(data, where, "", _TOP_KEYS)
+    if "schema_version" not in data:
+        raise where.fail("schema_version", "is required")
+    if data["schema_version"] != SCHEMA_VERSION or not _is_int(data["schema_version"]):
+        raise where.fail("schema_version", f"must be {SCHEMA_VERSION}, got {data['schema_version']!r}")
+    version = data.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise where.fail("version", f"is required and must be a non-empty string, got {version!r}")
+    rollout = data.get("rollout_percent", 100)
+    if not _is_number(rollout) or not 0 <= rollout <= 100:
+        raise where.fail("rollout_percent", f"must be a number in [0, 100], got {rollout!r}")
+    metadata = data.get("metadata", {})
+    if not isinstance(metadata, Mapping):
+        raise where.fail("metadata", f"must be a mapping, got {type(metadata).__name__}")
+    rules = data.get("rules", [])
+    if not isinstance(rules, list):
+        raise where.fail("rules", f"must be a list, got {type(rules).__name__}")
+    seen: dict[str, int] = {}
+    return Policy(
+        version=version,
+        rules=tuple(_parse_rule(rule, i, seen, where) for i, rule in enumerate(rules)),
+        mode=_choice(data.get("mode", "enforce"), where, "mode", MODES),
+        rollout_percent=rollout,
+        metadata=_free_form(metadata, where, "metadata"),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------- loading
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """A SafeLoader that bounds nesting depth and the size of the document after alias expansion."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._expanded: dict[int, int] = {}
+
+    def _charge(self, count: int) -> None:
+        self._nodes += count
+        if self._nodes > _MAX_NODES:
+            raise yaml.YAMLError(f"document expands to more than {_MAX_NODES} nodes (alias bomb?)")
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            # An alias re-uses a subtree: charge its expanded size so nested aliases cannot multiply unseen.
+            self._charge(self._expanded.get(id(node), 1))
+            return node
+        self._depth += 1
+        if self._depth > _MAX_DEPTH:
+            raise yaml.YAMLError(f"document nests deeper than {_MAX_DEPTH} levels")
+        before = self._nodes
+        self._charge(1)
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        self._expanded[id(node)] = self._nodes - before
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in keys:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_policy_text(text: str, source: str, max_bytes: int = 1_000_000) -> Policy:
+    """Parse and validate policy YAML from an untrusted source; oversized input is rejected before parsing."""
+    # Characters never outnumber bytes, so the cheap length test rejects most oversized input before encoding it.
+    size = len(text) if len(text) > max_bytes else len(text.encode("utf-8", errors="surrogatepass"))
+    if size > max_bytes:
+        raise PolicyError(f"{source}: policy is {size} bytes, larger than the limit of {max_bytes}")
+    try:
+        data = yaml.load(text, Loader=_GuardedLoader)  # _GuardedLoader subclasses SafeLoader
+    except yaml.YAMLError as err:
+        raise PolicyError(f"{source}: not valid YAML: {err}") from None
+    return parse_policy(data, source)
+
+
+# --------------------------------------------------------------------------------------------------------- dumping
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Never writes anchors/aliases: a policy is read by people, and identical evidence dicts must not alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def _rule_data(rule: Rule) -> dict[str, Any]:
+    out: dict[str, Any] = {"task": rule.task}
+    if rule.when is not None:
+        when: dict[str, Any] = {}
+        if rule.when.models is not None:
+            when["models"] = list(rule.when.models)
+        if rule.when.input_tokens_min is not None:
+            when["input_tokens_min"] = rule.when.input_tokens_min
+        if rule.when.input_tokens_max is not None:
+            when["input_tokens_max"] = rule.when.input_tokens_max
+        out["when"] = when
+    if rule.model is not None:
+        out["model"] = rule.model
+    if rule.max_tokens is not None:
+        out["max_tokens"] = rule.max_tokens
+        out["max_tokens_mode"] = rule.max_tokens_mode
+    if rule.cache is not None:
+        out["cache"] = {"ttl": rule.cache.ttl, "targets": list(rule.cache.targets)}
+    if rule.explore is not None:
+        out["explore"] = {"model": rule.explore.model, "share": rule.explore.share}
+    if rule.evidence:
+        out["evidence"] = _sorted(rule.evidence)
+    return out
+
+
+def dump_policy(policy: Policy) -> str:
+    """Deterministic YAML for a policy (fixed key order, sorted free-form maps), validated by parsing it back."""
+    data = {
+        "schema_version": policy.schema_version,
+        "version": policy.version,
+        "mode": policy.mode,
+        "rollout_percent": policy.rollout_percent,
+        "metadata": _sorted(policy.metadata),
+        "rules": [_rule_data(rule) for rule in policy.rules],
+    }
+    try:
+        text = yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=120)
+    except yaml.representer.RepresenterError as err:
+        raise PolicyError(f"<dump of policy {policy.version}>: value is not plain data: {err}") from None
+    load_policy_text(text, f"<dump of policy {policy.version}>", max_bytes=max(1_000_000, len(text) * 4))
+    return text
