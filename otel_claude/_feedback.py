@@ -1,0 +1,71 @@
+"""Quality scores for finished calls, joinable to them by `gen_ai.response.id`."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, SpanKind
+
+from ._safety import report_failure
+
+__all__ = ["CallIndex", "feedback_span"]
+
+
+class CallIndex:
+    """Recent response ids -> (span context, task), so feedback can link to its call. Bounded, thread-safe."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[str, tuple[SpanContext, str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, response_id: str, context: SpanContext, task: str | None) -> None:
+        with self._lock:
+            self._items[response_id] = (context, task)
+            if len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+
+    def lookup(self, response_id: str) -> tuple[SpanContext, str | None] | None:
+        with self._lock:
+            return self._items.get(response_id)
+
+
+def _response_id(response_or_id: Any) -> str:
+    if isinstance(response_or_id, str):
+        return response_or_id
+    value = getattr(response_or_id, "id", None)
+    if value is None and isinstance(response_or_id, dict):
+        value = response_or_id.get("id")
+    if not isinstance(value, str) or not value:
+        raise ValueError("otel_claude.feedback() needs a Message (or anything with an .id) or a response id string")
+    return value
+
+
+def feedback_span(
+    tracer: trace.Tracer, index: CallIndex, response_or_id: Any, score: float, label: str | None
+) -> None:
+    response_id = _response_id(response_or_id)
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        raise TypeError("otel_claude.feedback() score must be a number")
+    try:
+        attrs: dict[str, Any] = {
+            "gen_ai.response.id": response_id,
+            "gen_ai.evaluation.name": "feedback",
+            "gen_ai.evaluation.score.value": float(score),
+        }
+        if label is not None:
+            attrs["gen_ai.evaluation.score.label"] = str(label)
+        known = index.lookup(response_id)
+        links = []
+        if known is not None:
+            links.append(Link(known[0]))
+            if known[1] is not None:
+                attrs["otel_claude.task"] = known[1]
+        span = tracer.start_span("evaluation feedback", kind=SpanKind.INTERNAL, attributes=attrs, links=links)
+        span.add_event("gen_ai.evaluation.result", attributes=attrs)
+        span.end()
+    except Exception:
+        report_failure("recording feedback")

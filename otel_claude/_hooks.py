@@ -1,0 +1,327 @@
+"""The patches: one hook around `SyncAPIClient.request` / `AsyncAPIClient.request`, which every call path goes
+through once per logical call (outside the SDK's retry loop), plus small helpers for what `request` cannot see.
+
+| patched | why |
+|---|---|
+| `{Sync,Async}APIClient.request` | one span per logical call, for every resource, client class and response mode |
+| `{Sync,Async}APIClient._process_response` | response headers and retry count of a successful parsed call |
+| `Stream.close` / `AsyncStream.close` | end a stream's span when the caller closes it early |
+| `BaseAPIResponse._parse` (and the legacy one) | finish a raw response whose body was not read when returned |
+| `BaseClient._tracer` (SDK >= 1.14) | suppress the SDK's own span so each call has exactly one |
+
+Patches sit on classes, so clients created before `instrument()` are covered, and cached `with_raw_response`
+bound methods reach them too. `uninstall()` puts back exactly what each class had.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from contextvars import ContextVar
+from typing import Any, Callable
+
+from opentelemetry import context as otel_context
+
+from ._call import Call
+from ._config import Config
+from ._request import RequestInfo, operation_of, summarize_request
+from ._safety import report_failure
+from ._streams import WATCH_KEY, StreamWatch, watch_async, watch_sync
+from ._task import current_task
+from ._telemetry import Telemetry
+
+__all__ = ["Hooks"]
+
+_CURRENT: ContextVar[Call | None] = ContextVar("otel_claude_call", default=None)
+_DEFERRED_KEY = "_otel_claude_deferred"
+_MISSING = object()
+_NO_REQUEST = RequestInfo(None, {}, None, 0, 0, 0)
+
+
+def _provider_name(client: Any) -> str:
+    name = getattr(client, "_gen_ai_provider_name", None)
+    if isinstance(name, str):
+        return name
+    cls = type(client).__name__
+    if "Bedrock" in cls:
+        return "aws.bedrock"
+    if "Vertex" in cls:
+        return "gcp.vertex_ai"
+    return "anthropic"
+
+
+class _Deferred:
+    """A raw response returned before its body was read: its call ends when parsed, or when the response dies."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Call) -> None:
+        self.call: Call | None = call
+
+    def release(self) -> Call | None:
+        call, self.call = self.call, None
+        return call
+
+    def __del__(self) -> None:
+        if self.call is not None:
+            self.call.end(None, complete=False)
+
+
+class Hooks:
+    def __init__(self, telemetry: Telemetry, config: Config, policy: Any = None) -> None:
+        self.tel = telemetry
+        self.config = config
+        self.policy = policy
+        self._saved: list[tuple[type, str, Any]] = []
+        self._sdk = importlib.import_module("anthropic._base_client")
+        streaming = importlib.import_module("anthropic._streaming")
+        self._stream_types = (streaming.Stream, streaming.AsyncStream)
+
+    # -- installing ----------------------------------------------------------------------------------------------
+
+    def _patch(self, cls: type, name: str, make: Callable[[Any], Any]) -> None:
+        original = cls.__dict__.get(name, _MISSING)
+        current = getattr(cls, name)
+        self._saved.append((cls, name, original))
+        setattr(cls, name, make(current))
+
+    def install(self) -> None:
+        sdk = self._sdk
+        self._patch(sdk.SyncAPIClient, "request", self._sync_request)
+        self._patch(sdk.AsyncAPIClient, "request", self._async_request)
+        self._patch(sdk.SyncAPIClient, "_process_response", self._sync_process_response)
+        self._patch(sdk.AsyncAPIClient, "_process_response", self._async_process_response)
+        sync_stream, async_stream = self._stream_types
+        self._patch(sync_stream, "close", _sync_close)
+        self._patch(async_stream, "close", _async_close)
+        for module_name in ("anthropic._response", "anthropic._legacy_response"):
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            for cls_name in ("BaseAPIResponse", "LegacyAPIResponse"):
+                cls = getattr(module, cls_name, None)
+                if cls is not None and "_parse" in cls.__dict__:
+                    self._patch(cls, "_parse", self._parse)
+        if not self.config.keep_native_spans and isinstance(sdk.BaseClient.__dict__.get("_tracer"), property):
+            self._patch(sdk.BaseClient, "_tracer", lambda _orig: property(lambda _self: None))
+
+    def uninstall(self) -> None:
+        for cls, name, original in reversed(self._saved):
+            if original is _MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, original)
+        self._saved.clear()
+
+    # -- per call ------------------------------------------------------------------------------------------------
+
+    def begin(self, client: Any, options: Any, stream: bool) -> Call | None:
+        """Start the span for a traced request (applying the policy first); None for untraced endpoints."""
+        try:
+            operation = operation_of(options.method, options.url)
+            if operation is None:
+                return None
+            body = options.json_data
+            info = summarize_request(body) if operation in ("chat", "count_tokens") else _NO_REQUEST
+            url = client.base_url
+            attrs: dict[str, Any] = {
+                "gen_ai.operation.name": operation,
+                "gen_ai.provider.name": _provider_name(client),
+                "server.address": url.host,
+                "server.port": url.port or (443 if url.scheme == "https" else 80),
+            }
+            task = current_task()
+            if task is not None:
+                attrs["otel_claude.task"] = task
+            if self.policy is not None and operation == "chat":
+                info = self.policy.apply(options, info, task, attrs)
+            attrs.update(info.attributes)
+            if operation == "chat":
+                attrs["gen_ai.request.stream"] = bool(stream)
+                if info.prefix_fingerprint is not None:
+                    attrs["otel_claude.prefix.fingerprint"] = info.prefix_fingerprint
+                    attrs["otel_claude.prefix.tokens_estimate"] = info.prefix_tokens_estimate
+                attrs["otel_claude.input.tokens_estimate"] = info.input_tokens_estimate
+                attrs["otel_claude.cache.breakpoints"] = info.breakpoints
+                if self.config.capture_content and isinstance(options.json_data, dict):
+                    self._capture_request(options.json_data, attrs)
+            call = Call(self.tel, self.config, operation, info, attrs, bool(stream))
+            if operation == "create_batch":
+                call.batch = True
+            return call
+        except Exception:
+            report_failure("starting a span")
+            return None
+
+    def _capture_request(self, body: dict[str, Any], attrs: dict[str, Any]) -> None:
+        clip = self.config.clip
+        if body.get("messages") is not None:
+            attrs["gen_ai.input.messages"] = clip(json.dumps(body["messages"], default=str))
+        if body.get("system") is not None:
+            attrs["gen_ai.system_instructions"] = clip(json.dumps(body["system"], default=str))
+        if body.get("tools") is not None:
+            attrs["gen_ai.tool.definitions"] = clip(json.dumps(body["tools"], default=str))
+
+    def succeed(self, call: Call, result: Any) -> Any:
+        """Attach to or read the result; returns it unchanged."""
+        try:
+            self._take(call, result)
+        except Exception:
+            report_failure("reading a response")
+            call.end(None, complete=False)
+        return result
+
+    def _take(self, call: Call, result: Any) -> None:
+        if isinstance(result, self._stream_types[0]):
+            self._watch(call, result, watch_sync)
+            return
+        if isinstance(result, self._stream_types[1]):
+            self._watch(call, result, watch_async)
+            return
+        raw = getattr(result, "http_response", None)
+        if raw is not None and hasattr(result, "_parse"):
+            call.http_response = raw
+            body = _read_body(raw)
+            if body is None:
+                result.__dict__[_DEFERRED_KEY] = _Deferred(call)
+                return
+            call.read_result(body)
+            call.end()
+            return
+        call.read_result(result)
+        call.end()
+
+    def _watch(self, call: Call, stream: Any, wrap: Callable[[Any, StreamWatch], Any]) -> None:
+        if call.http_response is None:
+            call.http_response = getattr(stream, "response", None)
+        watch = StreamWatch(call)
+        inner = stream._iterator
+        stream._iterator = wrap(inner, watch)
+        stream.__dict__[WATCH_KEY] = watch
+
+    # -- the patched methods -------------------------------------------------------------------------------------
+
+    def _sync_request(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        hooks = self
+
+        @functools.wraps(original)
+        def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+            call = hooks.begin(client, options, kwargs.get("stream", False))
+            if call is None:
+                return original(client, cast_to, options, *args, **kwargs)
+            token = _CURRENT.set(call)
+            ctx = call.activate()
+            try:
+                result = original(client, cast_to, options, *args, **kwargs)
+            except BaseException as err:
+                call.end(err)
+                raise
+            finally:
+                otel_context.detach(ctx)
+                _CURRENT.reset(token)
+            return hooks.succeed(call, result)
+
+        return request
+
+    def _async_request(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        hooks = self
+
+        @functools.wraps(original)
+        async def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+            call = hooks.begin(client, options, kwargs.get("stream", False))
+            if call is None:
+                return await original(client, cast_to, options, *args, **kwargs)
+            token = _CURRENT.set(call)
+            ctx = call.activate()
+            try:
+                result = await original(client, cast_to, options, *args, **kwargs)
+            except BaseException as err:
+                call.end(err)
+                raise
+            finally:
+                otel_context.detach(ctx)
+                _CURRENT.reset(token)
+            return hooks.succeed(call, result)
+
+        return request
+
+    @staticmethod
+    def _sync_process_response(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def process_response(client: Any, *args: Any, **kwargs: Any) -> Any:
+            call = _CURRENT.get()
+            if call is not None:
+                call.http_response = kwargs.get("response")
+                call.retries = kwargs.get("retries_taken")
+            return original(client, *args, **kwargs)
+
+        return process_response
+
+    @staticmethod
+    def _async_process_response(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        async def process_response(client: Any, *args: Any, **kwargs: Any) -> Any:
+            call = _CURRENT.get()
+            if call is not None:
+                call.http_response = kwargs.get("response")
+                call.retries = kwargs.get("retries_taken")
+            return await original(client, *args, **kwargs)
+
+        return process_response
+
+    def _parse(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        hooks = self
+
+        @functools.wraps(original)
+        def parse(response: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(response, *args, **kwargs)
+            deferred = response.__dict__.pop(_DEFERRED_KEY, None)
+            call = deferred.release() if deferred is not None else None
+            if call is not None:
+                try:
+                    hooks._take(call, result)
+                except Exception:
+                    report_failure("reading a parsed raw response")
+            return result
+
+        return parse
+
+
+def _read_body(raw: Any) -> Any:
+    """The JSON body of a raw response if it has been read already, else None (never reads it ourselves)."""
+    try:
+        content = raw.content
+    except Exception:  # httpx ResponseNotRead: a streamed body the caller has not consumed
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return {}
+
+
+def _sync_close(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def close(stream: Any) -> None:
+        try:
+            original(stream)
+        finally:
+            watch = stream.__dict__.get(WATCH_KEY)
+            if watch is not None:
+                watch.closed()
+
+    return close
+
+
+def _async_close(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def close(stream: Any) -> None:
+        try:
+            await original(stream)
+        finally:
+            watch = stream.__dict__.get(WATCH_KEY)
+            if watch is not None:
+                watch.closed()
+
+    return close

@@ -1,0 +1,73 @@
+"""`AnthropicInstrumentor`: the BaseInstrumentor that `opentelemetry-instrument` discovers by entry point."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from ._config import resolve_config
+from ._feedback import feedback_span
+from ._hooks import Hooks
+from ._setup import ensure_providers
+from ._telemetry import Telemetry
+
+__all__ = ["AnthropicInstrumentor"]
+
+_lock = threading.Lock()
+
+
+class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Traces every Anthropic SDK call and, given a policy, tunes it.
+
+    Options of `instrument()`: `tracer_provider`, `meter_provider`, `capture_content` (default from
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT), `max_content_chars`, `keep_native_spans` (keep the SDK's
+    own span as well), `prices` (a CSV overriding the price table), `policy` (path, URL or mapping; default from
+    OTEL_CLAUDE_POLICY), `policy_options` (mapping for the enforcement engine), `setup_providers` (default True: when the
+    application has not configured OpenTelemetry, set up OTLP export from the OTEL_* variables).
+    """
+
+    _hooks: Hooks | None = None
+    _telemetry: Telemetry | None = None
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("anthropic >= 0.40",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider = kwargs.pop("tracer_provider", None)
+        meter_provider = kwargs.pop("meter_provider", None)
+        setup_providers = kwargs.pop("setup_providers", True)
+        policy_source = kwargs.pop("policy", None)
+        policy_options = kwargs.pop("policy_options", None) or {}
+        config = resolve_config(**kwargs)
+        if setup_providers and (tracer_provider is None or meter_provider is None):
+            ensure_providers()
+        telemetry = Telemetry(tracer_provider, meter_provider)
+        from ._policy import PolicyEngine
+
+        policy = PolicyEngine.from_source(policy_source, **policy_options)
+        hooks = Hooks(telemetry, config, policy)
+        with _lock:
+            hooks.install()
+            type(self)._hooks = hooks
+            type(self)._telemetry = telemetry
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        with _lock:
+            hooks = type(self)._hooks
+            if hooks is not None:
+                hooks.uninstall()
+                if hooks.policy is not None:
+                    hooks.policy.close()
+            type(self)._hooks = None
+            type(self)._telemetry = None
+
+    @classmethod
+    def record_feedback(cls, response_or_id: Any, score: float, label: str | None) -> None:
+        telemetry = cls._telemetry
+        if telemetry is None:
+            # Not instrumented: still emit through the global provider so scores are not silently lost.
+            telemetry = Telemetry()
+        feedback_span(telemetry.tracer, telemetry.calls_by_response_id, response_or_id, score, label)

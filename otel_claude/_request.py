@@ -1,0 +1,161 @@
+"""What a call asks for: its operation, the request attributes actually sent, and a privacy-safe prompt summary."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RequestInfo", "operation_of", "summarize_request"]
+
+_EXACT_OPERATIONS = {
+    ("post", "/v1/messages"): "chat",
+    ("post", "/v1/messages?beta=true"): "chat",
+    ("post", "/v1/messages/count_tokens"): "count_tokens",
+    ("post", "/v1/messages/count_tokens?beta=true"): "count_tokens",
+    ("post", "/v1/messages/batches"): "create_batch",
+    ("post", "/v1/messages/batches?beta=true"): "create_batch",
+    ("get", "/v1/messages/batches"): "list_batches",
+    ("get", "/v1/messages/batches?beta=true"): "list_batches",
+    ("post", "/v1/complete"): "text_completion",
+}
+_BATCHES = "/v1/messages/batches/"
+# Rough size of a token in characters of English text and JSON; only used to rank and bucket requests, never billed.
+_CHARS_PER_TOKEN = 4
+
+
+def operation_of(method: str, url: str) -> str | None:
+    """The GenAI operation name for an SDK request, or None for endpoints this library does not trace."""
+    method = method.lower()
+    op = _EXACT_OPERATIONS.get((method, url))
+    if op is not None or not url.startswith(_BATCHES):
+        return op
+    path = url.split("?", 1)[0]
+    if method == "delete":
+        return "delete_batch"
+    if path.endswith("/cancel"):
+        return "cancel_batch"
+    if path.endswith("/results"):
+        return "batch_results"
+    return "retrieve_batch" if method == "get" else None
+
+
+@dataclass
+class RequestInfo:
+    """The parts of a request body that telemetry and policy conditions need."""
+
+    model: str | None
+    attributes: dict[str, Any]
+    prefix_fingerprint: str | None
+    prefix_chars: int
+    total_chars: int
+    breakpoints: int
+
+    @property
+    def prefix_tokens_estimate(self) -> int:
+        return self.prefix_chars // _CHARS_PER_TOKEN
+
+    @property
+    def input_tokens_estimate(self) -> int:
+        return self.total_chars // _CHARS_PER_TOKEN
+
+
+def _text_size(block: Any) -> tuple[int, int]:
+    """(characters, cache breakpoints) of one content block or string."""
+    if isinstance(block, str):
+        return len(block), 0
+    if not isinstance(block, dict):
+        return 0, 0
+    marks = 1 if block.get("cache_control") else 0
+    text = block.get("text")
+    if isinstance(text, str):
+        return len(text), marks
+    # tool_result / document blocks nest their content; images count as nothing (their tokens are not text).
+    inner = block.get("content")
+    if isinstance(inner, (str, list)):
+        chars, inner_marks = _content_size(inner)
+        return chars, marks + inner_marks
+    inp = block.get("input")
+    return (len(repr(inp)) if inp is not None else 0), marks
+
+
+def _content_size(content: Any) -> tuple[int, int]:
+    if isinstance(content, str):
+        return len(content), 0
+    chars = marks = 0
+    if isinstance(content, list):
+        for block in content:
+            c, m = _text_size(block)
+            chars += c
+            marks += m
+    return chars, marks
+
+
+def _without_cache_control(item: Any) -> Any:
+    # The fingerprint must not change when a policy adds breakpoints, or caching would hide its own evidence.
+    if isinstance(item, dict) and "cache_control" in item:
+        return {k: v for k, v in item.items() if k != "cache_control"}
+    return item
+
+
+def _fingerprint(tools: Any, system: Any) -> str | None:
+    if not tools and not system:
+        return None
+    if isinstance(system, list):
+        system = [_without_cache_control(b) for b in system]
+    if isinstance(tools, list):
+        tools = [_without_cache_control(t) for t in tools]
+    digest = hashlib.blake2b(repr((tools, system)).encode("utf-8", "surrogatepass"), digest_size=8)
+    return digest.hexdigest()
+
+
+def summarize_request(body: Any) -> RequestInfo:
+    """Read the request body once: sent parameters, prefix fingerprint and sizes, cache breakpoints."""
+    if not isinstance(body, dict):
+        return RequestInfo(None, {}, None, 0, 0, 0)
+    attrs: dict[str, Any] = {}
+    model = body.get("model")
+    if isinstance(model, str):
+        attrs["gen_ai.request.model"] = model
+    else:
+        model = None
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        attrs["gen_ai.request.max_tokens"] = max_tokens
+    for key, name in (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p")):
+        value = body.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            attrs[name] = float(value)
+    top_k = body.get("top_k")
+    if isinstance(top_k, int) and not isinstance(top_k, bool):
+        attrs["gen_ai.request.top_k"] = top_k
+    stops = body.get("stop_sequences")
+    if isinstance(stops, list) and all(isinstance(s, str) for s in stops):
+        attrs["gen_ai.request.stop_sequences"] = stops
+
+    tools = body.get("tools")
+    system = body.get("system")
+    tool_chars = tool_marks = 0
+    if isinstance(tools, list):
+        for tool in tools:
+            if isinstance(tool, dict):
+                tool_chars += len(repr(_without_cache_control(tool)))
+                tool_marks += 1 if tool.get("cache_control") else 0
+    sys_chars, sys_marks = _content_size(system) if system is not None else (0, 0)
+    msg_chars = msg_marks = 0
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict):
+                c, m = _content_size(message.get("content"))
+                msg_chars += c
+                msg_marks += m
+    top_level = 1 if body.get("cache_control") else 0
+    return RequestInfo(
+        model=model,
+        attributes=attrs,
+        prefix_fingerprint=_fingerprint(tools, system),
+        prefix_chars=tool_chars + sys_chars,
+        total_chars=tool_chars + sys_chars + msg_chars,
+        breakpoints=tool_marks + sys_marks + msg_marks + top_level,
+    )

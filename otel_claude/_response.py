@@ -1,0 +1,144 @@
+"""Reading results: usage, ids and stop reasons from SDK models or raw JSON, and headers worth recording."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._catalog import Usage
+
+__all__ = ["UsageReading", "field", "header_attributes", "read_usage"]
+
+_RATE_LIMIT_HEADERS = (
+    ("anthropic-ratelimit-requests-remaining", "anthropic.ratelimit.requests.remaining"),
+    ("anthropic-ratelimit-tokens-remaining", "anthropic.ratelimit.tokens.remaining"),
+    ("anthropic-ratelimit-input-tokens-remaining", "anthropic.ratelimit.input_tokens.remaining"),
+    ("anthropic-ratelimit-output-tokens-remaining", "anthropic.ratelimit.output_tokens.remaining"),
+)
+
+
+def field(obj: Any, name: str) -> Any:
+    """One accessor for SDK models and the dicts of raw JSON bodies, so there is one extraction path for both."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class UsageReading:
+    """The usage of one call, merged field by field (stream events overwrite: message_delta is cumulative)."""
+
+    __slots__ = ("cache_5m", "cache_1h", "cache_read", "cache_write", "input", "output", "reasoning", "speed", "tier")
+
+    def __init__(self) -> None:
+        self.input: int | None = None
+        self.output: int | None = None
+        self.cache_read: int | None = None
+        self.cache_write: int | None = None
+        self.cache_5m: int | None = None
+        self.cache_1h: int | None = None
+        self.reasoning: int | None = None
+        self.tier: str | None = None
+        self.speed: str | None = None
+
+    def merge(self, usage: Any, *, with_output: bool = True) -> None:
+        """Take every field that `usage` carries. `with_output=False` skips message_start's placeholder count."""
+        if usage is None:
+            return
+        value = _int(field(usage, "input_tokens"))
+        if value is not None:
+            self.input = value
+        if with_output:
+            value = _int(field(usage, "output_tokens"))
+            if value is not None:
+                self.output = value
+        value = _int(field(usage, "cache_read_input_tokens"))
+        if value is not None:
+            self.cache_read = value
+        value = _int(field(usage, "cache_creation_input_tokens"))
+        if value is not None:
+            self.cache_write = value
+        split = field(usage, "cache_creation")
+        if split is not None:
+            value = _int(field(split, "ephemeral_5m_input_tokens"))
+            if value is not None:
+                self.cache_5m = value
+            value = _int(field(split, "ephemeral_1h_input_tokens"))
+            if value is not None:
+                self.cache_1h = value
+        details = field(usage, "output_tokens_details")
+        if details is not None:
+            value = _int(field(details, "thinking_tokens"))
+            if value is not None:
+                self.reasoning = value
+        tier = field(usage, "service_tier")
+        if isinstance(tier, str):
+            self.tier = tier
+        speed = field(usage, "speed")
+        if isinstance(speed, str):
+            self.speed = speed
+
+    def write_split(self) -> tuple[int, int]:
+        """(5m, 1h) cache-write tokens; an unsplit total is 5m, the API's default TTL."""
+        five, hour = self.cache_5m or 0, self.cache_1h or 0
+        total = self.cache_write or 0
+        if five + hour < total:
+            five = total - hour
+        return five, hour
+
+    def attributes(self, into: dict[str, Any]) -> None:
+        cache_read = self.cache_read or 0
+        cache_write = self.cache_write or 0
+        if self.input is not None:
+            into["gen_ai.usage.input_tokens"] = self.input + cache_read + cache_write
+            into["anthropic.usage.uncached_input_tokens"] = self.input
+        if self.output is not None:
+            into["gen_ai.usage.output_tokens"] = self.output
+        if self.cache_read is not None:
+            into["gen_ai.usage.cache_read.input_tokens"] = self.cache_read
+        if self.cache_write is not None:
+            into["gen_ai.usage.cache_creation.input_tokens"] = self.cache_write
+            into["gen_ai.usage.cache_write.input_tokens"] = self.cache_write
+            five, hour = self.write_split()
+            into["anthropic.usage.cache_creation.ephemeral_5m_input_tokens"] = five
+            into["anthropic.usage.cache_creation.ephemeral_1h_input_tokens"] = hour
+        if self.reasoning is not None:
+            into["gen_ai.usage.reasoning.output_tokens"] = self.reasoning
+        if self.tier is not None:
+            into["anthropic.response.service_tier"] = self.tier
+
+    def for_cost(self, *, batch: bool) -> Usage:
+        five, hour = self.write_split()
+        return Usage(
+            input_tokens=self.input or 0,
+            output_tokens=self.output or 0,
+            cache_read_tokens=self.cache_read or 0,
+            cache_write_5m_tokens=five,
+            cache_write_1h_tokens=hour,
+            batch=batch or self.tier == "batch",
+            fast=self.speed == "fast",
+        )
+
+
+def read_usage(usage: Any) -> UsageReading:
+    reading = UsageReading()
+    reading.merge(usage)
+    return reading
+
+
+def header_attributes(headers: Any, into: dict[str, Any]) -> None:
+    """Request id and remaining rate limits from response headers (httpx or httpx2 Headers)."""
+    if headers is None:
+        return
+    get = headers.get
+    request_id = get("request-id")
+    if request_id:
+        into["anthropic.request.id"] = request_id
+    for header, name in _RATE_LIMIT_HEADERS:
+        value = get(header)
+        if value is not None and value.isdigit():
+            into[name] = int(value)

@@ -1,0 +1,125 @@
+"""Watching SSE streams without changing them.
+
+The SDK's `Stream`/`AsyncStream` object is returned to the caller unchanged (same type, same methods); only its
+private event iterator is wrapped. Per event the wrapper does a string comparison and, for the first content
+delta, reads the clock: no allocation, no metric record. The span ends exactly once, at the first of
+`message_stop`, exhaustion, an error, `close()`, cancellation, or garbage collection of an abandoned stream.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ._call import Call
+from ._response import UsageReading, field
+from ._safety import report_failure
+
+__all__ = ["WATCH_KEY", "StreamWatch", "watch_async", "watch_sync"]
+
+# Where the watch hangs on the stream instance, so the class-level close() hook can find it.
+WATCH_KEY = "_otel_claude_watch"
+
+
+class StreamWatch:
+    """Per-stream state. Holds no reference to the stream, so dropping the stream frees (and ends) it."""
+
+    __slots__ = ("call", "text")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        call.usage = UsageReading()
+        self.text: list[str] | None = [] if call.config.capture_content else None
+
+    def on_event(self, event: Any) -> None:
+        call = self.call
+        if call.ended:
+            return
+        try:
+            kind = event.type
+            if kind == "content_block_delta":
+                if not call.first_token_ns:
+                    call.first_token_ns = time.time_ns()
+                if self.text is not None:
+                    text = getattr(event.delta, "text", None)
+                    if text:
+                        self.text.append(text)
+            elif kind == "message_start":
+                message = event.message
+                call.read_message(message)
+                # message_start's output_tokens is a placeholder; message_delta carries the real, cumulative count.
+                call.usage.output = None  # type: ignore[union-attr]
+            elif kind == "message_delta":
+                call.usage.merge(event.usage)  # type: ignore[union-attr]
+                stop = field(event.delta, "stop_reason")
+                if isinstance(stop, str):
+                    call.attrs["gen_ai.response.finish_reasons"] = (stop,)
+            elif kind == "message_stop":
+                self._finish(None, complete=True)
+            elif kind == "completion":  # legacy /v1/complete streams (0.x SDKs)
+                if not call.first_token_ns:
+                    call.first_token_ns = time.time_ns()
+                stop = getattr(event, "stop_reason", None)
+                if isinstance(stop, str):
+                    call.attrs["gen_ai.response.finish_reasons"] = (stop,)
+                    self._finish(None, complete=True)
+        except Exception:
+            report_failure("reading a stream event")
+
+    def _finish(self, error: BaseException | None, *, complete: bool) -> None:
+        call = self.call
+        if call.ended:
+            return
+        if not complete and call.usage is not None:
+            # An early exit has no final count: report none rather than a partial one.
+            call.usage.output = None
+        if self.text is not None:
+            call.attrs["gen_ai.output.messages"] = call.config.clip(
+                json.dumps([{"role": "assistant", "content": "".join(self.text)}])
+            )
+        call.end(error, complete=complete)
+
+    def exhausted(self) -> None:
+        self._finish(None, complete=False)
+
+    def failed(self, error: BaseException) -> None:
+        self._finish(error, complete=False)
+
+    def closed(self) -> None:
+        self._finish(None, complete=False)
+
+    def __del__(self) -> None:
+        if not self.call.ended:
+            self._finish(None, complete=False)
+
+
+def watch_sync(inner: Iterator[Any], watch: StreamWatch) -> Iterator[Any]:
+    on_event = watch.on_event
+    try:
+        for event in inner:
+            on_event(event)
+            yield event
+    except GeneratorExit:
+        watch.closed()
+        raise
+    except BaseException as err:
+        watch.failed(err)
+        raise
+    watch.exhausted()
+
+
+async def watch_async(inner: AsyncIterator[Any], watch: StreamWatch) -> AsyncIterator[Any]:
+    on_event = watch.on_event
+    try:
+        async for event in inner:
+            on_event(event)
+            yield event
+    except GeneratorExit:
+        watch.closed()
+        raise
+    except BaseException as err:
+        watch.failed(err)
+        raise
+    watch.exhausted()
