@@ -1,0 +1,82 @@
+"""Prompt-cache semantics: exact-prefix entries per model, TTL with refresh on read, per-model minimum length.
+
+For each request: the longest live cached prefix found at a breakpoint or up to 20 blocks before one is read;
+every later breakpoint whose prefix reaches the model's minimum writes the tokens since the previous boundary, at
+its own TTL. `input_tokens` is what remains, i.e. what follows the last read or written boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from claude_sim._prefix import LOOKBACK_BLOCKS, TTL_SECONDS, Prompt
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    input_tokens: int
+    cache_read: int = 0
+    write_5m: int = 0
+    write_1h: int = 0
+
+    @property
+    def cache_creation(self) -> int:
+        return self.write_5m + self.write_1h
+
+
+class PromptCache:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        # (model, prefix digest) -> (expiry time, ttl seconds)
+        self._entries: dict[tuple[str, bytes], tuple[float, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def apply(self, model: str, prompt: Prompt, min_tokens: int) -> CacheUsage:
+        if not prompt.breakpoints:
+            return CacheUsage(input_tokens=prompt.total_tokens)
+        now = self._clock()
+        digests = prompt.prefix_digests()
+        cumulative: list[int] = []
+        running = 0
+        for block in prompt.blocks:
+            running += block.tokens
+            cumulative.append(running)
+
+        hit = -1
+        for breakpoint in prompt.breakpoints:
+            for index in range(breakpoint, max(breakpoint - LOOKBACK_BLOCKS, -1), -1):
+                entry = self._entries.get((model, digests[index]))
+                if entry is not None and entry[0] > now:
+                    hit = max(hit, index)
+                    break
+        read = 0
+        if hit >= 0:
+            read = cumulative[hit]
+            ttl = self._entries[(model, digests[hit])][1]
+            self._entries[(model, digests[hit])] = (now + ttl, ttl)
+
+        writes = {"5m": 0, "1h": 0}
+        boundary = read
+        for breakpoint in prompt.breakpoints:
+            if breakpoint <= hit or cumulative[breakpoint] < min_tokens:
+                continue
+            ttl_name = prompt.blocks[breakpoint].ttl or "5m"
+            writes[ttl_name] += cumulative[breakpoint] - boundary
+            boundary = cumulative[breakpoint]
+            seconds = TTL_SECONDS[ttl_name]
+            self._entries[(model, digests[breakpoint])] = (now + seconds, seconds)
+        self._evict(now)
+        return CacheUsage(
+            input_tokens=prompt.total_tokens - boundary,
+            cache_read=read,
+            write_5m=writes["5m"],
+            write_1h=writes["1h"],
+        )
+
+    def _evict(self, now: float) -> None:
+        # Amortised: only sweep when the table has grown, so a long run does not keep dead entries forever.
+        if len(self._entries) > 4096:
+            self._entries = {key: value for key, value in self._entries.items() if value[0] > now}
