@@ -150,12 +150,17 @@ def _free_form(value: object, where: _Where, name: str, depth: int = 0) -> Any:
     """Metadata and evidence are free-form but must stay plain YAML data, so a dump round-trips them."""
     if depth > _MAX_DEPTH:
         raise where.fail(name, "nested too deeply")
-    if value is None or isinstance(value, (str, bool, int)):
+    if value is None or isinstance(value, bool):
         return value
+    # Subclasses (numpy scalars, str enums) become the plain type so a dump can represent them.
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise where.fail(name, f"must be a finite number, got {value!r}")
-        return value
+        return float(value)
     if isinstance(value, (list, tuple)):
         return [_free_form(item, where, f"{name}[{i}]", depth + 1) for i, item in enumerate(value)]
     if isinstance(value, Mapping):

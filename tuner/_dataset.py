@@ -1,0 +1,195 @@
+"""What the decisions read: per (task, model) and per (task, prefix) statistics, whatever the input format.
+
+File readers build it from the in-memory call table; the ClickHouse reader builds the same objects from SQL
+aggregates and bounded samples, so each decision has one implementation for every input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tuner._records import ERROR, FLAG_EXPLORATION, REFUSAL, TRUNCATED, Columns
+
+# A read refreshes a 5-minute cache entry; the 1-hour TTL is fixed (Anthropic prompt caching docs).
+TTL_SECONDS = {"5m": 300, "1h": 3600}
+# Bound on the length samples kept per (task, model): conformal bounds need ~1/a points, models fit well on 50k.
+SAMPLE_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Feedback scores joined to one (task, model): count, mean and standard deviation."""
+
+    n: int
+    mean: float
+    sd: float
+
+    @property
+    def se(self) -> float:
+        return self.sd / math.sqrt(self.n) if self.n > 0 else float("inf")
+
+
+@dataclass
+class ModelStats:
+    """One task on one model. Length samples: output tokens, censored where the call hit its cap."""
+
+    task: str
+    model: str
+    calls: int
+    explore_calls: int
+    errors: int
+    truncated: int
+    refusals: int
+    cost_total: float
+    mean_input: float
+    mean_output: float
+    mean_cache_read: float
+    mean_cache_write: float
+    ttft_p95: float | None
+    duration_p95: float | None
+    max_tokens: int | None
+    quality: Quality | None
+    lengths: np.ndarray = field(repr=False)
+    sizes: np.ndarray = field(repr=False)
+    censored: np.ndarray = field(repr=False)
+
+    @property
+    def cost_per_call(self) -> float:
+        return self.cost_total / self.calls if self.calls else 0.0
+
+    @property
+    def truncation_rate(self) -> float:
+        completed = self.calls - self.errors
+        return self.truncated / completed if completed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class PrefixStats:
+    """Calls of one task sharing one prefix fingerprint, with their inter-arrival gaps."""
+
+    task: str
+    fingerprint: str
+    model: str
+    calls: int
+    prefix_tokens: int
+    gaps: int
+    gaps_within: dict[str, int]
+    cache_read_tokens: int
+    cache_write_tokens: int
+
+
+@dataclass
+class Dataset:
+    models: list[ModelStats]
+    prefixes: list[PrefixStats]
+    spans: int
+    calls: int
+    feedback: int
+    feedback_unmatched: int
+    start_ns: int | None
+    end_ns: int | None
+
+    def tasks(self) -> list[str]:
+        return sorted({m.task for m in self.models})
+
+    def for_task(self, task: str) -> list[ModelStats]:
+        return [m for m in self.models if m.task == task]
+
+
+def _p95(values: np.ndarray) -> float | None:
+    values = values[~np.isnan(values)]
+    return float(np.quantile(values, 0.95)) if len(values) else None
+
+
+def _quality(scores: np.ndarray) -> Quality | None:
+    scores = scores[~np.isnan(scores)]
+    if not len(scores):
+        return None
+    sd = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
+    return Quality(n=len(scores), mean=float(np.mean(scores)), sd=sd)
+
+
+def _groups(*keys: np.ndarray) -> list[np.ndarray]:
+    """Row indices per distinct key combination, in key order (deterministic for the same input)."""
+    if not len(keys[0]):
+        return []
+    order = np.lexsort(keys[::-1])
+    sorted_keys = np.stack([k[order] for k in keys])
+    change = np.any(sorted_keys[:, 1:] != sorted_keys[:, :-1], axis=0)
+    bounds = np.flatnonzero(change) + 1
+    return np.split(order, bounds)
+
+
+def _sample(rows: np.ndarray, limit: int) -> np.ndarray:
+    if len(rows) <= limit:
+        return rows
+    # Evenly spaced over time order: deterministic and spread across the data window.
+    return rows[np.linspace(0, len(rows) - 1, limit).astype(np.int64)]
+
+
+def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
+    outcome = c.outcome[rows]
+    completed = rows[(outcome != ERROR) & (c.output_tokens[rows] >= 0)]
+    sample = _sample(completed[np.argsort(c.start_ns[completed], kind="stable")], SAMPLE_LIMIT)
+    caps = c.max_tokens[rows]
+    caps = caps[caps > 0]
+    cost = c.cost[rows]
+    return ModelStats(
+        task=c.tasks[int(c.task[rows[0]])],
+        model=c.models[int(c.model[rows[0]])],
+        calls=len(rows),
+        explore_calls=int(np.count_nonzero(c.flags[rows] & FLAG_EXPLORATION)),
+        errors=int(np.count_nonzero(outcome == ERROR)),
+        truncated=int(np.count_nonzero(outcome == TRUNCATED)),
+        refusals=int(np.count_nonzero(outcome == REFUSAL)),
+        cost_total=float(np.nansum(cost)),
+        mean_input=float(np.mean(c.input_tokens[rows] - c.cache_read[rows] - c.cache_write[rows])),
+        mean_output=float(np.mean(np.maximum(c.output_tokens[rows], 0))),
+        mean_cache_read=float(np.mean(c.cache_read[rows])),
+        mean_cache_write=float(np.mean(c.cache_write[rows])),
+        ttft_p95=_p95(c.ttft[rows]),
+        duration_p95=_p95(c.duration[rows]),
+        max_tokens=int(np.bincount(caps).argmax()) if len(caps) else None,
+        quality=_quality(c.score[rows]),
+        lengths=c.output_tokens[sample].astype(np.int64),
+        sizes=c.input_estimate[sample].astype(np.int64),
+        censored=c.outcome[sample] == TRUNCATED,
+    )
+
+
+def _prefix_stats(c: Columns, rows: np.ndarray) -> PrefixStats:
+    starts = np.sort(c.start_ns[rows])
+    gaps = np.diff(starts)
+    models = c.model[rows]
+    return PrefixStats(
+        task=c.tasks[int(c.task[rows[0]])],
+        fingerprint=c.prefixes[int(c.prefix[rows[0]])],
+        model=c.models[int(np.bincount(models).argmax())],
+        calls=len(rows),
+        prefix_tokens=int(np.median(c.prefix_tokens[rows])),
+        gaps=len(gaps),
+        gaps_within={ttl: int(np.count_nonzero(gaps < s * 1e9)) for ttl, s in TTL_SECONDS.items()},
+        cache_read_tokens=int(c.cache_read[rows].sum()),
+        cache_write_tokens=int(c.cache_write[rows].sum()),
+    )
+
+
+def build_dataset(c: Columns, spans: int, feedback: int, unmatched: int) -> Dataset:
+    with_prefix = np.flatnonzero(c.prefix >= 0)
+    prefix_groups = _groups(c.task[with_prefix], c.prefix[with_prefix])
+    return Dataset(
+        # Sorted by name, not by interned id, so the order does not depend on which span came first.
+        models=sorted((_model_stats(c, rows) for rows in _groups(c.task, c.model)), key=lambda m: (m.task, m.model)),
+        prefixes=sorted(
+            (_prefix_stats(c, with_prefix[rows]) for rows in prefix_groups), key=lambda p: (p.task, p.fingerprint)
+        ),
+        spans=spans,
+        calls=len(c),
+        feedback=feedback,
+        feedback_unmatched=unmatched,
+        start_ns=int(c.start_ns.min()) if len(c) else None,
+        end_ns=int(c.start_ns.max()) if len(c) else None,
+    )

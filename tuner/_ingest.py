@@ -1,0 +1,91 @@
+"""Read trace files of any supported format into a call table, one file at a time, in bounded memory.
+
+Each file is sniffed from its first record: OTLP JSON lines, a Jaeger JSON document, or a pretty-printed single
+document of either kind. Bad lines and spans are skipped and reported; a file with no trace record fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tuner import _jaeger, _otlp
+from tuner._dataset import Dataset, build_dataset
+from tuner._issues import Issues, TraceInputError
+from tuner._records import CallTable
+from tuner._sources import Progress, expand_inputs, records, total_size
+
+_NOT_TRACES = (
+    "not trace data: expected OTLP JSON lines ('resourceSpans') or a Jaeger JSON document ('data'); "
+    "the Collector's 'format: proto' is not supported, use 'format: json'"
+)
+
+
+def _dispatch(obj: Any, table: CallTable, issues: Issues, where: str) -> bool:
+    if isinstance(obj, dict) and "resourceSpans" in obj:
+        _otlp.read_request(obj, table, issues, where)
+        return True
+    if isinstance(obj, dict) and "data" in obj:
+        _jaeger.read_document(obj, table, issues, where)
+        return True
+    return False
+
+
+def _lines(name: str, numbered: Iterator[tuple[int, bytes]], table: CallTable, issues: Issues) -> int:
+    good = 0
+    for number, line in numbered:
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            obj = json.loads(line)
+        except ValueError as err:
+            issues.skip("malformed line", where, f"not JSON ({err})")
+            continue
+        if _dispatch(obj, table, issues, where):
+            good += 1
+        else:
+            issues.skip("malformed line", where, "JSON but not an OTLP request or Jaeger document")
+    return good
+
+
+def read_file(path: Path, table: CallTable, issues: Issues, progress: Progress) -> None:
+    name = str(path)
+    numbered = records(path, progress)
+    first: tuple[int, bytes] | None = next(((n, r) for n, r in numbered if r.strip()), None)
+    if first is None:
+        issues.skip("empty file", name, "no records")
+        return
+    try:
+        json.loads(first[1])
+        good = _lines(name, iter([first]), table, issues) + _lines(name, numbered, table, issues)
+    except ValueError:
+        # A first record that is not JSON by itself: a pretty-printed document (Jaeger downloads are), or junk.
+        rest = [first[1], *(record for _, record in numbered)]
+        try:
+            document = json.loads(b"".join(rest))
+        except ValueError:
+            good = _lines(name, enumerate(rest, start=first[0]), table, issues)
+        else:
+            good = int(_dispatch(document, table, issues, name))
+    if not good:
+        raise TraceInputError(f"{name}: {_NOT_TRACES}")
+
+
+def read_files(paths: list[Path], table: CallTable, issues: Issues, progress: Progress) -> None:
+    for path in paths:
+        read_file(path, table, issues, progress)
+        progress.file_done(path.stat().st_size)
+    progress.close()
+
+
+def load_dataset(inputs: list[str], show_progress: bool = False) -> tuple[Dataset, Issues]:
+    """Read every input file and aggregate it; the call table is dropped once the dataset is built."""
+    paths = expand_inputs(inputs)
+    table = CallTable()
+    issues = Issues()
+    read_files(paths, table, issues, Progress(total_size(paths), show_progress))
+    columns, unmatched = table.columns()
+    return build_dataset(columns, table.spans, table.feedback, unmatched), issues

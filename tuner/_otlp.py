@@ -1,0 +1,40 @@
+"""OTLP JSON: one ExportTraceServiceRequest mapping to spans of the call table.
+
+Proto3 JSON writes int64 as strings; both strings and numbers are accepted, unknown fields are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuner._issues import Issues, describe
+from tuner._records import WANTED, BadSpan, CallTable
+
+
+def _value(wrapped: dict[str, Any]) -> Any:
+    for kind, value in wrapped.items():
+        if kind == "intValue":
+            return int(value)
+        if kind == "arrayValue":
+            return [_value(item) for item in value.get("values", ())]
+        if kind in ("stringValue", "doubleValue", "boolValue"):
+            return value
+    return None
+
+
+def read_request(request: dict[str, Any], table: CallTable, issues: Issues, where: str) -> None:
+    """Add every span of one request; a span that cannot be read is skipped and reported at `where`."""
+    for resource_spans in request.get("resourceSpans") or ():
+        for scope_spans in resource_spans.get("scopeSpans") or ():
+            for number, span in enumerate(scope_spans.get("spans") or ()):
+                try:
+                    attrs = {}
+                    for attribute in span.get("attributes") or ():
+                        key = attribute["key"]
+                        if key in WANTED:
+                            attrs[key] = _value(attribute["value"])
+                    table.add_span(
+                        span.get("name", ""), int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"]), attrs
+                    )
+                except (BadSpan, KeyError, TypeError, ValueError, AttributeError) as err:
+                    issues.skip("bad span", f"{where}: span {number}", describe(err))

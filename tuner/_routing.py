@@ -1,0 +1,167 @@
+"""Routing: the cheapest model whose quality is provably within a margin of the best observed on a task.
+
+Traces only show the outcome of the model that was called, so a model is judged on a task only from its own
+scored calls there. A candidate is accepted when the lower confidence bound of (its quality - the best's quality)
+is above -margin; a cheaper candidate without enough scored calls gets a bounded exploration share instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from otel_claude._catalog import Usage, cost_usd, resolve
+from tuner._dataset import ModelStats
+
+_Z = 1.96  # two-sided 95% normal interval
+
+
+@dataclass(frozen=True)
+class RoutingOptions:
+    quality_margin: float = 0.02
+    min_samples: int = 30
+    max_ttft_p95: float | None = None
+    max_duration_p95: float | None = None
+    explore_share: float = 0.05
+    candidates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    current: str
+    model: str
+    reason: str
+    explore_model: str | None = None
+    explore_share: float | None = None
+    evidence: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.model != self.current
+
+
+def current_model(stats: list[ModelStats]) -> ModelStats:
+    """The model the task runs on today: most non-exploration calls (ties broken by name)."""
+    return max(stats, key=lambda s: (s.calls - s.explore_calls, s.model))
+
+
+def repriced_cost(template: ModelStats, model: str) -> float | None:
+    """Cost per call of the task's observed token mix on another model's prices."""
+    info = resolve(model)
+    if info is None:
+        return None
+    usage = Usage(
+        input_tokens=round(template.mean_input),
+        output_tokens=round(template.mean_output),
+        cache_read_tokens=round(template.mean_cache_read),
+        cache_write_5m_tokens=round(template.mean_cache_write),
+    )
+    return cost_usd(info, usage)
+
+
+def _cost(stats: ModelStats, template: ModelStats) -> float:
+    observed = stats.cost_per_call
+    if observed > 0:
+        return observed
+    return repriced_cost(template, stats.model) or 0.0
+
+
+def _latency_problem(stats: ModelStats, options: RoutingOptions) -> str | None:
+    if options.max_ttft_p95 is not None and stats.ttft_p95 is not None and stats.ttft_p95 > options.max_ttft_p95:
+        return f"p95 TTFT {stats.ttft_p95:.2f}s above the limit {options.max_ttft_p95:.2f}s"
+    if (
+        options.max_duration_p95 is not None
+        and stats.duration_p95 is not None
+        and stats.duration_p95 > options.max_duration_p95
+    ):
+        return f"p95 duration {stats.duration_p95:.2f}s above the limit {options.max_duration_p95:.2f}s"
+    return None
+
+
+def _quality_row(stats: ModelStats, cost: float) -> dict[str, object]:
+    q = stats.quality
+    row: dict[str, object] = {"calls": stats.calls, "cost_per_call": round(cost, 8), "scored": q.n if q else 0}
+    if q is not None and q.n > 1:
+        row["quality"] = round(q.mean, 4)
+        row["quality_ci95"] = [round(q.mean - _Z * q.se, 4), round(q.mean + _Z * q.se, 4)]
+    if stats.ttft_p95 is not None:
+        row["ttft_p95_s"] = round(stats.ttft_p95, 4)
+    return row
+
+
+def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecision:
+    """Stats: every model observed on one task."""
+    base = current_model(stats)
+    by_model = {s.model: s for s in stats}
+    costs = {s.model: _cost(s, base) for s in stats}
+    per_model = {s.model: _quality_row(s, costs[s.model]) for s in stats}
+    evidence: dict[str, object] = {"models": per_model, "quality_margin": options.quality_margin}
+    rejected: dict[str, str] = {}
+    evidenced = []
+    for s in stats:
+        problem = _latency_problem(s, options)
+        if problem:
+            rejected[s.model] = problem
+        elif s.quality is not None and s.quality.n >= options.min_samples:
+            evidenced.append(s)
+    if rejected:
+        evidence["rejected"] = rejected
+
+    chosen, reason = base, ""
+    if not evidenced:
+        reason = f"insufficient evidence: no model has {options.min_samples} scored calls on this task"
+    else:
+        best = max(evidenced, key=lambda s: (s.quality.mean, s.model))  # type: ignore[union-attr]
+        accepted = []
+        for s in evidenced:
+            if s is best:
+                accepted.append(s)
+                continue
+            q, b = s.quality, best.quality
+            assert q is not None and b is not None
+            lower = (q.mean - b.mean) - _Z * math.sqrt(q.se**2 + b.se**2)
+            per_model[s.model]["quality_gap_lower95"] = round(lower, 4)
+            if lower >= -options.quality_margin:
+                accepted.append(s)
+        chosen = min(accepted, key=lambda s: (costs[s.model], s.model))
+        if base.model in rejected and chosen is base:
+            reason = f"keep {base.model}: no alternative meets the limits"
+        elif chosen is base:
+            reason = f"{base.model} is already the cheapest model within {options.quality_margin} of the best"
+        else:
+            reason = (
+                f"{chosen.model} costs {costs[chosen.model] / costs[base.model]:.0%} of {base.model} per call and "
+                f"its quality is within {options.quality_margin} of the best ({best.model}) at 95% confidence"
+            )
+    explore_model, share = _exploration(stats, by_model, chosen, costs, options, base)
+    return RouteDecision(base.model, chosen.model, reason, explore_model, share, evidence)
+
+
+def _exploration(
+    stats: list[ModelStats],
+    by_model: dict[str, ModelStats],
+    chosen: ModelStats,
+    costs: dict[str, float],
+    options: RoutingOptions,
+    base: ModelStats,
+) -> tuple[str | None, float | None]:
+    """The cheapest candidate cheaper than the choice that lacks evidence, and the share that gathers it."""
+    names = sorted({*options.candidates, *by_model})
+    chosen_cost = costs[chosen.model]
+    lacking = []
+    for name in names:
+        if resolve(name) is None:
+            continue
+        s = by_model.get(name)
+        scored = s.quality.n if s is not None and s.quality is not None else 0
+        cost = costs[name] if s is not None else repriced_cost(base, name)
+        if scored < options.min_samples and cost is not None and cost < chosen_cost:
+            lacking.append((cost, name, scored))
+    if not lacking:
+        return None, None
+    _, name, scored = min(lacking)
+    calls = sum(s.calls for s in stats)
+    needed = options.min_samples - scored
+    # Enough of the observed volume to collect the missing samples in one more window of the same length.
+    share = min(options.explore_share, max(needed / calls if calls else options.explore_share, 0.01))
+    return name, round(share, 3)

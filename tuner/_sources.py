@@ -1,0 +1,140 @@
+"""Input files: expand paths, globs and directories; open plain, gzip and zstd files as streams of records.
+
+The Collector's `file` exporter writes one JSON request per line, but with `compression: zstd` it writes each
+request as a 4-byte big-endian length followed by one zstd frame. A `zstd`-compressed copy of a plain file is a
+single stream instead. Both are accepted, told apart by the zstd magic number at the start.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from tuner._issues import TraceInputError
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_TRACE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".gz", ".zst", ".zstd")
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files named directly, matched by a glob, or found under a directory (rotated files), in a stable order."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and _is_trace_name(p))
+        elif path.is_file():
+            found.append(path)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise TraceInputError(f"{item}: no such file, directory or matching glob")
+            found += matches
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise TraceInputError(f"no trace files found in {', '.join(inputs)}")
+    return unique
+
+
+def _is_trace_name(path: Path) -> bool:
+    # Rotated Collector files are named like traces-2026-11-23T10-00-00.000.json, possibly compressed.
+    return path.name.lower().endswith(_TRACE_SUFFIXES)
+
+
+def _zstd() -> object:
+    try:
+        import zstandard
+    except ImportError:
+        raise TraceInputError(
+            "reading .zst files needs the 'zstandard' package (pip install otel-claude[tuner])"
+        ) from None
+    return zstandard
+
+
+class Progress:
+    """A one-line progress bar on stderr, driven by compressed bytes consumed across all files."""
+
+    def __init__(self, total_bytes: int, enabled: bool) -> None:
+        self.total = max(total_bytes, 1)
+        self.enabled = enabled
+        self.done = 0
+        self._shown = -1
+
+    def advance(self, bytes_done: int) -> None:
+        if not self.enabled:
+            return
+        percent = min(100, (self.done + bytes_done) * 100 // self.total)
+        if percent != self._shown:
+            self._shown = percent
+            bar = "#" * (percent // 4)
+            sys.stderr.write(f"\rreading traces [{bar:<25}] {percent:3d}%")
+            sys.stderr.flush()
+
+    def file_done(self, size: int) -> None:
+        self.done += size
+
+    def close(self) -> None:
+        if self.enabled and self._shown >= 0:
+            sys.stderr.write("\n")
+
+
+def _length_prefixed(raw: BinaryIO, name: str) -> Iterator[bytes]:
+    decompressor = _zstd().ZstdDecompressor()  # type: ignore[attr-defined]
+    number = 0
+    while True:
+        header = raw.read(4)
+        if not header:
+            return
+        number += 1
+        if len(header) < 4:
+            raise TraceInputError(f"{name}: record {number}: truncated length prefix")
+        size = int.from_bytes(header, "big")
+        frame = raw.read(size)
+        if len(frame) < size:
+            raise TraceInputError(f"{name}: record {number}: truncated (expected {size} bytes, got {len(frame)})")
+        yield decompressor.decompress(frame, max_output_size=max(size * 64, 1 << 20))
+
+
+def records(path: Path, progress: Progress) -> Iterator[tuple[int, bytes]]:
+    """(record number, bytes) for each record (line) of a file; the number is the line for line-oriented files."""
+    name = str(path)
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed below, after the generator is exhausted
+    except OSError as err:
+        raise TraceInputError(f"{name}: cannot open: {err.strerror}") from None
+    with raw:
+        head = raw.read(4)
+        raw.seek(0)
+        if head[:2] == b"\x1f\x8b":
+            stream: BinaryIO = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+        elif head == _ZSTD_MAGIC:
+            stream = _zstd().ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[attr-defined]
+            stream = io.BufferedReader(stream)  # type: ignore[arg-type]
+        elif path.suffix.lower() in (".zst", ".zstd"):
+            for number, record in enumerate(_length_prefixed(raw, name), start=1):
+                progress.advance(raw.tell())
+                yield number, record
+            return
+        else:
+            stream = raw
+        try:
+            for number, line in enumerate(stream, start=1):
+                if number % 256 == 0:
+                    progress.advance(raw.tell())
+                yield number, line
+        except (OSError, EOFError) as err:
+            raise TraceInputError(f"{name}: cannot decompress: {err}") from None
+        except Exception as err:
+            if type(err).__name__ == "ZstdError":
+                raise TraceInputError(f"{name}: cannot decompress: {err}") from None
+            raise
+
+
+def total_size(paths: list[Path]) -> int:
+    return sum(os.path.getsize(p) for p in paths)
