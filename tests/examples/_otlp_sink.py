@@ -29,7 +29,7 @@ _ROUTES: dict[str, tuple[type, type]] = {
 
 
 def _value(any_value: dict[str, Any]) -> Any:
-    (kind, value), = any_value.items()
+    ((kind, value),) = any_value.items()
     if kind == "intValue":
         return int(value)
     if kind == "arrayValue":
