@@ -95,7 +95,7 @@ class Decision:
     answer: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality: the oracle memoises per scenario object
 class Scenario:
     name: str
     description: str
