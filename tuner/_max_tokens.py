@@ -78,7 +78,7 @@ def _bucketed(stats: ModelStats, target: float, single: int) -> tuple[Bucket, ..
         if not np.any(members):
             return ()
         # The bucket cap covers every member's own conformal cap, so coverage is at least the marginal guarantee.
-        cap = int(math.ceil(float(np.max(caps[members]))))
+        cap = math.ceil(float(np.max(caps[members])))
         high = int(edges[index]) if index < len(edges) else None
         buckets.append(Bucket(input_min=int(low), input_max=high, max_tokens=max(cap, 1)))
     mean_cap = sum(b.max_tokens * np.count_nonzero(which == i) for i, b in enumerate(buckets)) / len(sizes)

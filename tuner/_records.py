@@ -127,10 +127,7 @@ def _outcome(attrs: Mapping[str, Any]) -> int:
     if attrs.get(A_ERROR) is not None:
         return ERROR
     reasons = attrs.get(A_FINISH)
-    if isinstance(reasons, (list, tuple)):
-        reason = reasons[0] if reasons else None
-    else:
-        reason = reasons
+    reason = (reasons[0] if reasons else None) if isinstance(reasons, (list, tuple)) else reasons
     if reason is None:
         return INCOMPLETE
     code = _FINISH.get(str(reason), OK)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 from otel_claude._policy_schema import CacheAction, Conditions, Explore, Policy, Rule, dump_policy
@@ -18,7 +18,7 @@ from tuner._version import TUNER_VERSION
 @dataclass(frozen=True)
 class TuneOptions:
     truncation_target: float = 0.01
-    routing: RoutingOptions = RoutingOptions()
+    routing: RoutingOptions = field(default_factory=RoutingOptions)
 
     def as_metadata(self) -> dict[str, object]:
         routing = asdict(self.routing)

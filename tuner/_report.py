@@ -1,0 +1,224 @@
+"""The report a person reads before applying a policy: Markdown, and a self-contained HTML page with charts.
+
+Both renderings come from one list of blocks, so they cannot disagree; charts are inline SVG (HTML only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from otel_claude._policy_schema import Policy
+from tuner import _svg
+from tuner._dataset import Dataset
+from tuner._issues import Issues
+from tuner._tune import TaskDecision
+
+_Z = 1.96
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Para:
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Chart:
+    svg: str
+
+
+Block = Heading | Para | Table | Chart
+
+
+def _money(value: float) -> str:
+    return f"${value:,.6f}" if abs(value) < 1 else f"${value:,.2f}"
+
+
+def summary_rows(decisions: list[TaskDecision]) -> list[tuple[str, ...]]:
+    """One row per task: what changes and what it saves (also the CLI's terminal table)."""
+    rows = []
+    for d in decisions:
+        model = d.route.current if not d.route.changed else f"{d.route.current} -> {d.route.model}"
+        explore = f"{d.route.explore_model} {d.route.explore_share:.1%}" if d.route.explore_model else "-"
+        rows.append(
+            (
+                d.task,
+                str(d.calls),
+                model,
+                str(d.cap.max_tokens) if d.cap.max_tokens else "keep",
+                d.cache.ttl,
+                explore,
+                _money(d.cost_before),
+                _money(d.cost_after),
+                _money(d.saving_per_call * 1000),
+                _money(d.saving_per_call * d.calls),
+            )
+        )
+    return rows
+
+
+SUMMARY_HEADERS = (
+    "task",
+    "calls",
+    "model",
+    "max_tokens",
+    "cache",
+    "explore",
+    "cost/call before",
+    "cost/call after",
+    "saving /1k calls",
+    "saving at volume",
+)
+
+
+def _task_blocks(dataset: Dataset, d: TaskDecision) -> list[Block]:
+    blocks: list[Block] = [
+        Heading(f"Task `{d.task}`", 3),
+        Para(f"Routing: {d.route.reason}."),
+        Para(f"max_tokens: {d.cap.reason}."),
+        Para(f"Caching: {d.cache.reason}."),
+    ]
+    rows = []
+    for s in dataset.for_task(d.task):
+        q = s.quality
+        quality = f"{q.mean:.3f} [{q.mean - _Z * q.se:.3f}, {q.mean + _Z * q.se:.3f}] (n={q.n})" if q else "no scores"
+        ttft = f"{s.ttft_p95:.2f}s" if s.ttft_p95 is not None else "-"
+        rows.append(
+            (s.model, str(s.calls), _money(s.cost_per_call), quality, ttft, f"{s.truncation_rate:.2%}", str(s.errors))
+        )
+    blocks.append(Table(("model", "calls", "cost/call", "quality [95% CI]", "p95 TTFT", "truncated", "errors"), rows))
+    target = next(s for s in dataset.for_task(d.task) if s.model == d.route.model)
+    title = f"{d.task} on {target.model}: output tokens"
+    blocks.append(Chart(_svg.histogram(target.lengths, d.cap.max_tokens, target.max_tokens, title)))
+    return blocks
+
+
+def build_blocks(policy: Policy, dataset: Dataset, decisions: list[TaskDecision], issues: Issues) -> list[Block]:
+    window = policy.metadata.get("data_window", {})
+    blocks: list[Block] = [
+        Heading(f"Tuning report for policy {policy.version}", 1),
+        Para(
+            f"Data window {window.get('start')} to {window.get('end')}: {dataset.spans} spans, {dataset.calls} calls, "
+            f"{dataset.feedback} feedback scores ({dataset.feedback_unmatched} without a matching call). "
+            "Review the decisions below before applying the policy; start it in `mode: shadow` to compare."
+        ),
+    ]
+    if issues.total:
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(issues.counts.items()))
+        blocks.append(Para(f"Skipped input: {counts}. First examples:"))
+        blocks.append(Table(("where: why",), [(e,) for e in issues.examples]))
+    total = sum(d.saving_per_call * d.calls for d in decisions)
+    blocks += [
+        Heading("Decisions"),
+        Para(f"Expected saving at the observed volume: {_money(total)}."),
+        Table(SUMMARY_HEADERS, summary_rows(decisions)),
+        Heading("Charts"),
+        Chart(
+            _svg.bars(
+                [(f"{m.task} / {m.model}", m.cost_per_call * 1000) for m in dataset.models], "Cost per 1,000 calls", "$"
+            )
+        ),
+        Chart(
+            _svg.intervals(
+                [
+                    (
+                        f"{m.task} / {m.model}",
+                        m.quality.mean,
+                        m.quality.mean - _Z * m.quality.se,
+                        m.quality.mean + _Z * m.quality.se,
+                    )
+                    for m in dataset.models
+                    if m.quality is not None and m.quality.n > 1
+                ],
+                "Quality per model (feedback score, 95% CI)",
+            )
+        ),
+        Chart(
+            _svg.bars(
+                [
+                    (f"{p.task} / {p.fingerprint[:8]} <{ttl}", p.gaps_within[ttl] / p.gaps * 100)
+                    for p in dataset.prefixes
+                    if p.gaps
+                    for ttl in sorted(p.gaps_within)
+                ],
+                "Cache reuse: share of gaps between calls under each TTL",
+                "%",
+            )
+        ),
+        Heading("Per task"),
+    ]
+    for d in decisions:
+        blocks += _task_blocks(dataset, d)
+    blocks += [Heading("Options"), Table(("option", "value"), _options(policy))]
+    return blocks
+
+
+def _options(policy: Policy) -> list[tuple[str, ...]]:
+    options = policy.metadata.get("options", {})
+    return [(key, str(options[key])) for key in sorted(options)]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    out = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"{'#' * block.level} {block.text}\n")
+        elif isinstance(block, Para):
+            out.append(block.text + "\n")
+        elif isinstance(block, Table):
+            out.append("| " + " | ".join(block.headers) + " |")
+            out.append("|" + "---|" * len(block.headers))
+            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            out.append("")
+        else:
+            out.append("_(chart in the HTML report)_\n")
+    return "\n".join(out)
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}"
+    "th{background:#f3f3f3}code{background:#f3f3f3;padding:0 3px}svg{display:block;margin:0.5em 0}"
+)
+
+
+def _inline(text: str) -> str:
+    parts = escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def render_html(blocks: list[Block]) -> str:
+    title = next((b.text for b in blocks if isinstance(b, Heading)), "Tuning report")
+    out = [
+        "<!DOCTYPE html>",
+        f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{_STYLE}</style></head><body>',
+    ]
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"<h{block.level}>{_inline(block.text)}</h{block.level}>")
+        elif isinstance(block, Para):
+            out.append(f"<p>{_inline(block.text)}</p>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{escape(h)}</th>" for h in block.headers)
+            rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in block.rows)
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        else:
+            out.append(block.svg)
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -1,0 +1,141 @@
+"""`otel-claude tune INPUT... -o policy.yaml --report report.html`: spans in, policy and report out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from otel_claude._catalog import resolve
+from otel_claude._policy_schema import MAX_EXPLORE_SHARE, PolicyError, dump_policy
+from tuner._issues import Issues, TraceInputError
+
+if TYPE_CHECKING:
+    from tuner._dataset import Dataset
+
+# Inputs above this size get a progress bar when stderr is a terminal.
+_PROGRESS_BYTES = 50_000_000
+
+
+def _fraction(low: float, high: float, name: str) -> object:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not low < value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be in ({low}, {high}], got {value}")
+        return value
+
+    return parse
+
+
+def _models(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if resolve(n) is None]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown model(s): {', '.join(unknown)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-claude tune",
+        description="Turn exported spans into a policy file and a report.",
+        epilog="INPUT: OTLP JSON lines or Jaeger JSON files (.gz/.zst ok), globs, directories of rotated files, "
+        "or chdb:PATH for a ClickHouse otel_traces table in a chdb data directory.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT")
+    parser.add_argument("-o", "--output", default="policy.yaml", help="policy file to write (default policy.yaml)")
+    parser.add_argument(
+        "--report", action="append", default=[], help="report to write: .md for Markdown, else HTML (repeatable)"
+    )
+    parser.add_argument("--truncation-target", type=_fraction(0, 0.5, "truncation target"), default=0.01)
+    parser.add_argument("--quality-margin", type=_fraction(0, 1e9, "quality margin"), default=0.02)
+    parser.add_argument("--min-samples", type=int, default=30, help="scored calls a model needs on a task (30)")
+    parser.add_argument("--max-ttft-p95", type=float, default=None, help="latency limit for routing, seconds")
+    parser.add_argument("--max-duration-p95", type=float, default=None, help="latency limit for routing, seconds")
+    parser.add_argument(
+        "--explore-share", type=_fraction(0, MAX_EXPLORE_SHARE, "explore share"), default=0.05, help="max share (0.05)"
+    )
+    parser.add_argument("--candidates", type=_models, default=(), help="comma-separated models to consider")
+    parser.add_argument("--clickhouse-table", default="otel_traces", help="table name for chdb: inputs")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None)
+    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.min_samples < 2:
+        print("otel-claude tune: --min-samples must be at least 2", file=sys.stderr)
+        return 2
+    # Heavy imports (numpy, scikit-learn) only once the arguments are known to be good.
+    from tuner._report import SUMMARY_HEADERS, build_blocks, render_html, render_markdown, summary_rows
+    from tuner._routing import RoutingOptions
+    from tuner._tune import TuneOptions, build_policy, decide_all
+
+    options = TuneOptions(
+        truncation_target=args.truncation_target,
+        routing=RoutingOptions(
+            quality_margin=args.quality_margin,
+            min_samples=args.min_samples,
+            max_ttft_p95=args.max_ttft_p95,
+            max_duration_p95=args.max_duration_p95,
+            explore_share=args.explore_share,
+            candidates=args.candidates,
+        ),
+    )
+    try:
+        dataset, issues = _load(args)
+    except TraceInputError as err:
+        print(f"otel-claude tune: {err}", file=sys.stderr)
+        return 2
+    if not dataset.calls:
+        print("otel-claude tune: no call spans (gen_ai.operation.name = chat) in the input", file=sys.stderr)
+        return 2
+    decisions = decide_all(dataset, options)
+    try:
+        policy = build_policy(dataset, decisions, options)
+        text = dump_policy(policy)
+    except PolicyError as err:
+        print(f"otel-claude tune: internal error, the policy does not validate: {err}", file=sys.stderr)
+        return 1
+    Path(args.output).write_text(text, encoding="utf-8")
+    blocks = build_blocks(policy, dataset, decisions, issues)
+    for report in args.report:
+        rendered = render_markdown(blocks) if report.lower().endswith(".md") else render_html(blocks)
+        Path(report).write_text(rendered, encoding="utf-8")
+    _print_summary(SUMMARY_HEADERS, summary_rows(decisions))
+    print(f"policy {policy.version}: {len(policy.rules)} rules -> {args.output}; {dataset.calls} calls read", end="")
+    print(f", {issues.total} skipped" if issues.total else "")
+    for example in issues.examples[:5]:
+        print(f"  skipped {example}", file=sys.stderr)
+    return 0
+
+
+def _load(args: argparse.Namespace) -> tuple[Dataset, Issues]:
+    chdb_inputs = [i for i in args.inputs if i.startswith("chdb:")]
+    if chdb_inputs:
+        if len(chdb_inputs) != len(args.inputs) or len(chdb_inputs) > 1:
+            raise TraceInputError("a chdb: input cannot be combined with other inputs")
+        from tuner._clickhouse import ChdbRunner, load_clickhouse
+
+        return load_clickhouse(ChdbRunner(chdb_inputs[0][5:]), args.clickhouse_table), Issues()
+    from tuner._ingest import load_dataset
+    from tuner._sources import expand_inputs, total_size
+
+    show = args.progress
+    if show is None:
+        show = sys.stderr.isatty() and total_size(expand_inputs(args.inputs)) > _PROGRESS_BYTES
+    return load_dataset(args.inputs, show_progress=show)
+
+
+def _print_summary(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
