@@ -207,7 +207,8 @@ def render_html(blocks: list[Block]) -> str:
     title = next((b.text for b in blocks if isinstance(b, Heading)), "Tuning report")
     out = [
         "<!DOCTYPE html>",
-        f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{_STYLE}</style></head><body>',
+        f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>',
+        f"<style>{_STYLE}</style></head><body>",
     ]
     for block in blocks:
         if isinstance(block, Heading):
