@@ -122,7 +122,7 @@ def plan_reply(body: dict[str, Any], request_key: str, message_id: str, *, scena
         if needed <= budget and wanted <= budget:
             reply.blocks.append({"type": "text", "text": preamble})
             reply.blocks.append({"type": "tool_use", "id": "toolu_" + message_id[4:], "name": tool.get("name"),
-                                 "input": tool_input})
+                                 "input": tool_input, "caller": {"type": "direct"}})
             # The model's reasoning around the call counts as output even though only the call is shown.
             reply.output_tokens += max(needed, min(wanted, budget))
             reply.stop_reason = "tool_use"
@@ -137,4 +137,6 @@ def plan_reply(body: dict[str, Any], request_key: str, message_id: str, *, scena
 
 
 def request_key(body: dict[str, Any]) -> str:
-    return hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=12).hexdigest()
+    """A digest of what was asked; `stream` is left out so both transports get the same answer."""
+    content = {key: value for key, value in body.items() if key != "stream"}
+    return hashlib.blake2b(json.dumps(content, sort_keys=True).encode(), digest_size=12).hexdigest()

@@ -50,8 +50,7 @@ def _block_events(index: int, block: dict[str, Any], salt: str) -> Iterator[tupl
         yield "content_block_delta", {"type": "content_block_delta", "index": index,
                                       "delta": {"type": "signature_delta", "signature": block["signature"]}}, 0
     elif kind == "tool_use":
-        start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {},
-                 "caller": {"type": "direct"}}
+        start = {**block, "input": {}}
         yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}, 0
         encoded = json.dumps(block["input"], separators=(",", ":"), ensure_ascii=False)
         for piece in ["", *_chunks(encoded, salt)]:

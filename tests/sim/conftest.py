@@ -1,0 +1,57 @@
+"""Fixtures for the simulator tests: a running SimServer and SDK clients pointed at it."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from claude_sim import SimServer
+
+
+class FakeClock:
+    """An injectable clock: tests move time explicitly instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimServer]:
+    with SimServer(seed=1) as server:
+        yield server
+
+
+@pytest.fixture
+def client(sim: SimServer) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=sim.base_url, api_key="test", max_retries=0)
+
+
+def raw_post(base_url: str, path: str, body: Any, headers: dict[str, str] | None = None,
+             data: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+    """A request without the SDK, to send what the SDK would refuse to send."""
+    request_headers = {"content-type": "application/json", "x-api-key": "test", "anthropic-version": "2023-06-01"}
+    request_headers.update(headers or {})
+    request_headers = {k: v for k, v in request_headers.items() if v is not None}
+    payload = data if data is not None else json.dumps(body).encode()
+    request = urllib.request.Request(base_url + path, data=payload, headers=request_headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, {k.lower(): v for k, v in err.headers.items()}, json.loads(err.read())
+
+
+def user(text: str = "Hello") -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
