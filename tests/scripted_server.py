@@ -35,7 +35,13 @@ class Reply:
 
     @classmethod
     def raw_sse(cls, body: bytes, **kwargs: Any) -> Reply:
-        return cls(200, {"content-type": "text/event-stream; charset=utf-8", "request-id": "req_test"}, [body], **kwargs)
+        headers = {"content-type": "text/event-stream; charset=utf-8", "request-id": "req_test"}
+        return cls(200, headers, [body], **kwargs)
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # hundreds of concurrent test clients connect at once
+    daemon_threads = True
 
 
 @dataclass
@@ -73,6 +79,9 @@ class ScriptedServer:
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
+                if reply.drop_after is not None:
+                    # Promise more body than will come, so closing early is a broken connection, not an EOF.
+                    self.send_header("content-length", "1000000")
                 self.send_header("connection", "close")
                 self.end_headers()
                 if reply.wait is not None:
@@ -84,10 +93,9 @@ class ScriptedServer:
                     self.wfile.flush()
                 self.close_connection = True
 
-            do_GET = do_POST = do_DELETE = _handle  # noqa: N815 - http.server's naming
+            do_GET = do_POST = do_DELETE = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def _next(self, request: Received) -> Reply:

@@ -156,10 +156,12 @@ def test_with_raw_response(instrumented) -> None:  # type: ignore[no-untyped-def
 
 
 def test_with_streaming_response(instrumented) -> None:  # type: ignore[no-untyped-def]
-    with ScriptedServer([Reply.sse(stream_events(["a", "b"]))]) as server:
-        with sync_client(server).messages.with_streaming_response.create(**ARGS, stream=True) as response:
-            assert instrumented.call_spans() == []  # body not read yet: the call is still running
-            events = list(response.parse())
+    with (
+        ScriptedServer([Reply.sse(stream_events(["a", "b"]))]) as server,
+        sync_client(server).messages.with_streaming_response.create(**ARGS, stream=True) as response,
+    ):
+        assert instrumented.call_spans() == []  # body not read yet: the call is still running
+        events = list(response.parse())
     assert events[-1].type == "message_stop"
     assert_chat(only_span(instrumented), output=2, stream=True)
 
