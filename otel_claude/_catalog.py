@@ -158,7 +158,9 @@ def resolve(model_id: str | None) -> ModelInfo | None:
 
 def cost_usd(info: ModelInfo, usage: Usage) -> float:
     """The price of one call in USD."""
-    total_input = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
+    total_input = (
+        usage.input_tokens + usage.cache_read_tokens + usage.cache_write_5m_tokens + usage.cache_write_1h_tokens
+    )
     factor = 1.0
     if info.long_context_threshold is not None and total_input > info.long_context_threshold:
         factor *= info.long_context_multiplier

@@ -18,8 +18,9 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Callable
+from typing import Any
 
 from opentelemetry import context as otel_context
 

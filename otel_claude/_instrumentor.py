@@ -25,8 +25,8 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     Options of `instrument()`: `tracer_provider`, `meter_provider`, `capture_content` (default from
     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT), `max_content_chars`, `keep_native_spans` (keep the SDK's
     own span as well), `prices` (a CSV overriding the price table), `policy` (path, URL or mapping; default from
-    OTEL_CLAUDE_POLICY), `policy_options` (mapping for the enforcement engine), `setup_providers` (default True: when the
-    application has not configured OpenTelemetry, set up OTLP export from the OTEL_* variables).
+    OTEL_CLAUDE_POLICY), `policy_options` (mapping for the enforcement engine), `setup_providers` (default True:
+    when the application has not configured OpenTelemetry, set up OTLP export from the OTEL_* variables).
     """
 
     _hooks: Hooks | None = None

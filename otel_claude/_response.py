@@ -32,7 +32,7 @@ def _int(value: Any) -> int | None:
 class UsageReading:
     """The usage of one call, merged field by field (stream events overwrite: message_delta is cumulative)."""
 
-    __slots__ = ("cache_5m", "cache_1h", "cache_read", "cache_write", "input", "output", "reasoning", "speed", "tier")
+    __slots__ = ("cache_1h", "cache_5m", "cache_read", "cache_write", "input", "output", "reasoning", "speed", "tier")
 
     def __init__(self) -> None:
         self.input: int | None = None

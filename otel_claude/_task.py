@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from contextvars import ContextVar, Token
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["current_task", "task"]
 
@@ -20,7 +21,7 @@ def current_task() -> str | None:
     return _TASK.get()
 
 
-class task:  # noqa: N801 - used like a function: `with otel_claude.task("classify"):`
+class task:
     """Label every Anthropic call made inside it with a task name.
 
     Works as a context manager (sync and async) and as a decorator of sync and async functions::

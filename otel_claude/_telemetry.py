@@ -47,5 +47,5 @@ class Telemetry:
             "otel_claude.calls", unit="{call}", description="Calls by finish reason, error type and policy version"
         )
         self.cache_tokens = meter.create_counter(
-            "otel_claude.cache.tokens", unit="{token}", description="Input tokens by cache outcome (read/write/uncached)"
+            "otel_claude.cache.tokens", unit="{token}", description="Input tokens by cache outcome"
         )

@@ -98,7 +98,7 @@ def test_cache_write_split_and_cost(instrumented) -> None:  # type: ignore[no-un
 
 
 def test_mid_stream_error_event_reaches_caller(instrumented) -> None:  # type: ignore[no-untyped-def]
-    events = stream_events(["a", "b"])[:4] + [("error", error_body("overloaded_error"))]
+    events = [*stream_events(["a", "b"])[:4], ("error", error_body("overloaded_error"))]
     with ScriptedServer([Reply.sse(events)]) as server:
         with pytest.raises(anthropic.APIStatusError) as info:
             list(client(server).messages.create(**ARGS, stream=True))
