@@ -32,7 +32,10 @@ def read_request(request: dict[str, Any], table: CallTable, issues: Issues, wher
                     for attribute in span.get("attributes") or ():
                         key = attribute["key"]
                         if key in WANTED:
-                            attrs[key] = _value(attribute["value"])
+                            try:
+                                attrs[key] = _value(attribute["value"])
+                            except ValueError:
+                                raise BadSpan(f"attribute {key!r} has a bad value {attribute['value']!r}") from None
                     table.add_span(
                         span.get("name", ""), int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"]), attrs
                     )
