@@ -73,7 +73,7 @@ def test_mid_stream_error_event_is_not_retried(sim: SimServer) -> None:
     sim.set_faults([Fault("stream_error", count=1, after_events=4)])
     client = anthropic.Anthropic(base_url=sim.base_url, api_key="test", max_retries=2)
     seen: list[str] = []
-    with pytest.raises(anthropic.APIStatusError) as caught:  # noqa: PT012 - the error comes from iteration
+    with pytest.raises(anthropic.APIStatusError) as caught:  # raised while iterating
         with client.messages.stream(model="claude-haiku-4-5", max_tokens=200, messages=user()) as stream:
             seen.extend(event.type for event in stream)
     assert caught.value.status_code == 200  # the status of the already open stream
@@ -86,7 +86,7 @@ def test_mid_stream_drop_raises_from_the_iterator(sim: SimServer) -> None:
     client = anthropic.Anthropic(base_url=sim.base_url, api_key="test", max_retries=2)
     stream = client.messages.create(model="claude-haiku-4-5", max_tokens=200, messages=user(), stream=True)
     received = []
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - the type is httpx's or httpx2's, per SDK major
+    with pytest.raises(Exception) as caught:  # httpx or httpx2, per SDK major
         for event in stream:
             received.append(event.type)
     assert "Protocol" in type(caught.value).__name__ or isinstance(caught.value, anthropic.APIConnectionError)
