@@ -30,7 +30,7 @@ class ChdbRunner:
         try:
             from chdb import session
         except ImportError:
-            raise TraceInputError("chdb: inputs need the 'chdb' package (pip install 'otel-claude[clickhouse]')") from None
+            raise TraceInputError("chdb: inputs need 'chdb' (pip install 'otel-claude[clickhouse]')") from None
         self._session = session.Session(path)
 
     def __call__(self, sql: str) -> list[dict[str, Any]]:
@@ -163,7 +163,8 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
     samples: dict[tuple[str, str], list[tuple[int, int, bool]]] = {}
     for row in sample_rows:
         key = (row["task"], row["model"])
-        samples.setdefault(key, []).append((int(row["output_tokens"]), int(row["input_estimate"]), bool(row["censored"])))
+        sample = (int(row["output_tokens"]), int(row["input_estimate"]), bool(row["censored"]))
+        samples.setdefault(key, []).append(sample)
     models = []
     for row in model_rows:
         sample = np.array(samples.get((row["task"], row["model"]), []), dtype=np.int64).reshape(-1, 3)

@@ -15,7 +15,7 @@ from tuner._tune import TuneOptions, build_policy, decide_all
 
 pytest.importorskip("chdb", reason="chdb (in-process ClickHouse) is not installed")
 
-from tuner._clickhouse import ChdbRunner, load_clickhouse  # noqa: E402
+from tuner._clickhouse import ChdbRunner, load_clickhouse
 
 # The Collector clickhouseexporter's traces table (contrib exporter/clickhouseexporter, internal/sqltemplates).
 DDL = """

@@ -33,7 +33,8 @@ def _spans() -> list[syn.Span]:
                 ttft=0.1 * (i + 1),
             )
         )
-    spans.append(syn.call(start_ns=T0, model="claude-haiku-4-5", task="classify", output_tokens=0, error="overloaded_error"))
+    failed = syn.call(start_ns=T0, model="claude-haiku-4-5", task="classify", output_tokens=0, error="overloaded_error")
+    spans.append(failed)
     spans.append(syn.feedback(start_ns=T0 + 5, response_id="msg_0", score=1.0))
     spans.append(syn.feedback(start_ns=T0 + 6, response_id="msg_0", score=0.0))
     spans.append(syn.feedback(start_ns=T0 + 7, response_id="msg_2", score=1.0))
