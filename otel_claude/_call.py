@@ -232,7 +232,8 @@ class Call:
         if cost is not None:
             tel.cost.add(cost, short)
         finish = attrs.get("gen_ai.response.finish_reasons")
-        call_labels = {**short, "gen_ai.response.finish_reason": finish[0] if finish else "none"}
+        reason = finish[0] if finish else ("error" if error_type is not None else "none")
+        call_labels = {**short, "gen_ai.response.finish_reason": reason}
         if error_type is not None:
             call_labels["error.type"] = error_type
         version = attrs.get("otel_claude.policy.version")

@@ -96,7 +96,7 @@ class ScriptedServer:
             do_GET = do_POST = do_DELETE = _handle
 
         self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def _next(self, request: Received) -> Reply:
         with self._lock:
