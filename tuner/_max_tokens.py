@@ -53,12 +53,23 @@ def min_samples(target: float) -> int:
     return max(math.ceil(1 / target) - 1, 1)
 
 
+def _edges(sizes: np.ndarray) -> np.ndarray:
+    """Bucket boundaries at input-size quantiles, dropping any that would leave a bucket empty."""
+    candidates = np.unique(np.quantile(sizes, np.linspace(0, 1, _BUCKETS + 1)[1:-1]).astype(np.int64))
+    kept: list[int] = []
+    for edge in candidates.tolist():
+        low = kept[-1] if kept else -1
+        if np.any((sizes >= low) & (sizes < edge)) and np.any(sizes >= edge):
+            kept.append(edge)
+    return np.array(kept, dtype=np.int64)
+
+
 def _bucketed(stats: ModelStats, target: float, single: int) -> tuple[Bucket, ...]:
     """CQR: a quantile model of length given input size, conformalized on held-out rows, then bucketed."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     sizes, lengths, censored = stats.sizes, stats.lengths, stats.censored
-    if len(lengths) < 4 * min_samples(target) or np.any(censored) or len(np.unique(sizes)) < _BUCKETS * 2:
+    if len(lengths) < 4 * min_samples(target) or np.any(censored) or len(np.unique(sizes)) < 2:
         return ()
     x = np.log1p(sizes.astype(float)).reshape(-1, 1)
     fit, calibrate = np.arange(len(x)) % 2 == 0, np.arange(len(x)) % 2 == 1
@@ -69,7 +80,9 @@ def _bucketed(stats: ModelStats, target: float, single: int) -> tuple[Bucket, ..
     if correction is None:
         return ()
     caps = predicted + correction
-    edges = np.unique(np.quantile(sizes, np.linspace(0, 1, _BUCKETS + 1)[1:-1]).astype(np.int64))
+    edges = _edges(sizes)
+    if not len(edges):
+        return ()
     which = np.searchsorted(edges, sizes, side="right")
     buckets = []
     lows = [0, *edges.tolist()]

@@ -1,0 +1,228 @@
+"""Each decision on constructed data whose right answer is known, including censoring and missing evidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tuner._caching import decide_cache
+from tuner._dataset import ModelStats, PrefixStats, Quality
+from tuner._max_tokens import conformal_bound, decide_max_tokens
+from tuner._routing import RoutingOptions, decide_route
+
+
+def _stats(
+    model: str = "claude-sonnet-4-6",
+    *,
+    lengths: np.ndarray | list[int] = (),
+    censored: np.ndarray | list[bool] | None = None,
+    sizes: np.ndarray | list[int] | None = None,
+    calls: int | None = None,
+    cost: float = 0.01,
+    scores: np.ndarray | None = None,
+    max_tokens: int | None = 1024,
+    ttft_p95: float | None = None,
+    explore_calls: int = 0,
+) -> ModelStats:
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n = calls if calls is not None else max(len(lengths), len(scores) if scores is not None else 0)
+    quality = None
+    if scores is not None and len(scores):
+        quality = Quality(len(scores), float(np.mean(scores)), float(np.std(scores, ddof=1)))
+    censored = np.zeros(len(lengths), bool) if censored is None else np.asarray(censored, bool)
+    return ModelStats(
+        task="t",
+        model=model,
+        calls=n,
+        explore_calls=explore_calls,
+        errors=0,
+        truncated=int(censored.sum()),
+        refusals=0,
+        cost_total=cost * n,
+        mean_input=1000,
+        mean_output=200,
+        mean_cache_read=0,
+        mean_cache_write=0,
+        ttft_p95=ttft_p95,
+        duration_p95=None,
+        max_tokens=max_tokens,
+        quality=quality,
+        lengths=lengths,
+        sizes=np.full(len(lengths), 1000) if sizes is None else np.asarray(sizes, np.int64),
+        censored=censored,
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ max_tokens
+
+
+def test_conformal_bound_is_the_ceil_n_plus_1_rank() -> None:
+    lengths = np.arange(1, 200)  # 1..199, n = 199: rank ceil(200 * 0.99) = 198
+    assert conformal_bound(lengths, np.zeros(199, bool), 0.01) == 198
+    assert conformal_bound(np.arange(1, 99), np.zeros(98, bool), 0.01) is None  # needs 99 samples
+
+
+def test_cap_is_lowered_to_the_bound() -> None:
+    rng = np.random.default_rng(0)
+    decision = decide_max_tokens(_stats(lengths=rng.permutation(np.arange(1, 200))), 0.01)
+    assert (decision.max_tokens, decision.mode, decision.changed) == (198, "cap", True)
+    assert decision.evidence["samples"] == 199
+
+
+def test_insufficient_samples_keep_the_callers_cap() -> None:
+    decision = decide_max_tokens(_stats(lengths=np.arange(1, 51)), 0.01)
+    assert decision.max_tokens is None and not decision.changed
+    assert decision.reason.startswith("insufficient evidence: 50 completed calls, need 99")
+
+
+def test_truncation_above_target_raises_and_never_lowers() -> None:
+    lengths = np.r_[np.full(180, 50), np.full(20, 300)]
+    censored = lengths == 300  # 10% hit the cap of 300: their true length is unknown
+    decision = decide_max_tokens(_stats(lengths=lengths, censored=censored, max_tokens=300), 0.01)
+    assert (decision.max_tokens, decision.mode) == (600, "set")
+    assert "above the target" in decision.reason
+
+
+def test_censored_tail_at_target_keeps_the_cap() -> None:
+    # n = 100 at a = 5%: rank 96; 5 censored values (exactly the target rate) make the 96th value unknown.
+    lengths = np.r_[np.arange(1, 96), np.full(5, 400)]
+    censored = lengths == 400
+    decision = decide_max_tokens(_stats(lengths=lengths, censored=censored, max_tokens=400), 0.05)
+    assert decision.max_tokens is None and "not below the current cap" in decision.reason
+
+
+def test_bound_above_current_cap_keeps_it() -> None:
+    decision = decide_max_tokens(_stats(lengths=np.arange(1, 200), max_tokens=100), 0.01)
+    assert decision.max_tokens is None
+
+
+def test_input_size_buckets_tighten_the_cap_and_keep_coverage() -> None:
+    rng = np.random.default_rng(1)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        sizes = rng.choice([500, 5_000, 50_000], size=n)
+        lengths = (sizes / 50 * rng.uniform(0.5, 1.5, size=n)).astype(np.int64) + 1
+        return sizes, lengths
+
+    sizes, lengths = draw(4000)
+    decision = decide_max_tokens(_stats(lengths=lengths, sizes=sizes, max_tokens=4096), 0.02)
+    assert len(decision.buckets) >= 2
+    caps = [b.max_tokens for b in decision.buckets]
+    assert caps == sorted(caps) and caps[0] < decision.max_tokens / 4
+    assert decision.buckets[0].input_min == 0 and decision.buckets[-1].input_max is None
+    # Fresh data from the same distribution: the realised truncation rate stays near the 2% target.
+    new_sizes, new_lengths = draw(20_000)
+    bucket_of = [next(b for b in decision.buckets if b.input_max is None or s < b.input_max) for s in new_sizes]
+    truncated = np.mean([length > b.max_tokens for length, b in zip(new_lengths, bucket_of, strict=True)])
+    assert truncated <= 0.03
+
+
+# ------------------------------------------------------------------------------------------------------ routing
+
+
+def _scores(rng: np.random.Generator, p: float, n: int) -> np.ndarray:
+    return (rng.random(n) < p).astype(float)
+
+
+def test_cheaper_model_within_margin_is_chosen() -> None:
+    rng = np.random.default_rng(2)
+    stats = [
+        _stats("claude-sonnet-4-6", calls=5000, cost=0.02, scores=_scores(rng, 0.95, 5000)),
+        _stats("claude-haiku-4-5", calls=5000, cost=0.005, scores=_scores(rng, 0.95, 5000), explore_calls=5000),
+    ]
+    decision = decide_route(stats, RoutingOptions(quality_margin=0.02))
+    assert (decision.current, decision.model) == ("claude-sonnet-4-6", "claude-haiku-4-5")
+    assert decision.explore_model is None
+
+
+def test_clearly_worse_cheaper_model_is_rejected() -> None:
+    rng = np.random.default_rng(3)
+    stats = [
+        _stats("claude-sonnet-4-6", calls=3000, cost=0.02, scores=_scores(rng, 0.95, 3000)),
+        _stats("claude-haiku-4-5", calls=500, cost=0.005, scores=_scores(rng, 0.80, 500)),
+    ]
+    decision = decide_route(stats, RoutingOptions(quality_margin=0.02))
+    assert decision.model == "claude-sonnet-4-6" and not decision.changed
+    assert decision.evidence["models"]["claude-haiku-4-5"]["quality_gap_lower95"] < -0.1
+
+
+def test_equal_means_but_too_few_samples_do_not_move() -> None:
+    stats = [
+        _stats("claude-sonnet-4-6", calls=2000, cost=0.02, scores=np.r_[np.ones(1800), np.zeros(200)]),
+        _stats("claude-haiku-4-5", calls=40, cost=0.005, scores=np.r_[np.ones(36), np.zeros(4)]),
+    ]
+    decision = decide_route(stats, RoutingOptions(quality_margin=0.02, min_samples=30))
+    assert decision.model == "claude-sonnet-4-6"  # the interval of a 40-call sample is wider than the margin
+
+
+def test_cheaper_candidate_without_evidence_gets_a_bounded_exploration_share() -> None:
+    rng = np.random.default_rng(5)
+    stats = [
+        _stats("claude-sonnet-4-6", calls=400, cost=0.02, scores=_scores(rng, 0.9, 400)),
+        _stats("claude-haiku-4-5", calls=5, cost=0.005, scores=np.ones(5)),
+    ]
+    decision = decide_route(stats, RoutingOptions(min_samples=30, explore_share=0.05))
+    assert decision.model == "claude-sonnet-4-6"
+    assert decision.explore_model == "claude-haiku-4-5"
+    assert 0 < decision.explore_share <= 0.05
+
+
+def test_no_feedback_keeps_the_model_and_explores_a_named_candidate() -> None:
+    stats = [_stats("claude-sonnet-4-6", calls=1000, cost=0.02)]
+    decision = decide_route(stats, RoutingOptions(candidates=("claude-haiku-4-5", "claude-opus-4-6")))
+    assert decision.model == "claude-sonnet-4-6"
+    assert decision.reason.startswith("insufficient evidence")
+    assert decision.explore_model == "claude-haiku-4-5"  # opus costs more: never explored for savings
+
+
+def test_latency_limit_excludes_a_cheaper_model() -> None:
+    rng = np.random.default_rng(6)
+    stats = [
+        _stats("claude-sonnet-4-6", calls=3000, cost=0.02, scores=_scores(rng, 0.95, 3000), ttft_p95=0.8),
+        _stats("claude-haiku-4-5", calls=3000, cost=0.005, scores=_scores(rng, 0.95, 3000), ttft_p95=2.5),
+    ]
+    assert decide_route(stats, RoutingOptions()).model == "claude-haiku-4-5"
+    limited = decide_route(stats, RoutingOptions(max_ttft_p95=1.0))
+    assert limited.model == "claude-sonnet-4-6"
+    assert "claude-haiku-4-5" in limited.evidence["rejected"]
+
+
+# ------------------------------------------------------------------------------------------------------ caching
+
+
+def _prefix(gaps_5m: int, gaps_1h: int, gaps: int = 100, tokens: int = 3000) -> PrefixStats:
+    return PrefixStats("t", "fp", "claude-sonnet-4-6", gaps + 1, tokens, gaps, {"5m": gaps_5m, "1h": gaps_1h}, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("gaps_5m", "gaps_1h", "ttl"),
+    [
+        (100, 100, "5m"),  # back-to-back calls: the cheaper write wins the tie
+        (0, 100, "1h"),  # every 30 min: only 1h hits
+        (0, 0, "none"),  # every 2 h: nothing hits
+        (25, 25, "5m"),  # p = 0.25 > 0.217, the 5m break-even with r = 0.1, w = 1.25
+        (20, 20, "none"),  # p = 0.20: just below break-even
+        (0, 50, "none"),  # p(1h) = 0.50 < 0.526, the 1h break-even
+        (0, 60, "1h"),
+    ],
+)
+def test_ttl_follows_the_break_even_hit_rates(gaps_5m: int, gaps_1h: int, ttl: str) -> None:
+    assert decide_cache([_prefix(gaps_5m, gaps_1h)], "claude-sonnet-4-6").ttl == ttl
+
+
+def test_saving_per_call_is_the_expected_prefix_saving() -> None:
+    decision = decide_cache([_prefix(99, 99, gaps=99, tokens=10_000)], "claude-sonnet-4-6")
+    # 100 calls, all hits: prefix cost 10k tokens * $3/M drops to 0.1x.
+    assert decision.saving_per_call == pytest.approx(10_000 * 3e-6 * 0.9)
+
+
+def test_prefix_below_the_model_minimum_is_never_cached() -> None:
+    decision = decide_cache([_prefix(100, 100, tokens=3000)], "claude-haiku-4-5")  # haiku 4.5 minimum: 4096
+    assert decision.ttl == "none" and "cache minimum of 4096" in decision.reason
+
+
+def test_ttl_is_chosen_over_all_prefixes_of_a_task() -> None:
+    hot = _prefix(100, 100, tokens=2000)
+    cold = PrefixStats("t", "fp2", "claude-sonnet-4-6", 301, 20_000, 300, {"5m": 0, "1h": 300}, 0, 0)
+    decision = decide_cache([hot, cold], "claude-sonnet-4-6")
+    assert decision.ttl == "1h"  # the big hourly prefix dominates the cost
