@@ -26,7 +26,16 @@ from claude_sim._prompts import build_request
 from claude_sim._scenario import Scenario, Task
 from otel_claude._catalog import ModelInfo, Usage, cost_usd
 
-__all__ = ["Expected", "PolicyScore", "TaskChoice", "best_policy", "choices_from_policy", "evaluate", "evaluate_task"]
+__all__ = [
+    "Expected",
+    "PolicyScore",
+    "TaskChoice",
+    "best_policy",
+    "choices_from_policy",
+    "evaluate",
+    "evaluate_task",
+    "policy_document",
+]
 
 DEFAULT_SAMPLES = 2000
 CACHE_OPTIONS: tuple[str | None, ...] = (None, "5m", "1h")
@@ -178,3 +187,17 @@ def choices_from_policy(
         choices[name] = TaskChoice(model=rule.get("model") or base.model, max_tokens=max_tokens,
                                    cache_ttl=None if ttl in (None, "none") else str(ttl))
     return choices
+
+
+def policy_document(scenario: Scenario, choices: Mapping[str, TaskChoice], version: str = "oracle") -> dict[str, Any]:
+    """The choices as a policy file mapping (docs/policy.md, schema 1): e.g. the oracle's policy for a demo."""
+    rules = []
+    for name, choice in choices.items():
+        rule: dict[str, Any] = {"task": name, "max_tokens": choice.max_tokens, "max_tokens_mode": "set"}
+        if choice.model != scenario.baseline.model:
+            rule["model"] = choice.model
+        if choice.cache_ttl:
+            rule["cache"] = {"ttl": choice.cache_ttl, "targets": ["tools", "system"]}
+        rules.append(rule)
+    return {"schema_version": 1, "version": version, "mode": "enforce", "rules": rules,
+            "metadata": {"source": f"claude_sim.oracle.best_policy on scenario {scenario.name}"}}
