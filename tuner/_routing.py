@@ -146,6 +146,9 @@ def _exploration(
     base: ModelStats,
 ) -> tuple[str | None, float | None]:
     """The cheapest candidate cheaper than the choice that lacks evidence, and the share that gathers it."""
+    if not any(s.quality is not None for s in stats):
+        # Without feedback on this task, calls sent to a candidate would teach nothing about its quality.
+        return None, None
     names = sorted({*options.candidates, *by_model})
     chosen_cost = costs[chosen.model]
     lacking = []
@@ -160,8 +163,7 @@ def _exploration(
     if not lacking:
         return None, None
     _, name, scored = min(lacking)
-    calls = sum(s.calls for s in stats)
-    needed = options.min_samples - scored
-    # Enough of the observed volume to collect the missing samples in one more window of the same length.
-    share = min(options.explore_share, max(needed / calls if calls else options.explore_share, 0.01))
+    scored_calls = sum(s.quality.n for s in stats if s.quality is not None)
+    # The share of one more window like this one that collects the missing scores at this task's feedback rate.
+    share = min(options.explore_share, max((options.min_samples - scored) / scored_calls, 0.01))
     return name, round(share, 3)

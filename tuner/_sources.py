@@ -78,6 +78,7 @@ class Progress:
 
     def file_done(self, size: int) -> None:
         self.done += size
+        self.advance(0)
 
     def close(self) -> None:
         if self.enabled and self._shown >= 0:

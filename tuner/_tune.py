@@ -54,7 +54,9 @@ def _already_caching(dataset: Dataset, task: str) -> bool:
 def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecision:
     stats = dataset.for_task(task)
     base = current_model(stats)
-    route = decide_route(stats, options.routing)
+    # Every model seen anywhere is a candidate for every task: evidence on one task may be missing on another.
+    candidates = tuple(sorted({*options.routing.candidates, *(m.model for m in dataset.models)}))
+    route = decide_route(stats, replace(options.routing, candidates=candidates))
     target: ModelStats = next(s for s in stats if s.model == route.model)
     # The target model's own lengths decide its cap; a model never seen on this task would have none.
     cap = decide_max_tokens(target, options.truncation_target)

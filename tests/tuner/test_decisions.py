@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -167,12 +169,22 @@ def test_cheaper_candidate_without_evidence_gets_a_bounded_exploration_share() -
     assert 0 < decision.explore_share <= 0.05
 
 
-def test_no_feedback_keeps_the_model_and_explores_a_named_candidate() -> None:
-    stats = [_stats("claude-sonnet-4-6", calls=1000, cost=0.02)]
-    decision = decide_route(stats, RoutingOptions(candidates=("claude-haiku-4-5", "claude-opus-4-6")))
+def test_unseen_named_candidate_is_explored_at_the_feedback_rate() -> None:
+    # 1000 calls, 200 scored: 30 scores on haiku need 150 calls, 15% of the window, bounded to 10%.
+    stats = [_stats("claude-sonnet-4-6", calls=1000, cost=0.02, scores=np.r_[np.ones(180), np.zeros(20)])]
+    options = RoutingOptions(candidates=("claude-haiku-4-5", "claude-opus-4-6"), explore_share=0.1)
+    decision = decide_route(stats, options)
     assert decision.model == "claude-sonnet-4-6"
-    assert decision.reason.startswith("insufficient evidence")
     assert decision.explore_model == "claude-haiku-4-5"  # opus costs more: never explored for savings
+    assert decision.explore_share == 0.1
+    assert decide_route(stats, replace(options, explore_share=0.2)).explore_share == 0.15
+
+
+def test_no_feedback_keeps_the_model_and_does_not_explore() -> None:
+    stats = [_stats("claude-sonnet-4-6", calls=1000, cost=0.02)]
+    decision = decide_route(stats, RoutingOptions(candidates=("claude-haiku-4-5",)))
+    assert decision.model == "claude-sonnet-4-6" and decision.explore_model is None
+    assert decision.reason.startswith("insufficient evidence")
 
 
 def test_latency_limit_excludes_a_cheaper_model() -> None:
