@@ -54,6 +54,7 @@ class Call:
         "operation",
         "request",
         "retries",
+        "retry_of_policy",
         "span",
         "start_ns",
         "streaming",
@@ -80,6 +81,7 @@ class Call:
         self.first_token_ns = 0
         self.http_response: Any = None
         self.retries: int | None = None
+        self.retry_of_policy = False
         self.usage: UsageReading | None = None
         self.ended = False
         self.attrs: dict[str, Any] = base_attrs

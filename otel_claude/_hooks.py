@@ -118,13 +118,17 @@ class Hooks:
 
     # -- per call ------------------------------------------------------------------------------------------------
 
-    def begin(self, client: Any, options: Any, stream: bool) -> Call | None:
-        """Start the span for a traced request (applying the policy first); None for untraced endpoints."""
+    def begin(self, client: Any, options: Any, stream: bool, retry_of: Call | None = None) -> Call | None:
+        """Start the span for a traced request (applying the policy first); None for untraced endpoints.
+
+        `retry_of`: the policy's safety net is re-sending a truncated call with the caller's max_tokens; the policy
+        is not applied again and the span says so.
+        """
         try:
             operation = operation_of(options.method, options.url)
             if operation is None:
                 return None
-            body = options.json_data
+            body = _merged_body(options)
             info = summarize_request(body) if operation in ("chat", "count_tokens") else _NO_REQUEST
             url = client.base_url
             attrs: dict[str, Any] = {
@@ -136,8 +140,12 @@ class Hooks:
             task = current_task()
             if task is not None:
                 attrs["otel_claude.task"] = task
-            if self.policy is not None and operation == "chat":
-                info = self.policy.apply(options, info, task, attrs)
+            if retry_of is not None:
+                attrs.update({k: v for k, v in retry_of.attrs.items() if k.startswith("otel_claude.policy.")})
+                attrs["otel_claude.policy.safety_retry"] = True
+                attrs["otel_claude.policy.applied_max_tokens"] = options.json_data.get("max_tokens")
+            elif self.policy is not None and operation == "chat":
+                info = self.policy.apply(options, body, info, task, attrs)
             attrs.update(info.attributes)
             if operation == "chat":
                 attrs["gen_ai.request.stream"] = bool(stream)
@@ -154,6 +162,23 @@ class Hooks:
             return call
         except Exception:
             report_failure("starting a span")
+            return None
+
+    def safety_retry(self, client: Any, options: Any, stream: bool, call: Call, result: Any) -> Call | None:
+        """A new call re-sending with the caller's max_tokens, when the policy's lower cap truncated this one."""
+        if self.policy is None or call.retry_of_policy or not hasattr(result, "stop_reason"):
+            return None
+        try:
+            tokens = self.policy.safety_retry_tokens(call.attrs, bool(stream))
+            if tokens is None:
+                return None
+            options.json_data = {**options.json_data, "max_tokens": tokens}
+            retry = self.begin(client, options, stream, retry_of=call)
+            if retry is not None:
+                retry.retry_of_policy = True
+            return retry
+        except Exception:
+            report_failure("preparing the safety-net retry")
             return None
 
     def _capture_request(self, body: dict[str, Any], attrs: dict[str, Any]) -> None:
@@ -209,20 +234,26 @@ class Hooks:
 
         @functools.wraps(original)
         def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-            call = hooks.begin(client, options, kwargs.get("stream", False))
-            if call is None:
-                return original(client, cast_to, options, *args, **kwargs)
-            token = _CURRENT.set(call)
-            ctx = call.activate()
-            try:
-                result = original(client, cast_to, options, *args, **kwargs)
-            except BaseException as err:
-                call.end(err)
-                raise
-            finally:
-                otel_context.detach(ctx)
-                _CURRENT.reset(token)
-            return hooks.succeed(call, result)
+            stream = kwargs.get("stream", False)
+            call = hooks.begin(client, options, stream)
+            while True:
+                if call is None:
+                    return original(client, cast_to, options, *args, **kwargs)
+                token = _CURRENT.set(call)
+                ctx = call.activate()
+                try:
+                    result = original(client, cast_to, options, *args, **kwargs)
+                except BaseException as err:
+                    call.end(err)
+                    raise
+                finally:
+                    otel_context.detach(ctx)
+                    _CURRENT.reset(token)
+                hooks.succeed(call, result)
+                retry = hooks.safety_retry(client, options, stream, call, result)
+                if retry is None:
+                    return result
+                call = retry
 
         return request
 
@@ -231,20 +262,26 @@ class Hooks:
 
         @functools.wraps(original)
         async def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-            call = hooks.begin(client, options, kwargs.get("stream", False))
-            if call is None:
-                return await original(client, cast_to, options, *args, **kwargs)
-            token = _CURRENT.set(call)
-            ctx = call.activate()
-            try:
-                result = await original(client, cast_to, options, *args, **kwargs)
-            except BaseException as err:
-                call.end(err)
-                raise
-            finally:
-                otel_context.detach(ctx)
-                _CURRENT.reset(token)
-            return hooks.succeed(call, result)
+            stream = kwargs.get("stream", False)
+            call = hooks.begin(client, options, stream)
+            while True:
+                if call is None:
+                    return await original(client, cast_to, options, *args, **kwargs)
+                token = _CURRENT.set(call)
+                ctx = call.activate()
+                try:
+                    result = await original(client, cast_to, options, *args, **kwargs)
+                except BaseException as err:
+                    call.end(err)
+                    raise
+                finally:
+                    otel_context.detach(ctx)
+                    _CURRENT.reset(token)
+                hooks.succeed(call, result)
+                retry = hooks.safety_retry(client, options, stream, call, result)
+                if retry is None:
+                    return result
+                call = retry
 
         return request
 
@@ -288,6 +325,15 @@ class Hooks:
             return result
 
         return parse
+
+
+def _merged_body(options: Any) -> Any:
+    """The body as it will be sent: `extra_body` keys override the named parameters."""
+    extra = getattr(options, "extra_json", None)
+    body = options.json_data
+    if extra and isinstance(body, dict):
+        return {**body, **extra}
+    return body
 
 
 def _read_body(raw: Any) -> Any:

@@ -11,6 +11,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from ._config import resolve_config
 from ._feedback import feedback_span
 from ._hooks import Hooks
+from ._policy import PolicyEngine
 from ._setup import ensure_providers
 from ._telemetry import Telemetry
 
@@ -45,8 +46,6 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if setup_providers and (tracer_provider is None or meter_provider is None):
             ensure_providers()
         telemetry = Telemetry(tracer_provider, meter_provider)
-        from ._policy import PolicyEngine
-
         policy = PolicyEngine.from_source(policy_source, **policy_options)
         hooks = Hooks(telemetry, config, policy)
         with _lock:
