@@ -23,6 +23,8 @@ __all__ = ["Baseline", "Case", "Decision", "LengthDist", "Scenario", "ScenarioEr
 
 DEFAULT = "default"
 ANSWER_PREFIX = "ANSWER: "
+# "ANSWER: label-NNN" plus its newline, padded to whole tokens: no answer can be shorter than this.
+ANSWER_TOKENS = 5
 
 
 class ScenarioError(ValueError):
@@ -128,7 +130,7 @@ class Scenario:
             answer = expected
         else:
             answer = (expected + 1 + int(unit(seed, "wrong", task, index) * (spec.labels - 1))) % spec.labels
-        length = spec.output_for(model).quantile(unit(seed, "length", task, index))
+        length = max(ANSWER_TOKENS, spec.output_for(model).quantile(unit(seed, "length", task, index)))
         return Decision(output_tokens=length, correct=answer == expected, answer=label_name(answer))
 
 

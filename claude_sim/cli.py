@@ -1,0 +1,62 @@
+"""`otel-claude sim`: run the simulator in the foreground until interrupted.
+
+    otel-claude sim --port 8080 --scenario default --latency-scale 0.1
+    ANTHROPIC_BASE_URL=http://127.0.0.1:8080 python my_service.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+
+import yaml
+
+from claude_sim._faults import parse_faults
+from claude_sim._ratelimit import RateLimits
+from claude_sim._scenario import ScenarioError, load_scenario
+from claude_sim._server import SimServer
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otel-claude sim", description="A local Anthropic-compatible API simulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--scenario", help="scenario YAML path or 'default' (without: generic answers)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--latency-scale", type=float, default=1.0, help="1 = published speeds, 0 = no latency")
+    parser.add_argument("--faults", help="YAML file with a list of faults (see claude_sim.Fault)")
+    parser.add_argument("--requests-per-minute", type=int, default=RateLimits.requests_per_minute)
+    parser.add_argument("--input-tokens-per-minute", type=int, default=RateLimits.input_tokens_per_minute)
+    parser.add_argument("--output-tokens-per-minute", type=int, default=RateLimits.output_tokens_per_minute)
+    parser.add_argument("--enforce-rate-limits", action="store_true", help="answer 429 when a bucket is empty")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        scenario = load_scenario(args.scenario) if args.scenario else None
+        faults = []
+        if args.faults:
+            items = yaml.safe_load(Path(args.faults).read_text(encoding="utf-8")) or []
+            if not isinstance(items, list):
+                raise ValueError(f"{args.faults}: expected a YAML list of faults")
+            faults = parse_faults(items, args.faults)
+    except (ScenarioError, ValueError, OSError, yaml.YAMLError) as err:
+        print(f"otel-claude sim: {err}", file=sys.stderr)
+        return 2
+    limits = RateLimits(args.requests_per_minute, args.input_tokens_per_minute, args.output_tokens_per_minute,
+                        args.enforce_rate_limits)
+    server = SimServer(scenario=scenario, seed=args.seed, latency_scale=args.latency_scale, faults=faults,
+                       host=args.host, port=args.port, rate_limits=limits, record=False)
+    with server:
+        name = scenario.name if scenario else "none (generic answers)"
+        print(f"claude-sim listening on {server.base_url} (scenario: {name}, latency scale {args.latency_scale})",
+              flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("claude-sim: stopping", file=sys.stderr)
+    return 0
