@@ -14,7 +14,11 @@ make_env() {  # make_env DIR SDK_SPEC
   if [ ! -f "$dir/.stamp" ] || [ "$(cat "$dir/.stamp")" != "$stamp" ]; then
     rm -rf "$dir"
     "$PYTHON" -m venv "$dir"
-    "$dir/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]" "$sdk"
+    # pip's output goes to a log shown only on failure: it is long and its index warnings are noise here.
+    if ! "$dir/bin/pip" install --disable-pip-version-check -e ".[dev]" "$sdk" >"$dir.install.log" 2>&1; then
+      tail -n 40 "$dir.install.log"
+      return 1
+    fi
     echo "$stamp" > "$dir/.stamp"
   fi
 }

@@ -90,7 +90,7 @@ def test_replayed_span_matches_recording(instrumented, path: Path) -> None:  # t
                 client.post("/v1/messages", body=body, cast_to=anthropic.types.Message)
     spans = instrumented.call_spans()
     assert len(spans) == len(interactions)
-    for span, (body, data, sse) in zip(spans, interactions):
+    for span, (body, data, sse) in zip(spans, interactions, strict=True):
         want = _expected(data, sse)
         attrs = span.attributes
         usage = want["usage"]

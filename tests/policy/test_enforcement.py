@@ -10,9 +10,9 @@ from pathlib import Path
 
 import anthropic
 import pytest
-from claude_sim import SimServer
 
 import otel_claude
+from claude_sim import SimServer
 
 SONNET, HAIKU = "claude-sonnet-4-6", "claude-haiku-4-5"
 SYSTEM = "You are a support classifier. " * 50
@@ -55,7 +55,8 @@ def run(sim, telemetry):  # type: ignore[no-untyped-def]
 
 
 def test_route_cap_and_cache(run) -> None:  # type: ignore[no-untyped-def]
-    rule = {"task": "classify", "model": HAIKU, "max_tokens": 300, "cache": {"ttl": "1h", "targets": ["tools", "system"]}}
+    cache = {"ttl": "1h", "targets": ["tools", "system"]}
+    rule = {"task": "classify", "model": HAIKU, "max_tokens": 300, "cache": cache}
     bodies, spans = run(policy([rule]))
     body = bodies[0]
     assert body["model"] == HAIKU
@@ -219,7 +220,7 @@ def test_url_policy_with_etag_reload(sim, telemetry) -> None:  # type: ignore[no
         def log_message(self, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.headers.get("If-None-Match") == state["etag"]:
                 self.send_response(304)
                 self.end_headers()
