@@ -1,0 +1,100 @@
+"""The workload driver end to end: instrumented SDK, spans in an OTLP JSON lines file, feedback, summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from claude_sim import SimServer, load_scenario
+from claude_sim.oracle import best_policy, evaluate, policy_document
+from claude_sim.workload import main, plan_jobs, run_workload
+
+
+def spans(path: Path) -> list[dict]:
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        for resource in json.loads(line)["resourceSpans"]:
+            for scope in resource["scopeSpans"]:
+                found.extend(scope["spans"])
+    return found
+
+
+def attributes(span: dict) -> dict:
+    return {item["key"]: next(iter(item["value"].values())) for item in span["attributes"]}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimServer(scenario="default", seed=0, record=False) as server:
+        yield server
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_run_writes_spans_with_tasks_and_feedback(sim: SimServer, tmp_path: Path, use_async: bool) -> None:
+    out = tmp_path / "spans.jsonl"
+    summary = run_workload(sim.base_url, "default", calls=60, workers=4, out=str(out), use_async=use_async,
+                           stream_share=0.5, seed=1)
+    assert summary.overall.calls == 60 and summary.overall.errors == 0
+    records = summary.records
+    assert any(r.stream for r in records) and not all(r.stream for r in records)
+    assert all(r.ttft_s is not None for r in records if r.stream)
+    all_spans = spans(out)
+    calls = [attributes(s) for s in all_spans if s["name"].startswith("chat ")]
+    feedback = [attributes(s) for s in all_spans if s["name"] == "evaluation feedback"]
+    assert len(calls) == 60 and len(feedback) == 60
+    by_task = {name: sum(1 for c in calls if c.get("otel_claude.task") == name) for name in summary.per_task}
+    assert by_task == {name: stats.calls for name, stats in summary.per_task.items()}
+    scores = sorted(float(f["gen_ai.evaluation.score.value"]) for f in feedback)
+    graded = [r.correct for r in records]
+    assert scores.count(1.0) == sum(graded) and scores.count(0.0) == len(graded) - sum(graded)
+    cost = sum(float(c["otel_claude.cost_usd"]) for c in calls)
+    assert cost == pytest.approx(summary.overall.cost_usd, rel=1e-6)
+
+
+def test_same_seed_same_run(sim: SimServer) -> None:
+    first = run_workload(sim.base_url, "default", calls=30, workers=3, seed=7, instrument=False)
+    second = run_workload(sim.base_url, "default", calls=30, workers=3, seed=7, instrument=False)
+    key = [(r.task, r.output_tokens, r.correct) for r in first.records]
+    assert key == [(r.task, r.output_tokens, r.correct) for r in second.records]
+
+
+def test_jobs_follow_shares_and_baseline() -> None:
+    scenario = load_scenario()
+    jobs = plan_jobs(scenario, 2000, seed=0, stream_share=0.3)
+    share = sum(job.task == "classify" for job in jobs) / len(jobs)
+    assert abs(share - scenario.tasks["classify"].share) < 0.04
+    assert all(job.body["model"] == "claude-sonnet-4-6" and job.body["max_tokens"] == 4096 for job in jobs)
+    assert not any("cache_control" in json.dumps(job.body) for job in jobs[:50])
+    assert 0.25 < sum(job.stream for job in jobs) / len(jobs) < 0.35
+
+
+def test_policy_run_matches_the_oracle(sim: SimServer, tmp_path: Path) -> None:
+    scenario = load_scenario()
+    policy = tmp_path / "policy.yaml"
+    best = best_policy(scenario, samples=300)
+    policy.write_text(yaml.safe_dump(policy_document(scenario, best)), encoding="utf-8")
+    base = run_workload(sim.base_url, scenario, calls=150, workers=4, seed=3)
+    tuned = run_workload(sim.base_url, scenario, calls=150, workers=4, seed=3, policy=str(policy))
+    assert tuned.per_task["classify"].models == {"claude-haiku-4-5-20251001": tuned.per_task["classify"].calls}
+    assert tuned.per_task["extract"].cache_hit_rate > 0.8
+    assert tuned.per_task["summarize"].cache_hit_rate == 0.0
+    expected = evaluate(scenario, best, calls=150, samples=300).cost_per_call
+    assert tuned.overall.cost_per_call < 0.6 * base.overall.cost_per_call
+    assert tuned.overall.cost_per_call == pytest.approx(expected, rel=0.3)
+
+
+def test_cli_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli.jsonl"
+    assert main(["--sim", "--latency-scale", "0", "--calls", "20", "--workers", "2", "--out", str(out), "--json",
+                 "--quiet"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["overall"]["calls"] == 20
+    assert out.stat().st_size > 0
+
+
+def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--sim", "--stream-share", "2"]) == 2
+    assert "--stream-share" in capsys.readouterr().err
