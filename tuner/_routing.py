@@ -89,6 +89,22 @@ def _quality_row(stats: ModelStats, cost: float) -> dict[str, object]:
     return row
 
 
+def _close_enough(
+    s: ModelStats, best: ModelStats, is_current: bool, options: RoutingOptions, per_model: dict[str, dict[str, object]]
+) -> bool:
+    """Within the margin of the best, with the burden of proof on change.
+
+    Another model must be shown close (lower bound of the gap above -margin); the current model stays acceptable
+    unless shown worse (upper bound below -margin), so sampling noise in the best's score cannot force a switch.
+    """
+    q, b = s.quality, best.quality
+    assert q is not None and b is not None
+    gap = q.mean - b.mean
+    half = _Z * math.sqrt(q.se**2 + b.se**2)
+    per_model[s.model]["quality_gap_ci95"] = [round(gap - half, 4), round(gap + half, 4)]
+    return (gap + half if is_current else gap - half) >= -options.quality_margin
+
+
 def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecision:
     """Stats: every model observed on one task."""
     base = current_model(stats)
@@ -110,19 +126,11 @@ def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecis
     chosen, reason = base, ""
     if not evidenced:
         reason = f"insufficient evidence: no model has {options.min_samples} scored calls on this task"
+    elif base not in evidenced and base.model not in rejected:
+        reason = f"insufficient evidence: {base.model}, the current model, has fewer than {options.min_samples} scores"
     else:
         best = max(evidenced, key=lambda s: (s.quality.mean, s.model))  # type: ignore[union-attr]
-        accepted = []
-        for s in evidenced:
-            if s is best:
-                accepted.append(s)
-                continue
-            q, b = s.quality, best.quality
-            assert q is not None and b is not None
-            lower = (q.mean - b.mean) - _Z * math.sqrt(q.se**2 + b.se**2)
-            per_model[s.model]["quality_gap_lower95"] = round(lower, 4)
-            if lower >= -options.quality_margin:
-                accepted.append(s)
+        accepted = [s for s in evidenced if s is best or _close_enough(s, best, s is base, options, per_model)]
         chosen = min(accepted, key=lambda s: (costs[s.model], s.model))
         if base.model in rejected and chosen is base:
             reason = f"keep {base.model}: no alternative meets the limits"

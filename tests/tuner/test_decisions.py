@@ -145,7 +145,7 @@ def test_clearly_worse_cheaper_model_is_rejected() -> None:
     ]
     decision = decide_route(stats, RoutingOptions(quality_margin=0.02))
     assert decision.model == "claude-sonnet-4-6" and not decision.changed
-    assert decision.evidence["models"]["claude-haiku-4-5"]["quality_gap_lower95"] < -0.1
+    assert decision.evidence["models"]["claude-haiku-4-5"]["quality_gap_ci95"][0] < -0.1
 
 
 def test_equal_means_but_too_few_samples_do_not_move() -> None:
@@ -185,6 +185,28 @@ def test_no_feedback_keeps_the_model_and_does_not_explore() -> None:
     decision = decide_route(stats, RoutingOptions(candidates=("claude-haiku-4-5",)))
     assert decision.model == "claude-sonnet-4-6" and decision.explore_model is None
     assert decision.reason.startswith("insufficient evidence")
+
+
+def test_noise_in_a_pricier_models_score_does_not_force_an_upgrade() -> None:
+    # Same true quality; opus scores 1 point higher by chance on fewer calls. Sonnet is not shown worse: keep it.
+    stats = [
+        _stats("claude-sonnet-4-6", calls=14000, cost=0.02, scores=np.r_[np.ones(12600), np.zeros(1400)]),
+        _stats("claude-opus-4-6", calls=3000, cost=0.03, scores=np.r_[np.ones(2730), np.zeros(270)]),
+    ]
+    assert decide_route(stats, RoutingOptions(quality_margin=0.005)).model == "claude-sonnet-4-6"
+    # Shown clearly worse than the margin allows: upgrade.
+    stats[1] = _stats("claude-opus-4-6", calls=3000, cost=0.03, scores=np.r_[np.ones(2940), np.zeros(60)])
+    assert decide_route(stats, RoutingOptions(quality_margin=0.02)).model == "claude-opus-4-6"
+
+
+def test_current_model_without_evidence_is_kept() -> None:
+    rng = np.random.default_rng(8)
+    stats = [
+        _stats("claude-sonnet-4-6", calls=3000, cost=0.02, scores=np.ones(10)),
+        _stats("claude-haiku-4-5", calls=300, cost=0.005, scores=_scores(rng, 0.9, 300), explore_calls=300),
+    ]
+    decision = decide_route(stats, RoutingOptions())
+    assert decision.model == "claude-sonnet-4-6" and "the current model" in decision.reason
 
 
 def test_latency_limit_excludes_a_cheaper_model() -> None:
