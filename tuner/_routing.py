@@ -145,6 +145,15 @@ def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecis
     return RouteDecision(base.model, chosen.model, reason, explore_model, share, evidence)
 
 
+def samples_to_resolve(base: ModelStats, margin: float) -> int:
+    """Scores a candidate needs for the 95% interval of its gap to the current model to be narrower than the margin.
+
+    Half-width of a difference of two means with equal n and spread: z * sd * sqrt(2 / n) <= margin.
+    """
+    sd = base.quality.sd if base.quality is not None and base.quality.n > 1 else 0.5
+    return math.ceil(2 * (_Z * max(sd, 0.05) / margin) ** 2)
+
+
 def _exploration(
     stats: list[ModelStats],
     by_model: dict[str, ModelStats],
@@ -172,6 +181,7 @@ def _exploration(
         return None, None
     _, name, scored = min(lacking)
     scored_calls = sum(s.quality.n for s in stats if s.quality is not None)
+    needed = max(options.min_samples, samples_to_resolve(base, options.quality_margin)) - scored
     # The share of one more window like this one that collects the missing scores at this task's feedback rate.
-    share = min(options.explore_share, max((options.min_samples - scored) / scored_calls, 0.01))
+    share = min(options.explore_share, max(needed / scored_calls, 0.01))
     return name, round(share, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -170,14 +171,17 @@ def test_cheaper_candidate_without_evidence_gets_a_bounded_exploration_share() -
 
 
 def test_unseen_named_candidate_is_explored_at_the_feedback_rate() -> None:
-    # 1000 calls, 200 scored: 30 scores on haiku need 150 calls, 15% of the window, bounded to 10%.
-    stats = [_stats("claude-sonnet-4-6", calls=1000, cost=0.02, scores=np.r_[np.ones(180), np.zeros(20)])]
-    options = RoutingOptions(candidates=("claude-haiku-4-5", "claude-opus-4-6"), explore_share=0.1)
+    # 4000 calls, 2000 scored (sd 0.3): resolving a 0.05 margin takes 2 * (1.96 * 0.3 / 0.05)^2 = 277 scores,
+    # 13.9% of the scored calls; bounded to 10% by the option.
+    scores = np.r_[np.ones(1800), np.zeros(200)]
+    stats = [_stats("claude-sonnet-4-6", calls=4000, cost=0.02, scores=scores)]
+    options = RoutingOptions(candidates=("claude-haiku-4-5", "claude-opus-4-6"), explore_share=0.1, quality_margin=0.05)
     decision = decide_route(stats, options)
     assert decision.model == "claude-sonnet-4-6"
     assert decision.explore_model == "claude-haiku-4-5"  # opus costs more: never explored for savings
     assert decision.explore_share == 0.1
-    assert decide_route(stats, replace(options, explore_share=0.2)).explore_share == 0.15
+    needed = math.ceil(2 * (1.96 * np.std(scores, ddof=1) / 0.05) ** 2)
+    assert decide_route(stats, replace(options, explore_share=0.2)).explore_share == round(needed / 2000, 3)
 
 
 def test_no_feedback_keeps_the_model_and_does_not_explore() -> None:
