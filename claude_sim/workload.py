@@ -80,7 +80,9 @@ def grade(message: Any, expected: str) -> bool:
 def _record(job: Job, message: Any, duration: float, ttft: float | None) -> CallRecord:
     usage = message.usage
     split = getattr(usage, "cache_creation", None)
-    write_1h = (getattr(split, "ephemeral_1h_input_tokens", 0) or 0) if split else 0
+    # SDKs released before the 5m/1h split keep the field as a plain dict.
+    write_1h = (split.get("ephemeral_1h_input_tokens") if isinstance(split, dict)
+                else getattr(split, "ephemeral_1h_input_tokens", 0)) or 0
     written = usage.cache_creation_input_tokens or 0
     read = usage.cache_read_input_tokens or 0
     info = resolve(message.model)

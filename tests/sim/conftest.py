@@ -53,5 +53,21 @@ def raw_post(base_url: str, path: str, body: Any, headers: dict[str, str] | None
         return err.code, {k.lower(): v for k, v in err.headers.items()}, json.loads(err.read())
 
 
+def requires(obj: Any, path: str) -> None:
+    """Skip when this SDK version lacks a resource (old 0.x releases had count_tokens, models, batches in beta)."""
+    for name in path.split("."):
+        if not hasattr(obj, name):
+            pytest.skip(f"this anthropic version has no {path}")
+        obj = getattr(obj, name)
+
+
+def cache_split(usage: Any) -> tuple[int, int]:
+    """(5m, 1h) cache writes; SDKs before the `cache_creation` field keep it as an untyped dict."""
+    split = getattr(usage, "cache_creation", None)
+    if isinstance(split, dict):
+        return split.get("ephemeral_5m_input_tokens", 0), split.get("ephemeral_1h_input_tokens", 0)
+    return split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
+
+
 def user(text: str = "Hello") -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]

@@ -7,7 +7,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from conftest import FakeClock, user
+from conftest import FakeClock, cache_split, user
 
 from claude_sim import SimServer
 from claude_sim._tokens import filler
@@ -42,7 +42,7 @@ def call(client: anthropic.Anthropic, model: str = SONNET, **kwargs: Any) -> ant
 def test_write_then_read_within_ttl(client: anthropic.Anthropic, clock: FakeClock) -> None:
     first = call(client, system=system(2000))
     assert (first.cache_creation_input_tokens, first.cache_read_input_tokens, first.input_tokens) == (2000, 0, 6)
-    assert first.cache_creation.ephemeral_5m_input_tokens == 2000
+    assert cache_split(first) == (2000, 0)
     clock.advance(299)
     second = call(client, system=system(2000))
     assert (second.cache_creation_input_tokens, second.cache_read_input_tokens, second.input_tokens) == (0, 2000, 6)
@@ -61,8 +61,7 @@ def test_expiry_after_ttl_and_refresh_on_read(client: anthropic.Anthropic, clock
 
 def test_one_hour_ttl_outlives_five_minutes(client: anthropic.Anthropic, clock: FakeClock) -> None:
     first = call(client, system=system(1500, "1h"))
-    assert first.cache_creation.ephemeral_1h_input_tokens == 1500
-    assert first.cache_creation.ephemeral_5m_input_tokens == 0
+    assert cache_split(first) == (0, 1500)
     clock.advance(1800)
     assert call(client, system=system(1500, "1h")).cache_read_input_tokens == 1500
 
@@ -88,9 +87,9 @@ def test_breakpoints_tools_system_messages_split_writes(client: anthropic.Anthro
         {"type": "text", "text": filler(500), "cache_control": {"type": "ephemeral"}},
         {"type": "text", "text": "tail"}]}]
     first = call(client, tools=tools, system=system(800), messages=messages)
-    tool_tokens = first.cache_creation.ephemeral_1h_input_tokens
+    written_5m, tool_tokens = cache_split(first)
     assert tool_tokens >= 1200
-    assert first.cache_creation.ephemeral_5m_input_tokens == 800 + 504  # system; message block + framing
+    assert written_5m == 800 + 504  # system; message block + framing
     assert first.input_tokens == 1
     # A new conversation turn keeps the tools+system prefix: it is read, the new message part is written.
     changed = [{"role": "user", "content": [
