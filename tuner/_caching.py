@@ -1,7 +1,9 @@
 """Prompt caching: none, 5m or 1h per task, from the observed reuse gaps of each prefix fingerprint.
 
-For a prefix with hit probability p under TTL T (share of consecutive-call gaps shorter than T), the expected
-prefix cost relative to no caching is p*r + (1-p)*w (r read, w write multiplier of the model). A policy rule
+For a prefix with hit probability p under TTL T, the expected prefix cost relative to no caching is
+p*r + (1-p)*w (r read, w write multiplier of the model). p is the share of the prefix's calls that follow the
+previous call of the same prefix within T: the first call of every prefix is a write, so a prefix seen once
+(a per-user prompt, say) counts as pure cost rather than being left out. A policy rule
 cannot select a fingerprint, so the task's TTL is the one with the lowest expected cost summed over its prefixes.
 """
 
@@ -44,7 +46,7 @@ def decide_cache(prefixes: list[PrefixStats], model: str) -> CacheDecision:
     for p in prefixes:
         calls += p.calls
         row: dict[str, object] = {"fingerprint": p.fingerprint, "calls": p.calls, "prefix_tokens": p.prefix_tokens}
-        if p.prefix_tokens < info.cache_min_tokens or p.gaps == 0:
+        if p.prefix_tokens < info.cache_min_tokens:
             row["cacheable"] = False
             # Uncacheable prefixes cost the same under every choice; they only dilute the per-call figures.
             rows.append(row)
@@ -52,7 +54,7 @@ def decide_cache(prefixes: list[PrefixStats], model: str) -> CacheDecision:
         base = p.calls * p.prefix_tokens * info.input * _PER_MILLION
         totals["none"] += base
         for ttl, write in writes.items():
-            hit = p.gaps_within[ttl] / p.gaps
+            hit = p.gaps_within[ttl] / p.calls
             row[f"hit_{ttl}"] = round(hit, 4)
             totals[ttl] += base * relative_cost(hit, ttl, info.read_multiplier, write)
         rows.append(row)

@@ -250,8 +250,18 @@ def test_ttl_follows_the_break_even_hit_rates(gaps_5m: int, gaps_1h: int, ttl: s
 
 def test_saving_per_call_is_the_expected_prefix_saving() -> None:
     decision = decide_cache([_prefix(99, 99, gaps=99, tokens=10_000)], "claude-sonnet-4-6")
-    # 100 calls, all hits: prefix cost 10k tokens * $3/M drops to 0.1x.
-    assert decision.saving_per_call == pytest.approx(10_000 * 3e-6 * 0.9)
+    # 100 calls: one write (1.25x) then 99 reads (0.1x) of a 10k-token prefix at $3/M.
+    assert decision.saving_per_call == pytest.approx(10_000 * 3e-6 * (1 - (0.99 * 0.1 + 0.01 * 1.25)))
+
+
+def test_prefixes_seen_once_count_as_writes() -> None:
+    hot = _prefix(100, 100, gaps=100, tokens=5000)  # 101 calls, 100 hits
+    singles = [
+        PrefixStats("t", f"user-{i}", "claude-sonnet-4-6", 1, 5000, 0, {"5m": 0, "1h": 0}, 0, 0) for i in range(400)
+    ]
+    assert decide_cache([hot], "claude-sonnet-4-6").ttl == "5m"
+    # 501 calls, 100 hits: p = 0.2 is below the 5m break-even of 0.217.
+    assert decide_cache([hot, *singles], "claude-sonnet-4-6").ttl == "none"
 
 
 def test_prefix_below_the_model_minimum_is_never_cached() -> None:
