@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -50,6 +51,7 @@ class Call:
         "config",
         "ended",
         "first_token_ns",
+        "initial_count",
         "http_response",
         "operation",
         "request",
@@ -85,6 +87,7 @@ class Call:
         self.usage: UsageReading | None = None
         self.ended = False
         self.attrs: dict[str, Any] = base_attrs
+        self.initial_count = len(base_attrs)
         model = request.model
         name = f"{operation} {model}" if model else operation
         self.span = tel.tracer.start_span(
@@ -185,7 +188,8 @@ class Call:
             error_type = _error_type(error)
             attrs["error.type"] = error_type
         span = self.span
-        span.set_attributes(attrs)
+        # The span already has the start attributes; sending them again would re-validate each one.
+        span.set_attributes(dict(itertools.islice(attrs.items(), self.initial_count, None)))
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"[:500]))
         span.end(end_time=end_ns)
@@ -230,22 +234,22 @@ class Call:
                 tel.tokens.record(attrs["gen_ai.usage.input_tokens"], {**labels, "gen_ai.token.type": "input"})
             if usage.output is not None:
                 tel.tokens.record(usage.output, {**labels, "gen_ai.token.type": "output"})
-        short = {key: labels[key] for key in ("gen_ai.request.model", "otel_claude.task") if key in labels}
+        short = tuple((key, labels[key]) for key in ("gen_ai.request.model", "otel_claude.task") if key in labels)
         if cost is not None:
             tel.cost.add(cost, short)
         finish = attrs.get("gen_ai.response.finish_reasons")
         reason = finish[0] if finish else ("error" if error_type is not None else "none")
-        call_labels = {**short, "gen_ai.response.finish_reason": reason}
+        call_labels = (*short, ("gen_ai.response.finish_reason", reason))
         if error_type is not None:
-            call_labels["error.type"] = error_type
+            call_labels = (*call_labels, ("error.type", error_type))
         version = attrs.get("otel_claude.policy.version")
         if version is not None:
-            call_labels["otel_claude.policy.version"] = version
+            call_labels = (*call_labels, ("otel_claude.policy.version", version))
         tel.calls.add(1, call_labels)
         if usage is not None:
             for kind, value in (("read", usage.cache_read), ("write", usage.cache_write), ("uncached", usage.input)):
                 if value:
-                    tel.cache_tokens.add(value, {**short, "otel_claude.cache.kind": kind})
+                    tel.cache_tokens.add(value, (*short, ("otel_claude.cache.kind", kind)))
 
 
 def _plain(content: Any) -> Any:

@@ -1,0 +1,204 @@
+"""CPU cost per call of otel-claude, against the bare SDK and the SDK's own tracing, measured in one run.
+
+    python bench/bench_instrument.py [--rounds 7] [--calls 1500] [--streams 200]
+
+Every mode drives the same real `anthropic` client over an in-process mock transport (so the network does not
+drown the numbers) with a real OpenTelemetry SDK exporting spans and metrics in memory. Modes are interleaved
+round by round and the median per-call CPU time (process_time) is reported, so machine noise hits all modes alike.
+
+Modes:
+  bare         no tracing at all (SDK tracing switched off on the client)
+  sdk          the SDK's own tracing (anthropic >= 1.14), global provider, no otel-claude
+  otel-claude  otel_claude.instrument() with spans and metrics (SDK span suppressed)
+  +policy      as otel-claude, with a policy whose rule routes, caps max_tokens and adds cache breakpoints
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anthropic
+from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otel_claude
+
+try:
+    import httpx2 as httpx
+except ImportError:  # anthropic 0.x
+    import httpx  # type: ignore[no-redef]
+
+SDK_MAJOR = int(anthropic.__version__.split(".")[0])
+SDK_TRACES = SDK_MAJOR >= 2 or (SDK_MAJOR == 1 and int(anthropic.__version__.split(".")[1]) >= 14)
+MODEL = "claude-sonnet-4-6"
+ARGS: dict[str, Any] = {"model": MODEL, "max_tokens": 1024, "system": "You classify support tickets.",
+                        "messages": [{"role": "user", "content": "My order never arrived."}]}
+POLICY = {"schema_version": 1, "version": "bench", "rules": [
+    {"task": "classify", "model": "claude-haiku-4-5", "max_tokens": 256, "cache": {"ttl": "5m"}}]}
+
+
+def _message_body() -> bytes:
+    return json.dumps({
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": MODEL,
+        "content": [{"type": "text", "text": "Shipping issue."}], "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 120, "output_tokens": 4, "cache_creation_input_tokens": 0,
+                  "cache_read_input_tokens": 0}}).encode()
+
+
+def _sse_body(events: int) -> bytes:
+    def ev(name: str, data: dict[str, Any]) -> str:
+        return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+    deltas = events - 6
+    parts = [
+        ev("message_start", {"type": "message_start", "message": {
+            "id": "msg_bench", "type": "message", "role": "assistant", "model": MODEL, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 120, "output_tokens": 1}}}),
+        ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                   "content_block": {"type": "text", "text": ""}}),
+        ev("ping", {"type": "ping"}),
+    ]
+    parts += [ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                         "delta": {"type": "text_delta", "text": "word "}})] * deltas
+    parts += [
+        ev("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                             "usage": {"output_tokens": deltas}}),
+        ev("message_stop", {"type": "message_stop"}),
+    ]
+    return "".join(parts).encode()
+
+
+def _transport(sse: bytes, body: bytes) -> Any:
+    def handler(request: Any) -> Any:
+        if json.loads(request.content).get("stream"):
+            return httpx.Response(200, headers={"content-type": "text/event-stream", "request-id": "req_b"},
+                                  content=sse)
+        return httpx.Response(200, headers={"content-type": "application/json", "request-id": "req_b"}, content=body)
+
+    return httpx.MockTransport(handler)
+
+
+def _client(transport: Any, *, sdk_tracing: bool) -> anthropic.Anthropic:
+    kwargs: dict[str, Any] = {"api_key": "sk-bench", "base_url": "http://bench.local", "max_retries": 0,
+                              "http_client": httpx.Client(transport=transport)}
+    if SDK_TRACES and not sdk_tracing:
+        kwargs["open_telemetry"] = False
+    return anthropic.Anthropic(**kwargs)
+
+
+PATHS: dict[str, Callable[[anthropic.Anthropic], None]] = {}
+
+
+def path(name: str) -> Callable[[Callable[[anthropic.Anthropic], None]], Callable[[anthropic.Anthropic], None]]:
+    def register(fn: Callable[[anthropic.Anthropic], None]) -> Callable[[anthropic.Anthropic], None]:
+        PATHS[name] = fn
+        return fn
+
+    return register
+
+
+@path("create")
+def _create(client: anthropic.Anthropic) -> None:
+    with otel_claude.task("classify"):
+        client.messages.create(**ARGS)
+
+
+@path("stream=True (200 events)")
+def _stream(client: anthropic.Anthropic) -> None:
+    with otel_claude.task("classify"):
+        for _ in client.messages.create(**ARGS, stream=True):
+            pass
+
+
+@path(".stream() helper")
+def _helper(client: anthropic.Anthropic) -> None:
+    with otel_claude.task("classify"), client.messages.stream(**ARGS) as stream:
+        for _ in stream.text_stream:
+            pass
+        stream.get_final_message()
+
+
+def _measure(fn: Callable[[anthropic.Anthropic], None], client: anthropic.Anthropic, n: int) -> float:
+    gc.collect()
+    start = time.process_time()
+    for _ in range(n):
+        fn(client)
+    return (time.process_time() - start) / n * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=1500, help="non-streaming calls per round and mode")
+    parser.add_argument("--streams", type=int, default=150, help="streamed calls per round and mode")
+    args = parser.parse_args(argv)
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(tracer_provider)  # what the SDK's own tracing uses
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    transport = _transport(_sse_body(200), _message_body())
+    clients = {"bare": _client(transport, sdk_tracing=False), "sdk": _client(transport, sdk_tracing=True)}
+
+    modes = ["bare", "sdk", "otel-claude", "+policy"] if SDK_TRACES else ["bare", "otel-claude", "+policy"]
+    results: dict[tuple[str, str], list[float]] = {}
+    for round_number in range(args.rounds):
+        for path_name, fn in PATHS.items():
+            n = args.calls if path_name == "create" else args.streams
+            for mode in modes:
+                policy = POLICY if mode == "+policy" else None
+                if mode in ("otel-claude", "+policy"):
+                    otel_claude.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider,
+                                           policy=policy)
+                client = clients["sdk" if mode == "sdk" else "bare"]
+                try:
+                    fn(client)  # warm-up: caches, lazy imports
+                    results.setdefault((path_name, mode), []).append(_measure(fn, client, n))
+                finally:
+                    if mode in ("otel-claude", "+policy"):
+                        otel_claude.uninstrument()
+                exporter.clear()
+        print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
+
+    print(f"anthropic {anthropic.__version__}, median CPU microseconds per call over {args.rounds} rounds\n")
+    header = f"{'path':<26}" + "".join(f"{m:>13}" for m in modes) + f"{'added(otel)':>13}"
+    header += f"{'added(sdk)':>12}{'otel/sdk':>10}{'policy':>9}" if SDK_TRACES else f"{'policy':>9}"
+    print(header)
+    verdicts = []
+    for path_name in PATHS:
+        med = {m: statistics.median(results[(path_name, m)]) for m in modes}
+        added = med["otel-claude"] - med["bare"]
+        line = f"{path_name:<26}" + "".join(f"{med[m]:>13.1f}" for m in modes) + f"{added:>13.1f}"
+        policy_cost = med["+policy"] - med["otel-claude"]
+        if SDK_TRACES:
+            sdk_added = med["sdk"] - med["bare"]
+            ratio = added / sdk_added if sdk_added > 0 else float("nan")
+            line += f"{sdk_added:>12.1f}{ratio:>10.2f}{policy_cost:>9.1f}"
+            verdicts.append(f"{path_name}: otel-claude adds {ratio:.2f}x what SDK tracing adds (target <= 0.5)")
+        else:
+            line += f"{policy_cost:>9.1f}"
+        if path_name == "create":
+            verdicts.append(f"create: otel-claude adds {added:.1f} us (target <= 100 us)")
+        verdicts.append(f"{path_name}: policy enforcement adds {policy_cost:.1f} us (target <= 20 us)")
+        print(line)
+    print()
+    for verdict in verdicts:
+        print(verdict)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
