@@ -4,6 +4,24 @@ A *case* is one labelled example of a task, identified by an integer. Everything
 shared system prompt it uses, the right answer) is a function of (task, case); what a model does with it (output
 length, whether it answers correctly) is a function of (seed, task, case, model). The simulator and the workload
 driver both call these functions, so the driver can grade answers like a labelled eval set.
+
+File format (YAML; see scenarios/default.yaml; unknown keys are errors):
+
+    name: my-product                     # optional, default: the file name
+    description: ...                     # optional
+    baseline: {model: claude-sonnet-4-6, max_tokens: 4096}   # what callers send without a policy
+    tasks:
+      classify:                          # the otel_claude.task label
+        share: 0.4                       # traffic share (normalised over tasks)
+        answer: {kind: text, position: start}   # text|tool; start (survives truncation) | end
+        labels: 12                       # size of the answer space
+        system: {tokens: 5200, variants: 1}     # shared system prompt; variants = distinct prompts (tenants)
+        tools: {count: 0, tokens: 0}     # tool definitions sent with every call (kind tool needs count >= 1)
+        input: {median: 180, sigma: 0.6, min: 20, max: 4000}   # user message tokens, lognormal
+        output:                          # output tokens per model, lognormal; `default` for unlisted models
+          default: {median: 10, sigma: 1.3}
+          claude-haiku-4-5: {median: 12, sigma: 1.4}
+        quality: {default: 0.9, claude-haiku-4-5: 0.95}   # probability of a correct answer per model
 """
 
 from __future__ import annotations

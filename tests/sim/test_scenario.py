@@ -122,3 +122,18 @@ def test_policy_file_round_trip(scenario, tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(policy_document(scenario, best)), encoding="utf-8")
     assert choices_from_policy(scenario, path) == best
+
+
+def test_batch_requests_carry_the_case_in_metadata(scenario) -> None:
+    from conftest import requires
+
+    job = next(job for job in plan_jobs(scenario, 40, seed=2, stream_share=0.0) if job.task == "classify")
+    params = {**job.body, "metadata": {"user_id": f"sim:{job.task}:{job.case}"}}
+    with SimServer(scenario=scenario, seed=2) as sim:
+        client = anthropic.Anthropic(base_url=sim.base_url, api_key="test", max_retries=0)
+        requires(client, "messages.batches")
+        batch = client.messages.batches.create(requests=[{"custom_id": "one", "params": params}])
+        (entry,) = list(client.messages.batches.results(batch.id))
+    decision = scenario.decide(2, job.task, job.case, "claude-sonnet-4-6")
+    assert grade(entry.result.message, job.expected) == decision.correct
+    assert entry.result.message.content[0].text.startswith("ANSWER: ")
