@@ -30,6 +30,7 @@ class PromptCache:
         self._clock = clock
         # (model, prefix digest) -> (expiry time, ttl seconds)
         self._entries: dict[tuple[str, bytes], tuple[float, float]] = {}
+        self._sweep_at = 4096
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -77,6 +78,8 @@ class PromptCache:
         )
 
     def _evict(self, now: float) -> None:
-        # Amortised: only sweep when the table has grown, so a long run does not keep dead entries forever.
-        if len(self._entries) > 4096:
+        # Amortised: sweep only when the table has doubled since the last sweep, so a long run neither keeps
+        # dead entries forever nor pays a full scan per request.
+        if len(self._entries) > self._sweep_at:
             self._entries = {key: value for key, value in self._entries.items() if value[0] > now}
+            self._sweep_at = max(4096, 2 * len(self._entries))

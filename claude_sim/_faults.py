@@ -53,15 +53,17 @@ class Fault:
 
 
 def parse_faults(items: list[Any], origin: str) -> list[Fault]:
+    """Faults from Fault objects or mappings of Fault's fields; errors name `origin` and the item."""
     faults = []
     for index, item in enumerate(items):
+        if isinstance(item, Fault):
+            faults.append(item)
+            continue
         if not isinstance(item, dict):
             raise ValueError(f"{origin}: faults[{index}]: expected a mapping")
         try:
             faults.append(Fault(**item))
-        except TypeError as err:
-            raise ValueError(f"{origin}: faults[{index}]: {err}") from None
-        except ValueError as err:
+        except (TypeError, ValueError) as err:
             raise ValueError(f"{origin}: faults[{index}]: {err}") from None
     return faults
 

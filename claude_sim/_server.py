@@ -16,7 +16,7 @@ from aiohttp import web
 from claude_sim._batches import BatchStore
 from claude_sim._engine import Engine, Outcome, tag_from
 from claude_sim._errors import ApiError, invalid
-from claude_sim._faults import STATUS_FAULTS, Fault, FaultPlan
+from claude_sim._faults import STATUS_FAULTS, Fault, FaultPlan, parse_faults
 from claude_sim._models import find_model, sim_models
 from claude_sim._ratelimit import RateLimits
 from claude_sim._scenario import Scenario, load_scenario
@@ -288,7 +288,7 @@ class SimServer:
             max_request_bytes=max_request_bytes,
             batch_seconds=batch_seconds,
         )
-        self._faults = FaultPlan(seed, _faults(faults or []))
+        self._faults = FaultPlan(seed, parse_faults(faults or [], "SimServer(faults=...)"))
         self._app = _App(config, self._faults)
         self._host = host
         self._port = port
@@ -321,7 +321,7 @@ class SimServer:
 
     def set_faults(self, faults: list[Fault | dict[str, Any]]) -> None:
         """Replace the fault rules; each hits its next `count` matching requests."""
-        parsed = _faults(faults)
+        parsed = parse_faults(faults, "set_faults")
         if self._loop is not None:
             self._call(self._set_faults(parsed))
         else:
@@ -369,7 +369,3 @@ class SimServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _faults(items: list[Fault | dict[str, Any]]) -> list[Fault]:
-    return [item if isinstance(item, Fault) else Fault(**item) for item in items]
