@@ -1,0 +1,122 @@
+"""Decision quality of the tuner on a simulator scenario, against the scenario's ground truth.
+
+    python bench/bench_decisions.py [--scenario default] [--calls 2000 8000 8000] [--validate 3000]
+
+The closed loop, all through the real instrumented SDK over loopback HTTP: a baseline run (no policy) -> tune ->
+a run under that policy (which explores cheaper candidates) -> tune on all spans so far -> ... The final policy is
+scored with `claude_sim.oracle`: the expected cost, quality and truncation of the policy, of the baseline and of
+the best policy for the scenario (same margin and truncation target). Printed: the share of the achievable saving
+the tuner's policy gets, its quality change and truncation per task, and the same measured on a validation run.
+Targets: >= 90% of the achievable saving, quality within the margin, truncation under the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from claude_sim import SimServer, load_scenario  # noqa: E402
+from claude_sim.oracle import PolicyScore, best_policy, choices_from_policy, evaluate  # noqa: E402
+from claude_sim.workload import run_workload  # noqa: E402
+from tuner.cli import main as tune  # noqa: E402
+
+
+def _row(name: str, score: PolicyScore, base: PolicyScore) -> str:
+    saving = 1 - score.cost_per_call / base.cost_per_call
+    return (
+        f"{name:<10} cost/call ${score.cost_per_call:.6f} ({saving:+.1%} vs baseline)  "
+        f"quality {score.quality:.4f} ({score.quality - base.quality:+.4f})"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="default")
+    parser.add_argument("--calls", type=int, nargs="+", default=[2000, 8000, 8000], help="calls per round")
+    parser.add_argument("--validate", type=int, default=3000, help="calls of the final validation run")
+    parser.add_argument("--margin", type=float, default=0.02)
+    parser.add_argument("--target", type=float, default=0.01, help="truncation target")
+    parser.add_argument("--explore-share", type=float, default=0.2)
+    parser.add_argument("--candidates", default="claude-haiku-4-5,claude-opus-4-6")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    scenario = load_scenario(args.scenario)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-decisions-"))
+    work.mkdir(parents=True, exist_ok=True)
+    options = ["--quality-margin", str(args.margin), "--truncation-target", str(args.target)]
+    options += ["--explore-share", str(args.explore_share), "--candidates", args.candidates, "--no-progress"]
+
+    spans: list[str] = []
+    policy: Path | None = None
+    measured = {}
+    with SimServer(scenario=scenario, seed=args.seed, latency_scale=0.0) as sim:
+        for round_number, calls in enumerate(args.calls):
+            out = work / f"spans-{round_number}.jsonl"
+            out.unlink(missing_ok=True)
+            started = time.perf_counter()
+            summary = run_workload(
+                sim.base_url, scenario, calls=calls, out=str(out), seed=args.seed + round_number, policy=policy
+            )
+            if round_number == 0:
+                measured["baseline"] = summary
+            spans.append(str(out))
+            print(
+                f"round {round_number}: {calls} calls in {time.perf_counter() - started:.0f}s "
+                f"(policy: {policy.name if policy else 'none'})"
+            )
+            policy = work / f"policy-{round_number}.yaml"
+            if tune([*spans, "-o", str(policy), "--report", str(work / f"report-{round_number}.md"), *options]):
+                return 1
+        final = policy
+        assert final is not None
+        measured["tuned"] = run_workload(
+            sim.base_url, scenario, calls=args.validate, out=str(work / "validate.jsonl"), seed=10_000, policy=final
+        )
+
+    base = evaluate(scenario, {})
+    best = evaluate(scenario, best_policy(scenario, margin=args.margin, truncation_target=args.target))
+    ours = evaluate(scenario, choices_from_policy(scenario, final))
+    achievable = base.cost_per_call - best.cost_per_call
+    share = (base.cost_per_call - ours.cost_per_call) / achievable if achievable > 0 else float("nan")
+    print(f"\nscenario {scenario.name}; final policy {final}; reports and spans in {work}")
+    print("expected (oracle, per call over the scenario's traffic mix):")
+    for name, score in (("baseline", base), ("best", best), ("tuned", ours)):
+        print("  " + _row(name, score, base))
+    print(f"  share of the achievable saving: {share:.1%} (target >= 90%)")
+    print("per task: choice (tuned | best), quality change vs baseline, truncation")
+    worst_quality = 0.0
+    worst_truncation = 0.0
+    for task in scenario.tasks:
+        mine, ideal = ours.choices[task], best.choices[task]
+        delta = ours.per_task[task].quality - base.per_task[task].quality
+        truncation = ours.per_task[task].truncation_rate
+        worst_quality = min(worst_quality, delta)
+        worst_truncation = max(worst_truncation, truncation)
+        print(
+            f"  {task:<10} {mine.model} max_tokens={mine.max_tokens} cache={mine.cache_ttl} | "
+            f"{ideal.model} max_tokens={ideal.max_tokens} cache={ideal.cache_ttl}  "
+            f"quality {delta:+.4f}  truncation {truncation:.2%}"
+        )
+    b, t = measured["baseline"].overall, measured["tuned"].overall
+    print("measured (baseline round vs validation run under the final policy):")
+    print(
+        f"  cost/call ${b.cost_per_call:.6f} -> ${t.cost_per_call:.6f} ({t.cost_per_call / b.cost_per_call - 1:+.1%}); "
+        f"quality {b.quality:.4f} -> {t.quality:.4f}; truncation {b.truncation_rate:.2%} -> {t.truncation_rate:.2%}; "
+        f"cache hit rate {t.cache_hit_rate:.1%}"
+    )
+    ok = share >= 0.9 and worst_quality >= -args.margin and worst_truncation <= args.target
+    print(
+        f"targets met: {ok} (worst task quality change {worst_quality:+.4f}, worst truncation {worst_truncation:.2%})"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
