@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -99,6 +100,8 @@ def test_tune_writes_a_valid_deterministic_policy_and_reports(tmp_path: Path, ca
     html = (tmp_path / "r.html").read_text()
     assert html.count("<svg") >= 4 and policy.version in html
     assert not re.search(r"(src|href)=\"https?:", html)  # self-contained
+    for svg in re.findall(r"<svg.*?</svg>", html, flags=re.S):
+        ElementTree.fromstring(svg)  # every chart is well-formed XML
     markdown = (tmp_path / "r.md").read_text()
     assert "| classify | 1600 |" in markdown and "truncation rate" in markdown
 
