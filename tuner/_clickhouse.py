@@ -60,6 +60,7 @@ def _calls_sql(table: str) -> str:
         toInt64OrZero({_attr("gen_ai.usage.cache_read.input_tokens")}) AS cache_read,
         toInt64OrZero({_attr("gen_ai.usage.cache_creation.input_tokens")}) AS cache_write,
         toInt64OrZero({_attr("gen_ai.request.max_tokens")}) AS max_tokens,
+        toInt64OrDefault({_attr("otel_claude.policy.requested_max_tokens")}, max_tokens) AS requested_max_tokens,
         toInt64OrDefault({_attr("otel_claude.input.tokens_estimate")}, input_tokens) AS input_estimate,
         {_attr("otel_claude.prefix.fingerprint")} AS prefix,
         toInt64OrZero({_attr("otel_claude.prefix.tokens_estimate")}) AS prefix_tokens,
@@ -96,7 +97,12 @@ def _models_sql(table: str) -> str:
         avg(cache_read) AS mean_cache_read, avg(cache_write) AS mean_cache_write,
         quantileExactInclusiveIf(0.95)(ttft, isNotNull(ttft)) AS ttft_p95, countIf(isNotNull(ttft)) AS ttft_n,
         quantileExactInclusive(0.95)(duration) AS duration_p95,
-        topKIf(1)(max_tokens, max_tokens > 0) AS max_tokens_mode,
+        arraySort(x -> (-x.2, x.1), arrayZip(mapKeys(sumMapIf(map(max_tokens, toUInt64(1)), max_tokens > 0)),
+            mapValues(sumMapIf(map(max_tokens, toUInt64(1)), max_tokens > 0))))[1].1 AS max_tokens_mode,
+        arraySort(x -> (-x.2, x.1), arrayZip(
+            mapKeys(sumMapIf(map(requested_max_tokens, toUInt64(1)), requested_max_tokens > 0)),
+            mapValues(sumMapIf(map(requested_max_tokens, toUInt64(1)), requested_max_tokens > 0))))[1].1
+            AS requested_max_tokens_mode,
         countIf(isNotNull(score)) AS scored, avgIf(score, isNotNull(score)) AS q_mean,
         stddevSampIf(score, isNotNull(score)) AS q_sd
     FROM calls LEFT JOIN fb USING (response_id)
@@ -186,7 +192,8 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
                 mean_cache_write=float(row["mean_cache_write"]),
                 ttft_p95=_opt_float(row["ttft_p95"], int(row["ttft_n"]) > 0),
                 duration_p95=_opt_float(row["duration_p95"]),
-                max_tokens=int(row["max_tokens_mode"][0]) if row["max_tokens_mode"] else None,
+                max_tokens=int(row["max_tokens_mode"]) or None,
+                requested_max_tokens=int(row["requested_max_tokens_mode"]) or None,
                 quality=quality,
                 lengths=sample[:, 0],
                 sizes=sample[:, 1],

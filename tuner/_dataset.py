@@ -50,7 +50,8 @@ class ModelStats:
     mean_cache_write: float
     ttft_p95: float | None
     duration_p95: float | None
-    max_tokens: int | None
+    max_tokens: int | None  # the most common value sent (after any policy)
+    requested_max_tokens: int | None  # the most common value the callers asked for
     quality: Quality | None
     lengths: np.ndarray = field(repr=False)
     sizes: np.ndarray = field(repr=False)
@@ -104,6 +105,15 @@ def _p95(values: np.ndarray) -> float | None:
     return float(np.quantile(values, 0.95)) if len(values) else None
 
 
+def _mode(values: np.ndarray) -> int | None:
+    """The most common positive value (the smallest on ties); None when there is none."""
+    values = values[values > 0]
+    if not len(values):
+        return None
+    distinct, counts = np.unique(values, return_counts=True)
+    return int(distinct[np.argmax(counts)])
+
+
 def _quality(scores: np.ndarray) -> Quality | None:
     scores = scores[~np.isnan(scores)]
     if not len(scores):
@@ -134,8 +144,6 @@ def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
     outcome = c.outcome[rows]
     completed = rows[(outcome != ERROR) & (c.output_tokens[rows] >= 0)]
     sample = _sample(completed[np.argsort(c.start_ns[completed], kind="stable")], SAMPLE_LIMIT)
-    caps = c.max_tokens[rows]
-    caps = caps[caps > 0]
     cost = c.cost[rows]
     return ModelStats(
         task=c.tasks[int(c.task[rows[0]])],
@@ -152,7 +160,8 @@ def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
         mean_cache_write=float(np.mean(c.cache_write[rows])),
         ttft_p95=_p95(c.ttft[rows]),
         duration_p95=_p95(c.duration[rows]),
-        max_tokens=int(np.bincount(caps).argmax()) if len(caps) else None,
+        max_tokens=_mode(c.max_tokens[rows]),
+        requested_max_tokens=_mode(c.requested_max_tokens[rows]),
         quality=_quality(c.score[rows]),
         lengths=c.output_tokens[sample].astype(np.int64),
         sizes=c.input_estimate[sample].astype(np.int64),

@@ -9,7 +9,7 @@ size buckets so the policy stays a static table.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -37,6 +37,11 @@ class CapDecision:
     changed: bool
     buckets: tuple[Bucket, ...] = ()
     evidence: dict[str, object] = field(default_factory=dict)
+    requested: int | None = None
+
+    def mode_for(self, cap: int) -> str:
+        """`cap` can only lower the caller's value: a cap above it must be `set` to take effect."""
+        return "set" if self.requested is not None and cap > self.requested else "cap"
 
 
 def conformal_bound(lengths: np.ndarray, censored: np.ndarray, target: float) -> float | None:
@@ -103,39 +108,44 @@ def decide_max_tokens(stats: ModelStats, target: float) -> CapDecision:
     n = len(stats.lengths)
     truncated = int(np.count_nonzero(stats.censored))
     rate = truncated / n if n else 0.0
-    current = stats.max_tokens
+    current, requested = stats.max_tokens, stats.requested_max_tokens
     evidence: dict[str, object] = {
         "samples": n,
         "truncated": truncated,
         "truncation_rate": round(rate, 5),
         "target": target,
         "current_max_tokens": current,
+        "requested_max_tokens": requested,
     }
+    buckets: tuple[Bucket, ...] = ()
     if n and rate > target:
-        if current is None:
-            return CapDecision(
-                None, "cap", "truncating above target but the current cap is unknown", False, (), evidence
-            )
-        raised = current * _RAISE_FACTOR
+        cap = current * _RAISE_FACTOR if current else None
         reason = f"truncation rate {rate:.2%} is above the target {target:.2%}: the tail is censored, raise the cap"
-        return CapDecision(raised, "set", reason, True, (), evidence)
-    bound = conformal_bound(stats.lengths, stats.censored, target)
-    if bound is None:
-        reason = f"insufficient evidence: {n} completed calls, need {min_samples(target)} for a {target:.2%} bound"
-        return CapDecision(None, "cap", reason, False, (), evidence)
-    if math.isinf(bound) or (current is not None and bound >= current):
-        return CapDecision(None, "cap", "the conformal bound is not below the current cap", False, (), evidence)
-    cap = max(int(bound), 1)
-    evidence["p50_output_tokens"] = int(np.median(stats.lengths))
-    evidence["conformal_bound"] = cap
-    buckets = _bucketed(stats, target, cap)
-    if buckets:
-        evidence["buckets"] = [
-            {"input_min": b.input_min, "input_max": b.input_max, "max_tokens": b.max_tokens} for b in buckets
-        ]
-    reason = (
-        f"{target:.2%} conformal bound over {n} calls"
-        + (f" (was {current})" if current is not None else "")
-        + (f", in {len(buckets)} input-size buckets" if buckets else "")
-    )
-    return CapDecision(cap, "cap", reason, True, buckets, evidence)
+    else:
+        bound = conformal_bound(stats.lengths, stats.censored, target)
+        if bound is None:
+            # Keep a cap an earlier policy set; the caller's own value needs no rule.
+            cap = current
+            reason = f"insufficient evidence: {n} completed calls, need {min_samples(target)} for a {target:.2%} bound"
+        elif math.isinf(bound):
+            cap = current
+            reason = "the conformal bound falls among truncated calls: keep the current cap"
+        else:
+            cap = max(int(bound), 1)
+            evidence["p50_output_tokens"] = int(np.median(stats.lengths))
+            evidence["conformal_bound"] = cap
+            buckets = _bucketed(stats, target, cap) if current is None or cap <= current else ()
+            if buckets:
+                evidence["buckets"] = [
+                    {"input_min": b.input_min, "input_max": b.input_max, "max_tokens": b.max_tokens} for b in buckets
+                ]
+            reason = (
+                f"{target:.2%} conformal bound over {n} calls"
+                + (f" (was {current})" if current is not None else "")
+                + (f", in {len(buckets)} input-size buckets" if buckets else "")
+            )
+    changed = cap is not None and cap != current
+    if cap is None or (cap == requested and not buckets):
+        return CapDecision(None, "cap", reason, changed, (), evidence, requested)
+    decision = CapDecision(cap, "cap", reason, changed, buckets, evidence, requested)
+    return replace(decision, mode=decision.mode_for(cap))

@@ -32,6 +32,8 @@ FLAG_STREAM = 2
 A_OPERATION = "gen_ai.operation.name"
 A_MODEL = "gen_ai.request.model"
 A_MAX_TOKENS = "gen_ai.request.max_tokens"
+# Under a policy, the caller's own value (gen_ai.request.max_tokens is then what the policy applied).
+A_REQUESTED_MAX_TOKENS = "otel_claude.policy.requested_max_tokens"
 A_STREAM = "gen_ai.request.stream"
 A_RESPONSE_ID = "gen_ai.response.id"
 A_FINISH = "gen_ai.response.finish_reasons"
@@ -54,6 +56,7 @@ WANTED = frozenset(
         A_OPERATION,
         A_MODEL,
         A_MAX_TOKENS,
+        A_REQUESTED_MAX_TOKENS,
         A_STREAM,
         A_RESPONSE_ID,
         A_FINISH,
@@ -154,6 +157,7 @@ class Columns:
     cache_read: np.ndarray
     cache_write: np.ndarray
     max_tokens: np.ndarray
+    requested_max_tokens: np.ndarray
     input_estimate: np.ndarray
     prefix_tokens: np.ndarray
     cost: np.ndarray
@@ -183,6 +187,7 @@ class CallTable:
         self._cache_read = array("q")
         self._cache_write = array("q")
         self._max_tokens = array("q")
+        self._requested = array("q")
         self._input_estimate = array("q")
         self._prefix_tokens = array("q")
         self._cost = array("d")
@@ -220,6 +225,7 @@ class CallTable:
             _int(attrs, A_PREFIX_TOKENS, 0),
             _float(attrs, A_COST),
             _float(attrs, A_TTFT),
+            _int(attrs, A_REQUESTED_MAX_TOKENS, -1),
         )
         task = attrs.get(A_TASK)
         prefix = attrs.get(A_PREFIX)
@@ -240,6 +246,7 @@ class CallTable:
         self._cache_read.append(row[2])
         self._cache_write.append(row[3])
         self._max_tokens.append(row[4])
+        self._requested.append(row[9] if row[9] >= 0 else row[4])
         self._input_estimate.append(row[5] if row[5] >= 0 else row[0])
         self._prefix_tokens.append(row[6])
         self._cost.append(row[7])
@@ -288,6 +295,7 @@ class CallTable:
             cache_read=np.frombuffer(self._cache_read, dtype=np.int64),
             cache_write=np.frombuffer(self._cache_write, dtype=np.int64),
             max_tokens=np.frombuffer(self._max_tokens, dtype=np.int64),
+            requested_max_tokens=np.frombuffer(self._requested, dtype=np.int64),
             input_estimate=np.frombuffer(self._input_estimate, dtype=np.int64),
             prefix_tokens=np.frombuffer(self._prefix_tokens, dtype=np.int64),
             cost=np.frombuffer(self._cost, dtype=np.float64),

@@ -108,6 +108,7 @@ def rules_for(d: TaskDecision) -> list[Rule]:
             rule,
             when=Conditions(input_tokens_min=b.input_min or None, input_tokens_max=b.input_max),
             max_tokens=b.max_tokens,
+            max_tokens_mode=d.cap.mode_for(b.max_tokens),
         )
         for b in d.cap.buckets
     ]

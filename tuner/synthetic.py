@@ -52,6 +52,7 @@ def call(
     duration_s: float = 1.0,
     error: str | None = None,
     exploration: bool = False,
+    requested_max_tokens: int | None = None,
 ) -> Span:
     """A chat call span; finish defaults to max_tokens when the output reached the cap, end_turn otherwise."""
     attrs: dict[str, Any] = {
@@ -97,6 +98,8 @@ def call(
             attrs["otel_claude.stream.complete"] = True
     if exploration:
         attrs["otel_claude.policy.exploration"] = True
+    if requested_max_tokens is not None:
+        attrs["otel_claude.policy.requested_max_tokens"] = requested_max_tokens
     end = start_ns + int(duration_s * 1e9)
     return Span(f"chat {model}", start_ns, end, attrs)
 

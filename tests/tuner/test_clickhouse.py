@@ -69,6 +69,8 @@ def _spans(seed: int = 3) -> list[syn.Span]:
                 prefix_tokens=4500,
                 ttft=rng.uniform(0.2, 1.5),
                 error="overloaded_error" if i % 97 == 0 else None,
+                exploration=i % 7 == 0,
+                requested_max_tokens=4096 if i % 5 else None,
             )
         )
         if i % 4:
@@ -116,7 +118,7 @@ def test_sql_dataset_matches_the_file_dataset(loaded: tuple, tmp_path: Path) -> 
     assert from_sql.feedback_unmatched == 6
     assert [(m.task, m.model) for m in from_sql.models] == [(m.task, m.model) for m in from_file.models]
     for sql, file in zip(from_sql.models, from_file.models, strict=True):
-        for name in ("calls", "explore_calls", "errors", "truncated", "refusals", "max_tokens"):
+        for name in ("calls", "explore_calls", "errors", "truncated", "refusals", "max_tokens", "requested_max_tokens"):
             assert getattr(sql, name) == getattr(file, name), (sql.task, sql.model, name)
         for name in ("cost_total", "mean_input", "mean_output", "ttft_p95", "duration_p95"):
             assert getattr(sql, name) == pytest.approx(getattr(file, name), rel=1e-6), (sql.task, sql.model, name)

@@ -24,6 +24,7 @@ def _stats(
     cost: float = 0.01,
     scores: np.ndarray | None = None,
     max_tokens: int | None = 1024,
+    requested: int | None = None,
     ttft_p95: float | None = None,
     explore_calls: int = 0,
 ) -> ModelStats:
@@ -49,6 +50,7 @@ def _stats(
         ttft_p95=ttft_p95,
         duration_p95=None,
         max_tokens=max_tokens,
+        requested_max_tokens=requested or max_tokens,
         quality=quality,
         lengths=lengths,
         sizes=np.full(len(lengths), 1000) if sizes is None else np.asarray(sizes, np.int64),
@@ -91,12 +93,23 @@ def test_censored_tail_at_target_keeps_the_cap() -> None:
     lengths = np.r_[np.arange(1, 96), np.full(5, 400)]
     censored = lengths == 400
     decision = decide_max_tokens(_stats(lengths=lengths, censored=censored, max_tokens=400), 0.05)
-    assert decision.max_tokens is None and "not below the current cap" in decision.reason
+    assert decision.max_tokens is None and "keep the current cap" in decision.reason
 
 
-def test_bound_above_current_cap_keeps_it() -> None:
-    decision = decide_max_tokens(_stats(lengths=np.arange(1, 200), max_tokens=100), 0.01)
-    assert decision.max_tokens is None
+def test_a_cap_from_an_earlier_policy_is_kept_or_moved_never_dropped() -> None:
+    # The caller asks for 4096; an earlier policy applied 300. Too few samples: keep 300 rather than revert.
+    few = decide_max_tokens(_stats(lengths=np.arange(1, 51), max_tokens=300, requested=4096), 0.01)
+    assert (few.max_tokens, few.mode, few.changed) == (300, "cap", False)
+    # Enough samples: move to the bound, whichever side of 300 it is on.
+    lower = decide_max_tokens(_stats(lengths=np.arange(1, 200), max_tokens=300, requested=4096), 0.01)
+    assert (lower.max_tokens, lower.mode) == (198, "cap")
+
+
+def test_a_raise_above_the_callers_value_is_a_set() -> None:
+    # An earlier policy raised the caller's 1024 to 2048 (set); outputs now fit under 1500 with margin.
+    lengths = np.r_[np.arange(1, 190), np.full(10, 1500)]
+    decision = decide_max_tokens(_stats(lengths=lengths, max_tokens=2048, requested=1024), 0.01)
+    assert (decision.max_tokens, decision.mode) == (1500, "set")
 
 
 def test_input_size_buckets_tighten_the_cap_and_keep_coverage() -> None:
