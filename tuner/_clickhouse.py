@@ -115,7 +115,7 @@ def _samples_sql(table: str) -> str:
     # Hash order is a deterministic pseudo-random sample, which keeps the conformal exchangeability assumption.
     return f"""
     WITH calls AS ({_calls_sql(table)})
-    SELECT task, model, output_tokens, input_estimate, finish = 'max_tokens' AS censored
+    SELECT task, model, output_tokens, input_estimate, finish = 'max_tokens' AS censored, max_tokens
     FROM calls WHERE NOT is_error AND output_tokens >= 0
     ORDER BY task, model, cityHash64(span_id)
     LIMIT {SAMPLE_LIMIT} BY task, model
@@ -169,11 +169,11 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
     samples: dict[tuple[str, str], list[tuple[int, int, bool]]] = {}
     for row in sample_rows:
         key = (row["task"], row["model"])
-        sample = (int(row["output_tokens"]), int(row["input_estimate"]), bool(row["censored"]))
+        sample = (int(row["output_tokens"]), int(row["input_estimate"]), bool(row["censored"]), int(row["max_tokens"]))
         samples.setdefault(key, []).append(sample)
     models = []
     for row in model_rows:
-        sample = np.array(samples.get((row["task"], row["model"]), []), dtype=np.int64).reshape(-1, 3)
+        sample = np.array(samples.get((row["task"], row["model"]), []), dtype=np.int64).reshape(-1, 4)
         scored = int(row["scored"])
         quality = Quality(scored, float(row["q_mean"]), float(row["q_sd"] or 0.0)) if scored else None
         models.append(
@@ -198,6 +198,7 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
                 lengths=sample[:, 0],
                 sizes=sample[:, 1],
                 censored=sample[:, 2].astype(bool),
+                caps=sample[:, 3],
             )
         )
     prefixes = [

@@ -56,6 +56,7 @@ class ModelStats:
     lengths: np.ndarray = field(repr=False)
     sizes: np.ndarray = field(repr=False)
     censored: np.ndarray = field(repr=False)
+    caps: np.ndarray = field(repr=False)  # max_tokens each sampled call was sent with
 
     @property
     def cost_per_call(self) -> float:
@@ -166,6 +167,7 @@ def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
         lengths=c.output_tokens[sample].astype(np.int64),
         sizes=c.input_estimate[sample].astype(np.int64),
         censored=c.outcome[sample] == TRUNCATED,
+        caps=c.max_tokens[sample].astype(np.int64),
     )
 
 

@@ -106,11 +106,16 @@ def _bucketed(stats: ModelStats, target: float, single: int) -> tuple[Bucket, ..
 def decide_max_tokens(stats: ModelStats, target: float) -> CapDecision:
     """The cap for one task on the model it will run on (stats are that model's observations)."""
     n = len(stats.lengths)
-    truncated = int(np.count_nonzero(stats.censored))
-    rate = truncated / n if n else 0.0
     current, requested = stats.max_tokens, stats.requested_max_tokens
+    # The truncation rate that matters is the one under today's cap: calls cut at an older, lower cap say
+    # nothing about it (they still count as unknown lengths in the bound below).
+    at_current = stats.caps >= current if current else np.ones(n, bool)
+    observed = int(np.count_nonzero(at_current))
+    truncated = int(np.count_nonzero(stats.censored & at_current))
+    rate = truncated / observed if observed else 0.0
     evidence: dict[str, object] = {
         "samples": n,
+        "samples_at_current_cap": observed,
         "truncated": truncated,
         "truncation_rate": round(rate, 5),
         "target": target,
@@ -118,7 +123,7 @@ def decide_max_tokens(stats: ModelStats, target: float) -> CapDecision:
         "requested_max_tokens": requested,
     }
     buckets: tuple[Bucket, ...] = ()
-    if n and rate > target:
+    if observed and rate > target:
         cap = current * _RAISE_FACTOR if current else None
         reason = f"truncation rate {rate:.2%} is above the target {target:.2%}: the tail is censored, raise the cap"
     else:

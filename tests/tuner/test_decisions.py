@@ -25,6 +25,7 @@ def _stats(
     scores: np.ndarray | None = None,
     max_tokens: int | None = 1024,
     requested: int | None = None,
+    caps: np.ndarray | None = None,
     ttft_p95: float | None = None,
     explore_calls: int = 0,
 ) -> ModelStats:
@@ -55,6 +56,7 @@ def _stats(
         lengths=lengths,
         sizes=np.full(len(lengths), 1000) if sizes is None else np.asarray(sizes, np.int64),
         censored=censored,
+        caps=np.full(len(lengths), max_tokens or 0) if caps is None else np.asarray(caps, np.int64),
     )
 
 
@@ -86,6 +88,23 @@ def test_truncation_above_target_raises_and_never_lowers() -> None:
     decision = decide_max_tokens(_stats(lengths=lengths, censored=censored, max_tokens=300), 0.01)
     assert (decision.max_tokens, decision.mode) == (600, "set")
     assert "above the target" in decision.reason
+
+
+def test_truncations_under_an_older_lower_cap_do_not_force_a_raise() -> None:
+    # 300 calls at cap 1024 (15 cut: 5%), then 700 at today's 2048 (3 cut: 0.4%, under the 1% target).
+    lengths = np.r_[np.arange(1, 286), np.full(15, 1024), np.arange(1, 698), np.full(3, 2048)]
+    caps = np.r_[np.full(300, 1024), np.full(700, 2048)]
+    censored = np.r_[np.zeros(285, bool), np.ones(15, bool), np.zeros(697, bool), np.ones(3, bool)]
+    decision = decide_max_tokens(
+        _stats(lengths=lengths, censored=censored, caps=caps, max_tokens=2048, requested=1024), 0.01
+    )
+    assert decision.evidence["truncation_rate"] == pytest.approx(3 / 700, abs=1e-5)
+    assert decision.max_tokens == 2048 and decision.mode == "set"  # 18 unknown lengths > n - k = 9: keep 2048
+    # Counting the old cuts too would have raised the cap to 4096.
+    pooled = decide_max_tokens(
+        _stats(lengths=lengths, censored=censored, caps=np.full(1000, 2048), max_tokens=2048, requested=1024), 0.01
+    )
+    assert pooled.max_tokens == 4096
 
 
 def test_censored_tail_at_target_keeps_the_cap() -> None:
