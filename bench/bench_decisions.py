@@ -5,7 +5,9 @@
 The closed loop, all through the real instrumented SDK over loopback HTTP: a baseline run (no policy) -> tune ->
 a run under that policy (which explores cheaper candidates) -> tune on all spans so far -> ... The final policy is
 scored with `claude_sim.oracle`: the expected cost, quality and truncation of the policy, of the baseline and of
-the best policy for the scenario (same margin and truncation target). Printed: the share of the achievable saving
+the best policy for the scenario (same margin and truncation target), at the traffic volume the tuner saw.
+The oracle reads a policy's first rule per task (`when` conditions ignored), so input-size buckets count as
+their first bucket's cap there; the validation run measures the real effect. Printed: the share of the achievable saving
 the tuner's policy gets, its quality change and truncation per task, and the same measured on a validation run.
 Targets: >= 90% of the achievable saving, quality within the margin, truncation under the target.
 """
@@ -80,9 +82,13 @@ def main() -> int:
             sim.base_url, scenario, calls=args.validate, out=str(work / "validate.jsonl"), seed=10_000, policy=final
         )
 
-    base = evaluate(scenario, {})
-    best = evaluate(scenario, best_policy(scenario, margin=args.margin, truncation_target=args.target))
-    ours = evaluate(scenario, choices_from_policy(scenario, final))
+    # Cache hit rates depend on traffic volume: score every policy at the volume the tuner observed.
+    volume = sum(args.calls)
+    base = evaluate(scenario, {}, calls=volume)
+    best = evaluate(
+        scenario, best_policy(scenario, margin=args.margin, truncation_target=args.target, calls=volume), calls=volume
+    )
+    ours = evaluate(scenario, choices_from_policy(scenario, final), calls=volume)
     achievable = base.cost_per_call - best.cost_per_call
     share = (base.cost_per_call - ours.cost_per_call) / achievable if achievable > 0 else float("nan")
     print(f"\nscenario {scenario.name}; final policy {final}; reports and spans in {work}")

@@ -98,17 +98,19 @@ def _insert(runner: ChdbRunner, spans: list[syn.Span]) -> None:
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChdbRunner, list[syn.Span]]:
-    runner = ChdbRunner(str(tmp_path_factory.mktemp("chdb")))
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChdbRunner, list[syn.Span], Path]:
+    # chdb serves one data directory per process: every test of this module shares it.
+    path = tmp_path_factory.mktemp("chdb")
+    runner = ChdbRunner(str(path))
     runner(DDL)
     spans = _spans()
     _insert(runner, spans)
-    yield runner, spans
+    yield runner, spans, path
     runner.close()
 
 
 def test_sql_dataset_matches_the_file_dataset(loaded: tuple, tmp_path: Path) -> None:
-    runner, spans = loaded
+    runner, spans, _ = loaded
     from_sql = load_clickhouse(runner)
     from_file, issues = load_dataset([str(syn.write_otlp(tmp_path / "t.json", spans))])
     assert issues.total == 0
@@ -132,7 +134,7 @@ def test_sql_dataset_matches_the_file_dataset(loaded: tuple, tmp_path: Path) -> 
 
 
 def test_sql_dataset_gives_the_same_policy(loaded: tuple, tmp_path: Path) -> None:
-    runner, spans = loaded
+    runner, spans, _ = loaded
     options = TuneOptions()
     from_sql = load_clickhouse(runner)
     from_file, _ = load_dataset([str(syn.write_otlp(tmp_path / "t.json", spans))])
@@ -143,8 +145,21 @@ def test_sql_dataset_gives_the_same_policy(loaded: tuple, tmp_path: Path) -> Non
 
 
 def test_bad_table_and_missing_table_fail_clearly(loaded: tuple) -> None:
-    runner, _ = loaded
+    runner, _, _ = loaded
     with pytest.raises(TraceInputError, match="bad table name"):
         load_clickhouse(runner, "otel_traces; DROP TABLE x")
     with pytest.raises(TraceInputError, match="clickhouse table nope: query failed"):
         load_clickhouse(runner, "nope")
+
+
+def test_cli_reads_a_chdb_table(loaded: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from otel_claude._cli import main as otel_claude
+    from otel_claude._policy_schema import load_policy_text
+
+    _, _, path = loaded
+    assert otel_claude(["tune", f"chdb:{path}", "-o", str(tmp_path / "p.yaml"), "--no-progress"]) == 0
+    policy = load_policy_text((tmp_path / "p.yaml").read_text(), "p.yaml")
+    assert [r.task for r in policy.rules] == ["classify", "summarize"]
+    assert "600 calls read" in capsys.readouterr().out
+    assert otel_claude(["tune", f"chdb:{path}", str(tmp_path / "p.yaml")]) == 2
+    assert "cannot be combined" in capsys.readouterr().err
