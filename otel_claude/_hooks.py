@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import json
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -75,6 +76,7 @@ class Hooks:
         self.config = config
         self.policy = policy
         self._saved: list[tuple[type, str, Any]] = []
+        self._adopting = False
         self._sdk = importlib.import_module("anthropic._base_client")
         streaming = importlib.import_module("anthropic._streaming")
         self._stream_types = (streaming.Stream, streaming.AsyncStream)
@@ -105,8 +107,26 @@ class Hooks:
                 cls = getattr(module, cls_name, None)
                 if cls is not None and "_parse" in cls.__dict__:
                     self._patch(cls, "_parse", self._parse)
+        self._adopting = self._patch_old_message_streams()
         if not self.config.keep_native_spans and isinstance(sdk.BaseClient.__dict__.get("_tracer"), property):
             self._patch(sdk.BaseClient, "_tracer", lambda _orig: property(lambda _self: None))
+
+    def _patch_old_message_streams(self) -> bool:
+        """SDKs up to about 0.50 build `.stream()`'s MessageStream from the response, discarding the Stream that
+        `request` returned; the new stream must adopt that Stream's watch or the call would look abandoned."""
+        try:
+            module = importlib.import_module("anthropic.lib.streaming")
+        except ImportError:
+            return False
+        patched = False
+        for name in ("MessageStream", "AsyncMessageStream", "BetaMessageStream", "BetaAsyncMessageStream"):
+            cls = getattr(module, name, None)
+            if cls is not None and "response" in inspect.signature(cls.__init__).parameters:
+                self._patch(cls, "__init__", _adopting_init)
+                # Their close() closes the response directly, not the raw stream: hook it too.
+                self._patch(cls, "close", _async_close if inspect.iscoroutinefunction(cls.close) else _sync_close)
+                patched = True
+        return patched
 
     def uninstall(self) -> None:
         for cls, name, original in reversed(self._saved):
@@ -206,6 +226,11 @@ class Hooks:
         if isinstance(result, self._stream_types[1]):
             self._watch(call, result, watch_async)
             return
+        if call.streaming and hasattr(result, "_iterator") and hasattr(result, "response"):
+            # SDKs before ~0.50 return their own MessageStream class (not a Stream subclass) from `.stream()`.
+            is_async = hasattr(result._iterator, "__anext__")
+            self._watch(call, result, watch_async if is_async else watch_sync)
+            return
         raw = getattr(result, "http_response", None)
         if raw is not None and hasattr(result, "_parse"):
             call.http_response = raw
@@ -226,6 +251,8 @@ class Hooks:
         inner = stream._iterator
         stream._iterator = wrap(inner, watch)
         stream.__dict__[WATCH_KEY] = watch
+        if self._adopting:
+            stream.response.__dict__[WATCH_KEY] = watch
 
     # -- the patched methods -------------------------------------------------------------------------------------
 
@@ -346,6 +373,25 @@ def _read_body(raw: Any) -> Any:
         return json.loads(content)
     except ValueError:
         return {}
+
+
+def _adopting_init(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def __init__(stream: Any, *args: Any, **kwargs: Any) -> None:
+        original(stream, *args, **kwargs)
+        response = kwargs.get("response")
+        watch = response.__dict__.pop(WATCH_KEY, None) if response is not None else None
+        if watch is not None:
+            try:
+                raw = stream._raw_stream
+                wrap = watch_async if hasattr(raw._iterator, "__anext__") else watch_sync
+                raw._iterator = wrap(raw._iterator, watch)
+                raw.__dict__[WATCH_KEY] = watch
+                stream.__dict__[WATCH_KEY] = watch
+            except Exception:
+                report_failure("adopting a stream")
+
+    return __init__
 
 
 def _sync_close(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -18,8 +18,6 @@ import otel_claude
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
 
 @dataclass
 class Telemetry:
