@@ -1,4 +1,4 @@
-"""End to end: instrumented workload -> OTLP JSON spans -> tuner -> policy -> enforced rerun is cheaper, quality kept."""
+"""End to end: workload -> OTLP JSON spans -> tuner -> policy -> enforced rerun is cheaper at the same quality."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from claude_sim import SimServer, load_scenario  # noqa: E402
-from claude_sim.workload import run_workload  # noqa: E402
-from tuner.cli import main as tune  # noqa: E402
-
-from otel_claude._policy_schema import load_policy_text  # noqa: E402
+from claude_sim import SimServer, load_scenario
+from claude_sim.workload import run_workload
+from otel_claude._policy_schema import load_policy_text
+from tuner.cli import main as tune
 
 MARGIN = 0.02
 
