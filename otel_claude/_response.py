@@ -8,12 +8,14 @@ from ._catalog import Usage
 
 __all__ = ["UsageReading", "field", "header_attributes", "read_usage"]
 
-_RATE_LIMIT_HEADERS = (
-    ("anthropic-ratelimit-requests-remaining", "anthropic.ratelimit.requests.remaining"),
-    ("anthropic-ratelimit-tokens-remaining", "anthropic.ratelimit.tokens.remaining"),
-    ("anthropic-ratelimit-input-tokens-remaining", "anthropic.ratelimit.input_tokens.remaining"),
-    ("anthropic-ratelimit-output-tokens-remaining", "anthropic.ratelimit.output_tokens.remaining"),
-)
+# Response headers worth a span attribute, by lowercase raw name; all but request-id are integers.
+_HEADERS = {
+    b"request-id": "anthropic.request.id",
+    b"anthropic-ratelimit-requests-remaining": "anthropic.ratelimit.requests.remaining",
+    b"anthropic-ratelimit-tokens-remaining": "anthropic.ratelimit.tokens.remaining",
+    b"anthropic-ratelimit-input-tokens-remaining": "anthropic.ratelimit.input_tokens.remaining",
+    b"anthropic-ratelimit-output-tokens-remaining": "anthropic.ratelimit.output_tokens.remaining",
+}
 
 
 def field(obj: Any, name: str) -> Any:
@@ -131,14 +133,19 @@ def read_usage(usage: Any) -> UsageReading:
 
 
 def header_attributes(headers: Any, into: dict[str, Any]) -> None:
-    """Request id and remaining rate limits from response headers (httpx or httpx2 Headers)."""
-    if headers is None:
+    """Request id and remaining rate limits from response headers (httpx or httpx2 Headers).
+
+    One pass over the raw header list: a `.get()` per name would rescan and re-lowercase every header each time.
+    """
+    raw = getattr(headers, "raw", None)
+    if raw is None:
         return
-    get = headers.get
-    request_id = get("request-id")
-    if request_id:
-        into["anthropic.request.id"] = request_id
-    for header, name in _RATE_LIMIT_HEADERS:
-        value = get(header)
-        if value is not None and value.isdigit():
-            into[name] = int(value)
+    for key, value in raw:
+        name = _HEADERS.get(key.lower())
+        if name is None:
+            continue
+        text = value.decode("latin-1")
+        if name == "anthropic.request.id":
+            into[name] = text
+        elif text.isdigit():
+            into[name] = int(text)

@@ -171,13 +171,13 @@ class Workload:
             self._create(SONNET, max_tokens=50, system=system)
             self._create(SONNET, max_tokens=50, system=system)
         with otel_claude.task("chat"):
-            for _ in self._create(SONNET, max_tokens=100, stream=True):
+            for _ in self._create(SONNET, max_tokens=2000, stream=True):
                 pass
-            for _ in self._create(HAIKU, max_tokens=100, stream=True):
+            for _ in self._create(HAIKU, max_tokens=2000, stream=True):
                 pass
         self._create(HAIKU, max_tokens=30)  # no task label
         self.sim.set_faults([{"kind": "overloaded", "count": 1}])
-        with otel_claude.task("classify"), pytest.raises(anthropic.InternalServerError):
+        with otel_claude.task("classify"), pytest.raises(anthropic.APIStatusError):
             self._create(SONNET, max_tokens=20)
         self.errors["overloaded_error"] += 1
 

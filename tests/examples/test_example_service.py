@@ -87,10 +87,16 @@ def test_service_labels_tasks_records_feedback_and_flushes_on_sigterm(
     assert process.returncode in (0, -signal.SIGTERM), stderr
 
     spans = otlp_sink.spans()
-    calls = {span["attributes"].get("otel_claude.task"): span for span in spans if span["scope"] == "otel_claude"}
+    call_spans = [s for s in spans if s["scope"] == "otel_claude" and s["name"] != "evaluation feedback"]
+    # The policy's safety net may re-send a truncated classify call: the first span of a task is the policy's.
+    calls: dict[str, dict] = {}
+    for span in call_spans:
+        calls.setdefault(span["attributes"].get("otel_claude.task"), span)
     assert set(calls) == {"classify", "summarize", "chat"}
     assert all(span["resource"]["service.name"] == "support-bot" for span in spans)
-    assert calls["classify"]["attributes"]["gen_ai.response.id"] == classified["response_id"]
+    classify_ids = {s["attributes"]["gen_ai.response.id"] for s in call_spans if s["attributes"].get("otel_claude.task")
+                    == "classify"}
+    assert classified["response_id"] in classify_ids
     chat = calls["chat"]["attributes"]
     assert chat["gen_ai.request.stream"] is True
     assert chat["otel_claude.stream.complete"] is True
