@@ -52,6 +52,14 @@ def _lines(name: str, numbered: Iterator[tuple[int, bytes]], table: CallTable, i
     return good
 
 
+def _is_json(record: bytes) -> bool:
+    try:
+        json.loads(record)
+    except ValueError:
+        return False
+    return True
+
+
 def read_file(path: Path, table: CallTable, issues: Issues, progress: Progress) -> None:
     name = str(path)
     numbered = records(path, progress)
@@ -59,10 +67,9 @@ def read_file(path: Path, table: CallTable, issues: Issues, progress: Progress) 
     if first is None:
         issues.skip("empty file", name, "no records")
         return
-    try:
-        json.loads(first[1])
+    if _is_json(first[1]):
         good = _lines(name, iter([first]), table, issues) + _lines(name, numbered, table, issues)
-    except ValueError:
+    else:
         # A first record that is not JSON by itself: a pretty-printed document (Jaeger downloads are), or junk.
         rest = [first[1], *(record for _, record in numbered)]
         try:

@@ -130,3 +130,17 @@ def test_file_that_is_not_trace_data_fails_clearly(tmp_path: Path) -> None:
         load_dataset([str(other)])
     with pytest.raises(TraceInputError, match="no such file"):
         load_dataset([str(tmp_path / "missing-*.json")])
+
+
+def test_corrupt_compressed_files_fail_with_the_file_name(tmp_path: Path) -> None:
+    data = gzip.compress(("\n".join(syn.otlp_lines(_spans(), batch=3)) + "\n").encode())
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(TraceInputError, match=r"cut\.json\.gz: cannot decompress"):
+        load_dataset([str(cut)])
+    zstandard = pytest.importorskip("zstandard")
+    frame = zstandard.ZstdCompressor().compress(next(syn.otlp_lines(_spans())).encode())
+    framed = tmp_path / "cut.json.zst"
+    framed.write_bytes(len(frame).to_bytes(4, "big") + frame[:-10])
+    with pytest.raises(TraceInputError, match=r"cut\.json\.zst: record 1: truncated"):
+        load_dataset([str(framed)])
