@@ -27,8 +27,14 @@ def field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+# OTLP encodes integer attributes as int64: one larger value makes the exporter drop the whole batch it is in.
+_INT64_MAX = 2**63 - 1
+
+
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, int) and not isinstance(value, bool) and -_INT64_MAX <= value <= _INT64_MAX:
+        return value
+    return None
 
 
 class UsageReading:
@@ -147,5 +153,8 @@ def header_attributes(headers: Any, into: dict[str, Any]) -> None:
         text = value.decode("latin-1")
         if name == "anthropic.request.id":
             into[name] = text
-        elif text.isdigit():
-            into[name] = int(text)
+        else:
+            # str.isdigit() accepts '²' and other digits int() rejects; only plain ASCII counts are read.
+            value = _int(int(text)) if text.isascii() and text.isdigit() else None
+            if value is not None:
+                into[name] = value
