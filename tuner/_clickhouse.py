@@ -114,11 +114,12 @@ def _models_sql(table: str) -> str:
 def _samples_sql(table: str) -> str:
     # Hash order is a deterministic pseudo-random sample, which keeps the conformal exchangeability assumption.
     return f"""
-    WITH calls AS ({_calls_sql(table)})
-    SELECT task, model, output_tokens, input_estimate, finish = 'max_tokens' AS censored, max_tokens
-    FROM calls WHERE NOT is_error AND output_tokens >= 0
+    WITH calls AS ({_calls_sql(table)}), fb AS ({_feedback_sql(table)})
+    SELECT task, model, output_tokens, input_estimate, finish = 'max_tokens' AS censored, max_tokens, score
+    FROM calls LEFT JOIN fb USING (response_id) WHERE NOT is_error AND output_tokens >= 0
     ORDER BY task, model, cityHash64(span_id)
     LIMIT {SAMPLE_LIMIT} BY task, model
+    SETTINGS join_use_nulls = 1
     """
 
 
@@ -166,14 +167,21 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
         if isinstance(err, TraceInputError):
             raise
         raise TraceInputError(f"clickhouse table {table}: query failed: {err}") from None
-    samples: dict[tuple[str, str], list[tuple[int, int, bool]]] = {}
+    samples: dict[tuple[str, str], list[tuple[float, ...]]] = {}
     for row in sample_rows:
         key = (row["task"], row["model"])
-        sample = (int(row["output_tokens"]), int(row["input_estimate"]), bool(row["censored"]), int(row["max_tokens"]))
+        score = float("nan") if row["score"] is None else float(row["score"])
+        sample = (
+            int(row["output_tokens"]),
+            int(row["input_estimate"]),
+            bool(row["censored"]),
+            int(row["max_tokens"]),
+            score,
+        )
         samples.setdefault(key, []).append(sample)
     models = []
     for row in model_rows:
-        sample = np.array(samples.get((row["task"], row["model"]), []), dtype=np.int64).reshape(-1, 4)
+        sample = np.array(samples.get((row["task"], row["model"]), []), dtype=np.float64).reshape(-1, 5)
         scored = int(row["scored"])
         quality = Quality(scored, float(row["q_mean"]), float(row["q_sd"] or 0.0)) if scored else None
         models.append(
@@ -195,10 +203,11 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
                 max_tokens=int(row["max_tokens_mode"]) or None,
                 requested_max_tokens=int(row["requested_max_tokens_mode"]) or None,
                 quality=quality,
-                lengths=sample[:, 0],
-                sizes=sample[:, 1],
+                lengths=sample[:, 0].astype(np.int64),
+                sizes=sample[:, 1].astype(np.int64),
                 censored=sample[:, 2].astype(bool),
-                caps=sample[:, 3],
+                caps=sample[:, 3].astype(np.int64),
+                scores=sample[:, 4],
             )
         )
     prefixes = [

@@ -7,7 +7,7 @@ aggregates and bounded samples, so each decision has one implementation for ever
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -57,6 +57,7 @@ class ModelStats:
     sizes: np.ndarray = field(repr=False)
     censored: np.ndarray = field(repr=False)
     caps: np.ndarray = field(repr=False)  # max_tokens each sampled call was sent with
+    scores: np.ndarray = field(repr=False)  # feedback score of each sampled call, NaN when unscored
 
     @property
     def cost_per_call(self) -> float:
@@ -99,6 +100,36 @@ class Dataset:
 
     def for_task(self, task: str) -> list[ModelStats]:
         return [m for m in self.models if m.task == task]
+
+
+def size_edges(sizes: np.ndarray, buckets: int = 3) -> np.ndarray:
+    """Input-size bucket boundaries at quantiles, dropping any that would leave a bucket empty."""
+    candidates = (
+        np.unique(np.quantile(sizes, np.linspace(0, 1, buckets + 1)[1:-1]).astype(np.int64)) if len(sizes) else []
+    )
+    kept: list[int] = []
+    for edge in list(candidates):
+        low = kept[-1] if kept else -1
+        if np.any((sizes >= low) & (sizes < edge)) and np.any(sizes >= edge):
+            kept.append(int(edge))
+    return np.array(kept, dtype=np.int64)
+
+
+def in_range(sizes: np.ndarray, low: int, high: int | None) -> np.ndarray:
+    return (sizes >= low) & (sizes < high) if high is not None else sizes >= low
+
+
+def restrict(stats: ModelStats, inside: np.ndarray) -> ModelStats:
+    """The same model on the sampled calls selected by `inside`; quality recomputed from their scores."""
+    return replace(
+        stats,
+        quality=_quality(stats.scores[inside]),
+        lengths=stats.lengths[inside],
+        sizes=stats.sizes[inside],
+        censored=stats.censored[inside],
+        caps=stats.caps[inside],
+        scores=stats.scores[inside],
+    )
 
 
 def _p95(values: np.ndarray) -> float | None:
@@ -168,6 +199,7 @@ def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
         sizes=c.input_estimate[sample].astype(np.int64),
         censored=c.outcome[sample] == TRUNCATED,
         caps=c.max_tokens[sample].astype(np.int64),
+        scores=c.score[sample],
     )
 
 

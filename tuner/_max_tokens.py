@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from tuner._dataset import ModelStats
+from tuner._dataset import ModelStats, size_edges
 
 # Buckets must beat the single cap by this share of the mean cap to be worth extra rules.
 _BUCKET_GAIN = 0.10
@@ -58,17 +58,6 @@ def min_samples(target: float) -> int:
     return max(math.ceil(1 / target) - 1, 1)
 
 
-def _edges(sizes: np.ndarray) -> np.ndarray:
-    """Bucket boundaries at input-size quantiles, dropping any that would leave a bucket empty."""
-    candidates = np.unique(np.quantile(sizes, np.linspace(0, 1, _BUCKETS + 1)[1:-1]).astype(np.int64))
-    kept: list[int] = []
-    for edge in candidates.tolist():
-        low = kept[-1] if kept else -1
-        if np.any((sizes >= low) & (sizes < edge)) and np.any(sizes >= edge):
-            kept.append(edge)
-    return np.array(kept, dtype=np.int64)
-
-
 def _bucketed(stats: ModelStats, target: float, single: int) -> tuple[Bucket, ...]:
     """CQR: a quantile model of length given input size, conformalized on held-out rows, then bucketed."""
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -85,7 +74,7 @@ def _bucketed(stats: ModelStats, target: float, single: int) -> tuple[Bucket, ..
     if correction is None:
         return ()
     caps = predicted + correction
-    edges = _edges(sizes)
+    edges = size_edges(sizes, _BUCKETS)
     if not len(edges):
         return ()
     which = np.searchsorted(edges, sizes, side="right")

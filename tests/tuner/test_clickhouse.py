@@ -130,6 +130,8 @@ def test_sql_dataset_matches_the_file_dataset(loaded: tuple, tmp_path: Path) -> 
         # Samples are all rows here (below the bound), in a different order.
         assert sorted(sql.lengths.tolist()) == sorted(file.lengths.tolist())
         assert np.count_nonzero(sql.censored) == np.count_nonzero(file.censored)
+        assert np.nansum(sql.scores) == pytest.approx(np.nansum(file.scores))
+        assert np.count_nonzero(~np.isnan(sql.scores)) == np.count_nonzero(~np.isnan(file.scores))
     assert from_sql.prefixes == from_file.prefixes
 
 

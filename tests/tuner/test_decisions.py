@@ -57,6 +57,7 @@ def _stats(
         sizes=np.full(len(lengths), 1000) if sizes is None else np.asarray(sizes, np.int64),
         censored=censored,
         caps=np.full(len(lengths), max_tokens or 0) if caps is None else np.asarray(caps, np.int64),
+        scores=np.full(len(lengths), np.nan),
     )
 
 
