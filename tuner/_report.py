@@ -51,6 +51,8 @@ def summary_rows(decisions: list[TaskDecision]) -> list[tuple[str, ...]]:
     rows = []
     for d in decisions:
         model = d.route.current if not d.route.changed else f"{d.route.current} -> {d.route.model}"
+        if d.segments:
+            model = f"{d.route.current} -> by input size: " + " / ".join(s.segment.route.model for s in d.segments)
         explore = f"{d.route.explore_model} {d.route.explore_share:.1%}" if d.route.explore_model else "-"
         rows.append(
             (
@@ -87,6 +89,13 @@ def _task_blocks(dataset: Dataset, d: TaskDecision) -> list[Block]:
     blocks: list[Block] = [
         Heading(f"Task `{d.task}`", 3),
         Para(f"Routing: {d.route.reason}."),
+        *(
+            Para(
+                f"Inputs {s.segment.input_min}-{s.segment.input_max or 'up'} tokens ({s.segment.share:.0%} of calls): "
+                f"{s.segment.route.reason}; max_tokens: {s.cap.reason}."
+            )
+            for s in d.segments
+        ),
         Para(f"max_tokens: {d.cap.reason}."),
         Para(f"Caching: {d.cache.reason}."),
     ]

@@ -8,10 +8,12 @@ is above -margin; a cheaper candidate without enough scored calls gets a bounded
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from otel_claude._catalog import Usage, cost_usd, resolve
-from tuner._dataset import ModelStats
+from tuner._dataset import ModelStats, in_range, restrict, size_edges
 
 _Z = 1.96  # two-sided 95% normal interval
 
@@ -34,6 +36,7 @@ class RouteDecision:
     explore_model: str | None = None
     explore_share: float | None = None
     evidence: dict[str, object] = field(default_factory=dict)
+    evidenced: bool = False  # the choice rests on scored calls, not on a lack of them
 
     @property
     def changed(self) -> bool:
@@ -123,7 +126,7 @@ def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecis
     if rejected:
         evidence["rejected"] = rejected
 
-    chosen, reason = base, ""
+    chosen, reason, judged = base, "", False
     if not evidenced:
         reason = f"insufficient evidence: no model has {options.min_samples} scored calls on this task"
     elif base not in evidenced and base.model not in rejected:
@@ -132,6 +135,7 @@ def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecis
         best = max(evidenced, key=lambda s: (s.quality.mean, s.model))  # type: ignore[union-attr]
         accepted = [s for s in evidenced if s is best or _close_enough(s, best, s is base, options, per_model)]
         chosen = min(accepted, key=lambda s: (costs[s.model], s.model))
+        judged = True
         if base.model in rejected and chosen is base:
             reason = f"keep {base.model}: no alternative meets the limits"
         elif chosen is base:
@@ -142,7 +146,50 @@ def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecis
                 f"its quality is within {options.quality_margin} of the best ({best.model}) at 95% confidence"
             )
     explore_model, share = _exploration(stats, by_model, chosen, costs, options, base)
-    return RouteDecision(base.model, chosen.model, reason, explore_model, share, evidence)
+    return RouteDecision(base.model, chosen.model, reason, explore_model, share, evidence, judged)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An input-size range of a task with its own routing decision; `share` of the task's calls fall in it."""
+
+    input_min: int
+    input_max: int | None
+    share: float
+    route: RouteDecision
+
+
+def decide_route_by_size(stats: list[ModelStats], options: RoutingOptions) -> tuple[Segment, ...]:
+    """Routing per input-size bucket, only where every bucket has the evidence to decide and they disagree."""
+    sizes = np.concatenate([s.sizes for s in stats])
+    edges = size_edges(sizes).tolist()
+    if not edges:
+        return ()
+    segments = []
+    for low, high in zip([0, *edges], [*edges, None], strict=True):
+        inside = [restrict(s, in_range(s.sizes, low, high)) for s in stats]
+        # Exploration stays a task-level choice; here only the evidence inside the bucket counts.
+        route = decide_route(inside, replace(options, candidates=()))
+        if not route.evidenced:
+            return ()
+        share = float(np.count_nonzero(in_range(sizes, low, high)) / len(sizes))
+        segments.append(Segment(low, high, round(share, 4), route))
+    if len({segment.route.model for segment in segments}) < 2:
+        return ()
+    # Split only on a real difference: where the cheapest bucket choice is not taken, it must be shown worse
+    # than the margin allows, not merely lack the power to be shown close (smaller buckets mean wider intervals).
+    cheapest = min((s.route for s in segments), key=lambda r: _price(r, r.model)).model
+    for segment in segments:
+        if segment.route.model != cheapest:
+            gap = segment.route.evidence["models"].get(cheapest, {}).get("quality_gap_ci95")  # type: ignore[union-attr]
+            if gap is None or gap[1] >= -options.quality_margin:
+                return ()
+    return tuple(segments)
+
+
+def _price(route: RouteDecision, model: str) -> float:
+    row = route.evidence["models"][model]  # type: ignore[index]
+    return float(row["cost_per_call"])
 
 
 def samples_to_resolve(base: ModelStats, margin: float) -> int:

@@ -8,10 +8,18 @@ from datetime import datetime, timezone
 
 from otel_claude._policy_schema import CacheAction, Conditions, Explore, Policy, Rule, dump_policy
 from tuner._caching import CacheDecision, decide_cache
-from tuner._dataset import Dataset, ModelStats
+from tuner._dataset import Dataset, ModelStats, in_range, restrict
 from tuner._max_tokens import CapDecision, decide_max_tokens
 from tuner._records import UNLABELLED
-from tuner._routing import RouteDecision, RoutingOptions, current_model, decide_route, repriced_cost
+from tuner._routing import (
+    RouteDecision,
+    RoutingOptions,
+    Segment,
+    current_model,
+    decide_route,
+    decide_route_by_size,
+    repriced_cost,
+)
 from tuner._version import TUNER_VERSION
 
 
@@ -27,6 +35,14 @@ class TuneOptions:
 
 
 @dataclass(frozen=True)
+class SegmentDecision:
+    """Routing and cap for one input-size range of a task (conditional rules)."""
+
+    segment: Segment
+    cap: CapDecision
+
+
+@dataclass(frozen=True)
 class TaskDecision:
     task: str
     calls: int
@@ -35,6 +51,7 @@ class TaskDecision:
     cache: CacheDecision
     cost_before: float
     cost_after: float
+    segments: tuple[SegmentDecision, ...] = ()
 
     @property
     def saving_per_call(self) -> float:
@@ -57,18 +74,33 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecisi
     # Every model seen anywhere is a candidate for every task: evidence on one task may be missing on another.
     candidates = tuple(sorted({*options.routing.candidates, *(m.model for m in dataset.models)}))
     route = decide_route(stats, replace(options.routing, candidates=candidates))
-    target: ModelStats = next(s for s in stats if s.model == route.model)
+    by_model = {s.model: s for s in stats}
+    target: ModelStats = by_model[route.model]
     # The target model's own lengths decide its cap; a model never seen on this task would have none.
     cap = decide_max_tokens(target, options.truncation_target)
+    segments = tuple(
+        SegmentDecision(
+            segment,
+            decide_max_tokens(
+                restrict(chosen, in_range(chosen.sizes, segment.input_min, segment.input_max)),
+                options.truncation_target,
+            ),
+        )
+        for segment in decide_route_by_size(stats, options.routing)
+        for chosen in [by_model[segment.route.model]]
+    )
     prefixes = [p for p in dataset.prefixes if p.task == task]
     cache = decide_cache(prefixes, route.model)
     if cache.ttl != "none" and _already_caching(dataset, task):
         # Observed costs already include today's cache reads: do not count those savings twice.
         cache = replace(cache, saving_per_call=0.0, reason=cache.reason + " (already caching: costs include it)")
     before = base.cost_per_call or (repriced_cost(base, base.model) or 0.0)
-    after = (target.cost_per_call or (repriced_cost(base, target.model) or 0.0)) - cache.saving_per_call
+    if segments:
+        model_cost = sum(d.segment.share * by_model[d.segment.route.model].cost_per_call for d in segments)
+    else:
+        model_cost = target.cost_per_call or (repriced_cost(base, target.model) or 0.0)
     calls = sum(s.calls for s in stats)
-    return TaskDecision(task, calls, route, cap, cache, before, max(after, 0.0))
+    return TaskDecision(task, calls, route, cap, cache, before, max(model_cost - cache.saving_per_call, 0.0), segments)
 
 
 def decide_all(dataset: Dataset, options: TuneOptions) -> list[TaskDecision]:
@@ -100,6 +132,26 @@ def rules_for(d: TaskDecision) -> list[Rule]:
         else None,
         evidence=_evidence(d),
     )
+    if d.segments:
+        # Routing differs by input size: one rule per size range, each with its model and that model's cap there.
+        return [
+            replace(
+                rule,
+                when=Conditions(input_tokens_min=s.segment.input_min or None, input_tokens_max=s.segment.input_max),
+                model=s.segment.route.model if s.segment.route.model != d.route.current else None,
+                max_tokens=s.cap.max_tokens,
+                max_tokens_mode=s.cap.mode,
+                evidence={
+                    **rule.evidence,
+                    "segment": {
+                        "share": s.segment.share,
+                        "routing": {"reason": s.segment.route.reason, **s.segment.route.evidence},
+                        "max_tokens": {"reason": s.cap.reason, **s.cap.evidence},
+                    },
+                },
+            )
+            for s in d.segments
+        ]
     if not d.cap.buckets:
         return [rule]
     # First match wins, so the buckets are consecutive input-size ranges covering every size.

@@ -137,3 +137,28 @@ def test_progress_bar_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert otel_claude(["tune", str(traces), "-o", str(tmp_path / "p.yaml"), "--progress"]) == 0
     err = capsys.readouterr().err
     assert "reading traces [" in err and "100%" in err
+
+
+def test_size_dependent_quality_gives_conditional_rules(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    spans = []
+    t = T0
+    for i in range(4000):
+        t += 10**9
+        model = "claude-haiku-4-5" if i % 2 else "claude-sonnet-4-6"
+        large = i % 4 >= 2
+        good = 0.6 if (large and model == "claude-haiku-4-5") else 0.95
+        rid = f"msg_{i}"
+        size = rng.randint(15_000, 30_000) if large else rng.randint(200, 2000)
+        spans.append(
+            syn.call(start_ns=t, model=model, task="answer", input_tokens=size, output_tokens=50, response_id=rid)
+        )
+        spans.append(syn.feedback(start_ns=t + 5, response_id=rid, score=float(rng.random() < good)))
+    traces = syn.write_otlp(tmp_path / "t.json", spans)
+    assert otel_claude(["tune", str(traces), "-o", str(tmp_path / "p.yaml"), "--report", str(tmp_path / "r.md")]) == 0
+    rules = load_policy_text((tmp_path / "p.yaml").read_text(), "p.yaml").rules
+    assert [r.task for r in rules] == ["answer"] * len(rules) and len(rules) >= 2
+    assert rules[0].when is not None and rules[0].when.input_tokens_min is None
+    assert rules[0].model == "claude-haiku-4-5" and rules[0].when.input_tokens_max <= 15_000
+    assert rules[-1].model is None and rules[-1].when.input_tokens_max is None  # large inputs stay on sonnet
+    assert "by input size" in (tmp_path / "r.md").read_text()

@@ -11,7 +11,7 @@ import pytest
 from tuner._caching import decide_cache
 from tuner._dataset import ModelStats, PrefixStats, Quality
 from tuner._max_tokens import conformal_bound, decide_max_tokens
-from tuner._routing import RoutingOptions, decide_route
+from tuner._routing import RoutingOptions, decide_route, decide_route_by_size
 
 
 def _stats(
@@ -26,12 +26,15 @@ def _stats(
     max_tokens: int | None = 1024,
     requested: int | None = None,
     caps: np.ndarray | None = None,
+    sample_scores: np.ndarray | None = None,
     ttft_p95: float | None = None,
     explore_calls: int = 0,
 ) -> ModelStats:
     lengths = np.asarray(lengths, dtype=np.int64)
     n = calls if calls is not None else max(len(lengths), len(scores) if scores is not None else 0)
     quality = None
+    if scores is None and sample_scores is not None:
+        scores = np.asarray(sample_scores, float)
     if scores is not None and len(scores):
         quality = Quality(len(scores), float(np.mean(scores)), float(np.std(scores, ddof=1)))
     censored = np.zeros(len(lengths), bool) if censored is None else np.asarray(censored, bool)
@@ -57,7 +60,7 @@ def _stats(
         sizes=np.full(len(lengths), 1000) if sizes is None else np.asarray(sizes, np.int64),
         censored=censored,
         caps=np.full(len(lengths), max_tokens or 0) if caps is None else np.asarray(caps, np.int64),
-        scores=np.full(len(lengths), np.nan),
+        scores=np.full(len(lengths), np.nan) if sample_scores is None else np.asarray(sample_scores, float),
     )
 
 
@@ -256,6 +259,37 @@ def test_latency_limit_excludes_a_cheaper_model() -> None:
     limited = decide_route(stats, RoutingOptions(max_ttft_p95=1.0))
     assert limited.model == "claude-sonnet-4-6"
     assert "claude-haiku-4-5" in limited.evidence["rejected"]
+
+
+def _sized(model: str, cost: float, small: float, large: float, n: int, rng: np.random.Generator) -> ModelStats:
+    """n calls with 500-token inputs scoring `small`, n with 20,000-token inputs scoring `large`."""
+    sizes = np.r_[np.full(n, 500), np.full(n, 20_000)]
+    scores = np.r_[_scores(rng, small, n), _scores(rng, large, n)]
+    return _stats(model, lengths=np.full(2 * n, 50), sizes=sizes, cost=cost, sample_scores=scores)
+
+
+def test_routing_by_input_size_where_quality_differs_by_size() -> None:
+    rng = np.random.default_rng(9)
+    stats = [
+        _sized("claude-sonnet-4-6", 0.02, 0.95, 0.95, 1500, rng),
+        _sized("claude-haiku-4-5", 0.005, 0.95, 0.70, 1500, rng),
+    ]
+    assert decide_route(stats, RoutingOptions()).model == "claude-sonnet-4-6"  # pooled, haiku is worse
+    segments = decide_route_by_size(stats, RoutingOptions())
+    assert [(s.input_min, s.input_max, s.route.model) for s in segments] == [
+        (0, 20_000, "claude-haiku-4-5"),
+        (20_000, None, "claude-sonnet-4-6"),
+    ]
+    assert [s.share for s in segments] == [0.5, 0.5]
+
+
+def test_no_size_split_without_a_real_difference() -> None:
+    rng = np.random.default_rng(10)
+    stats = [
+        _sized("claude-sonnet-4-6", 0.02, 0.95, 0.95, 1500, rng),
+        _sized("claude-haiku-4-5", 0.005, 0.95, 0.95, 300, rng),  # same quality, fewer calls: wider intervals
+    ]
+    assert decide_route_by_size(stats, RoutingOptions()) == ()
 
 
 # ------------------------------------------------------------------------------------------------------ caching
