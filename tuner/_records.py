@@ -26,7 +26,6 @@ _FINISH = {
     "model_context_window_exceeded": CONTEXT_EXCEEDED,
 }
 FLAG_EXPLORATION = 1
-FLAG_STREAM = 2
 
 # Attribute names read from spans (docs/telemetry.md); readers keep only these, which is what keeps ingest cheap.
 A_OPERATION = "gen_ai.operation.name"
@@ -34,7 +33,6 @@ A_MODEL = "gen_ai.request.model"
 A_MAX_TOKENS = "gen_ai.request.max_tokens"
 # Under a policy, the caller's own value (gen_ai.request.max_tokens is then what the policy applied).
 A_REQUESTED_MAX_TOKENS = "otel_claude.policy.requested_max_tokens"
-A_STREAM = "gen_ai.request.stream"
 A_RESPONSE_ID = "gen_ai.response.id"
 A_FINISH = "gen_ai.response.finish_reasons"
 A_TTFT = "gen_ai.response.time_to_first_chunk"
@@ -57,7 +55,6 @@ WANTED = frozenset(
         A_MODEL,
         A_MAX_TOKENS,
         A_REQUESTED_MAX_TOKENS,
-        A_STREAM,
         A_RESPONSE_ID,
         A_FINISH,
         A_TTFT,
@@ -196,7 +193,6 @@ class CallTable:
         self._row_of_response: dict[str, int] = {}
         self._scores: dict[str, list[float]] = {}
         self.spans = 0
-        self.other_spans = 0
 
     def add_span(self, name: str, start_ns: int, end_ns: int, attrs: Mapping[str, Any]) -> None:
         """One span of any kind; raises BadSpan for a call or feedback span that cannot be read."""
@@ -205,8 +201,6 @@ class CallTable:
             self._add_call(start_ns, end_ns, attrs)
         elif name == FEEDBACK_SPAN or A_SCORE in attrs:
             self._add_feedback(attrs)
-        else:
-            self.other_spans += 1
 
     def _add_call(self, start_ns: int, end_ns: int, attrs: Mapping[str, Any]) -> None:
         model = attrs.get(A_MODEL)
@@ -229,9 +223,7 @@ class CallTable:
         )
         task = attrs.get(A_TASK)
         prefix = attrs.get(A_PREFIX)
-        flags = (FLAG_EXPLORATION if attrs.get(A_EXPLORATION) is True else 0) | (
-            FLAG_STREAM if attrs.get(A_STREAM) is True else 0
-        )
+        flags = FLAG_EXPLORATION if attrs.get(A_EXPLORATION) is True else 0
         response_id = attrs.get(A_RESPONSE_ID)
         if isinstance(response_id, str) and response_id:
             self._row_of_response[response_id] = len(self._start)

@@ -105,9 +105,19 @@ def _task_blocks(dataset: Dataset, d: TaskDecision) -> list[Block]:
         quality = f"{q.mean:.3f} [{q.mean - _Z * q.se:.3f}, {q.mean + _Z * q.se:.3f}] (n={q.n})" if q else "no scores"
         ttft = f"{s.ttft_p95:.2f}s" if s.ttft_p95 is not None else "-"
         rows.append(
-            (s.model, str(s.calls), _money(s.cost_per_call), quality, ttft, f"{s.truncation_rate:.2%}", str(s.errors))
+            (
+                s.model,
+                f"{s.calls} ({s.explore_calls} explored)" if s.explore_calls else str(s.calls),
+                _money(s.cost_per_call),
+                quality,
+                ttft,
+                f"{s.truncation_rate:.2%}",
+                str(s.refusals),
+                str(s.errors),
+            )
         )
-    blocks.append(Table(("model", "calls", "cost/call", "quality [95% CI]", "p95 TTFT", "truncated", "errors"), rows))
+    headers = ("model", "calls", "cost/call", "quality [95% CI]", "p95 TTFT", "truncated", "refusals", "errors")
+    blocks.append(Table(headers, rows))
     target = next(s for s in dataset.for_task(d.task) if s.model == d.route.model)
     title = f"{d.task} on {target.model}: output tokens"
     blocks.append(Chart(_svg.histogram(target.lengths, d.cap.max_tokens, target.max_tokens, title)))
@@ -120,7 +130,8 @@ def build_blocks(policy: Policy, dataset: Dataset, decisions: list[TaskDecision]
         Heading(f"Tuning report for policy {policy.version}", 1),
         Para(
             f"Data window {window.get('start')} to {window.get('end')}: {dataset.spans} spans, {dataset.calls} calls, "
-            f"{dataset.feedback} feedback scores ({dataset.feedback_unmatched} without a matching call). "
+            f"{dataset.feedback} feedback scores ({dataset.feedback_unmatched} without a matching call), "
+            f"{dataset.spans - dataset.calls - dataset.feedback} other spans ignored. "
             "Review the decisions below before applying the policy; start it in `mode: shadow` to compare."
         ),
     ]

@@ -57,12 +57,6 @@ class TaskDecision:
     def saving_per_call(self) -> float:
         return self.cost_before - self.cost_after
 
-    @property
-    def changed(self) -> bool:
-        return (
-            self.route.changed or self.cap.changed or self.cache.ttl != "none" or self.route.explore_model is not None
-        )
-
 
 def _already_caching(dataset: Dataset, task: str) -> bool:
     return any(p.cache_read_tokens > 0 for p in dataset.prefixes if p.task == task)
