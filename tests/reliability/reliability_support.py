@@ -50,6 +50,9 @@ class LogCatcher(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
+    def messages(self) -> list[str]:
+        return [record.getMessage() for record in self.records]
+
     def problems(self) -> list[str]:
         """Swallowed internal failures (logged at debug after the first per site) and double span ends."""
         return [f"{r.name}: {r.getMessage()}" for r in self.records
