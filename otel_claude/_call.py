@@ -216,7 +216,9 @@ class Call:
             "gen_ai.operation.name": self.operation,
             "gen_ai.provider.name": attrs.get("gen_ai.provider.name"),
         }
-        for key in ("gen_ai.request.model", "gen_ai.response.model", "server.address", "otel_claude.task"):
+        # Few labels on purpose: the SDK validates and hashes every label on every record, so each one costs per call;
+        # response model and server address stay on the span, where the tuner and trace views read them.
+        for key in ("gen_ai.request.model", "otel_claude.task"):
             value = attrs.get(key)
             if value is not None:
                 labels[key] = value
