@@ -184,6 +184,11 @@ class Hooks:
             report_failure("starting a span")
             return None
 
+    def after(self, client: Any, options: Any, stream: bool, call: Call, result: Any) -> Call | None:
+        """Finish `call` from its result; returns the safety-net retry's call when one is due."""
+        self.succeed(call, result)
+        return self.safety_retry(client, options, stream, call, result)
+
     def safety_retry(self, client: Any, options: Any, stream: bool, call: Call, result: Any) -> Call | None:
         """A new call re-sending with the caller's max_tokens, when the policy's lower cap truncated this one."""
         if self.policy is None or call.retry_of_policy or not hasattr(result, "stop_reason"):
@@ -263,24 +268,20 @@ class Hooks:
         def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             stream = kwargs.get("stream", False)
             call = hooks.begin(client, options, stream)
-            while True:
-                if call is None:
-                    return original(client, cast_to, options, *args, **kwargs)
-                token = _CURRENT.set(call)
-                ctx = call.activate()
+            if call is None:
+                return original(client, cast_to, options, *args, **kwargs)
+            while True:  # a second pass only for the policy's safety-net retry
+                tokens = _enter(call)
                 try:
                     result = original(client, cast_to, options, *args, **kwargs)
                 except BaseException as err:
                     call.end(err)
                     raise
                 finally:
-                    otel_context.detach(ctx)
-                    _CURRENT.reset(token)
-                hooks.succeed(call, result)
-                retry = hooks.safety_retry(client, options, stream, call, result)
-                if retry is None:
+                    _leave(tokens)
+                call = hooks.after(client, options, stream, call, result)
+                if call is None:
                     return result
-                call = retry
 
         return request
 
@@ -291,24 +292,20 @@ class Hooks:
         async def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
             stream = kwargs.get("stream", False)
             call = hooks.begin(client, options, stream)
-            while True:
-                if call is None:
-                    return await original(client, cast_to, options, *args, **kwargs)
-                token = _CURRENT.set(call)
-                ctx = call.activate()
+            if call is None:
+                return await original(client, cast_to, options, *args, **kwargs)
+            while True:  # a second pass only for the policy's safety-net retry
+                tokens = _enter(call)
                 try:
                     result = await original(client, cast_to, options, *args, **kwargs)
                 except BaseException as err:
                     call.end(err)
                     raise
                 finally:
-                    otel_context.detach(ctx)
-                    _CURRENT.reset(token)
-                hooks.succeed(call, result)
-                retry = hooks.safety_retry(client, options, stream, call, result)
-                if retry is None:
+                    _leave(tokens)
+                call = hooks.after(client, options, stream, call, result)
+                if call is None:
                     return result
-                call = retry
 
         return request
 
@@ -316,10 +313,7 @@ class Hooks:
     def _sync_process_response(original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def process_response(client: Any, *args: Any, **kwargs: Any) -> Any:
-            call = _CURRENT.get()
-            if call is not None:
-                call.http_response = kwargs.get("response")
-                call.retries = kwargs.get("retries_taken")
+            _note_response(kwargs)
             return original(client, *args, **kwargs)
 
         return process_response
@@ -328,10 +322,7 @@ class Hooks:
     def _async_process_response(original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         async def process_response(client: Any, *args: Any, **kwargs: Any) -> Any:
-            call = _CURRENT.get()
-            if call is not None:
-                call.http_response = kwargs.get("response")
-                call.retries = kwargs.get("retries_taken")
+            _note_response(kwargs)
             return await original(client, *args, **kwargs)
 
         return process_response
@@ -352,6 +343,24 @@ class Hooks:
             return result
 
         return parse
+
+
+def _note_response(kwargs: dict[str, Any]) -> None:
+    """The final HTTP response and retry count of the current call, as `_process_response` receives them."""
+    call = _CURRENT.get()
+    if call is not None:
+        call.http_response = kwargs.get("response")
+        call.retries = kwargs.get("retries_taken")
+
+
+def _enter(call: Call) -> tuple[Any, object]:
+    """Make `call` current for `_process_response` and its span current for the SDK's HTTP work."""
+    return _CURRENT.set(call), call.activate()
+
+
+def _leave(tokens: tuple[Any, object]) -> None:
+    otel_context.detach(tokens[1])
+    _CURRENT.reset(tokens[0])
 
 
 def _merged_body(options: Any) -> Any:

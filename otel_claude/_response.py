@@ -37,6 +37,20 @@ def _int(value: Any) -> int | None:
     return None
 
 
+# Usage fields -> UsageReading slots. output_tokens first: message_start's placeholder count is skipped by slicing.
+_COUNTS = (
+    ("output_tokens", "output"),
+    ("input_tokens", "input"),
+    ("cache_read_input_tokens", "cache_read"),
+    ("cache_creation_input_tokens", "cache_write"),
+)
+_NESTED = (
+    ("cache_creation", "ephemeral_5m_input_tokens", "cache_5m"),
+    ("cache_creation", "ephemeral_1h_input_tokens", "cache_1h"),
+    ("output_tokens_details", "thinking_tokens", "reasoning"),
+)
+
+
 class UsageReading:
     """The usage of one call, merged field by field (stream events overwrite: message_delta is cumulative)."""
 
@@ -57,32 +71,14 @@ class UsageReading:
         """Take every field that `usage` carries. `with_output=False` skips message_start's placeholder count."""
         if usage is None:
             return
-        value = _int(field(usage, "input_tokens"))
-        if value is not None:
-            self.input = value
-        if with_output:
-            value = _int(field(usage, "output_tokens"))
+        for source, name in _COUNTS if with_output else _COUNTS[1:]:
+            value = _int(field(usage, source))
             if value is not None:
-                self.output = value
-        value = _int(field(usage, "cache_read_input_tokens"))
-        if value is not None:
-            self.cache_read = value
-        value = _int(field(usage, "cache_creation_input_tokens"))
-        if value is not None:
-            self.cache_write = value
-        split = field(usage, "cache_creation")
-        if split is not None:
-            value = _int(field(split, "ephemeral_5m_input_tokens"))
+                setattr(self, name, value)
+        for group, source, name in _NESTED:
+            value = _int(field(field(usage, group), source))
             if value is not None:
-                self.cache_5m = value
-            value = _int(field(split, "ephemeral_1h_input_tokens"))
-            if value is not None:
-                self.cache_1h = value
-        details = field(usage, "output_tokens_details")
-        if details is not None:
-            value = _int(field(details, "thinking_tokens"))
-            if value is not None:
-                self.reasoning = value
+                setattr(self, name, value)
         tier = field(usage, "service_tier")
         if isinstance(tier, str):
             self.tier = tier
