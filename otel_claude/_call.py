@@ -34,10 +34,12 @@ def _error_type(err: BaseException) -> str:
     return type(err).__name__
 
 
-def _retries_from(response: Any) -> int | None:
+def _retries_from(response: Any, error: BaseException | None) -> int | None:
+    """The SDK's retry count as sent on the last attempt (a connection error has a request but no response)."""
     try:
-        value = response.request.headers.get("x-stainless-retry-count")
-    except Exception:
+        request = response.request if response is not None else getattr(error, "request", None)
+        value = request.headers.get("x-stainless-retry-count") if request is not None else None
+    except Exception:  # httpx raises when a response has no request attached
         return None
     return int(value) if value is not None and value.isdigit() else None
 
@@ -164,8 +166,8 @@ class Call:
             response = getattr(error, "response", None) or response
         if response is not None:
             header_attributes(getattr(response, "headers", None), attrs)
-            if self.retries is None:
-                self.retries = _retries_from(response)
+        if self.retries is None:
+            self.retries = _retries_from(response, error)
         if self.retries is not None:
             attrs["otel_claude.retries"] = self.retries
         if self.streaming and self.operation == "chat":

@@ -115,8 +115,6 @@ def test_storm_outcomes_unchanged_and_one_span_per_call(name: str, log_catcher: 
     assert retried == requests - calls
 
 
-@pytest.mark.xfail(strict=True, reason="_call.py reads the retry count only from a response; a connection error "
-                   "has none (its request carries x-stainless-retry-count); fix in _retries_from, owned by the lead")
 def test_connection_errors_after_retries_record_the_retries() -> None:
     with recording() as spans:
         observed, requests = run_storm([Fault("drop", count=None, stream=False)], 1, retries=1)
