@@ -122,8 +122,11 @@ class UrlSource(PolicySource):
         request = urllib.request.Request(self.url, headers={"If-None-Match": self._etag} if self._etag else {})
         try:
             with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_S) as response:
-                body = response.read(_MAX_BYTES + 1)
+                body = _read_by(response, time.monotonic() + _HTTP_TIMEOUT_S)
                 etag = response.headers.get("ETag")
+        except TimeoutError:
+            self._reject(f"{self.url}: no complete response within {_HTTP_TIMEOUT_S:g} s")
+            return
         except urllib.error.HTTPError as err:
             if err.code != 304:
                 self._reject(f"{self.url}: HTTP {err.code}")
@@ -142,6 +145,25 @@ class UrlSource(PolicySource):
 
     def close(self) -> None:
         self._stop.set()
+
+
+def _read_by(response: Any, deadline: float) -> bytes:
+    """Up to _MAX_BYTES + 1 bytes of body, or TimeoutError once `deadline` passes.
+
+    The socket timeout alone bounds each read, not the whole body: a server sending a byte every few seconds
+    would hold the poller for days.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while size <= _MAX_BYTES:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        chunk = response.read1(min(65_536, _MAX_BYTES + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def open_source(source: Any, reload_interval: float | None = None) -> PolicySource | None:
