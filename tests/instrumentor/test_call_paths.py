@@ -215,18 +215,48 @@ def test_task_label_and_feedback(instrumented) -> None:  # type: ignore[no-untyp
     assert fb.links[0].context.span_id == call.context.span_id
 
 
-def test_native_sdk_span_suppressed(instrumented) -> None:  # type: ignore[no-untyped-def]
-    """On SDKs that trace themselves, a global provider would add their span: we keep exactly one."""
-    from opentelemetry import trace
+NATIVE_PROBE = """
+import json, sys
+sys.path[:0] = {paths!r}
+import anthropic
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import otel_claude
+from events import message
+from scripted_server import Reply, ScriptedServer
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)  # the SDK's own tracing turns itself on for a global provider
+otel_claude.instrument(keep_native_spans={keep})
+with ScriptedServer([Reply.json(message())]) as server:
+    client = anthropic.Anthropic(base_url=server.base_url, api_key="sk-test", max_retries=0)
+    client.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=[{{"role": "user", "content": "x"}}])
+print(json.dumps([s.instrumentation_scope.name for s in exporter.get_finished_spans()]))
+"""
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_native_sdk_span_suppressed_unless_kept(keep: bool) -> None:
+    """With a global provider the SDK (>= 1.14) traces itself: by default the call still has exactly one span."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
 
     if SDK_MAJOR < 1:
         pytest.skip("SDK 0.x has no tracing of its own")
-    with ScriptedServer([Reply.json(message())]) as server:
-        client = sync_client(server)
-        # Give the client the same provider the SDK's tracing would use.
-        client._lazy_tracer = trace.get_tracer("com.anthropic.sdk.python", tracer_provider=instrumented.tracer_provider)
-        client.messages.create(**ARGS)
-    assert [s.instrumentation_scope.name for s in instrumented.spans()] == ["otel_claude"]
+    here = Path(__file__).parent
+    code = NATIVE_PROBE.format(paths=[str(here), str(here.parent)], keep=keep)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    scopes = json.loads(out.stdout.strip().splitlines()[-1])
+    if keep:
+        assert sorted(scopes) == ["com.anthropic.sdk.python", "otel_claude"]
+    else:
+        assert scopes == ["otel_claude"]
 
 
 def test_metrics_recorded(instrumented) -> None:  # type: ignore[no-untyped-def]
