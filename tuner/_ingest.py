@@ -60,6 +60,11 @@ def _is_json(record: bytes) -> bool:
     return True
 
 
+def _opens_document(record: bytes) -> bool:
+    # Length first: stripping a giant line would copy it.
+    return len(record) < 64 and record.strip() in (b"{", b"[")
+
+
 def read_file(path: Path, table: CallTable, issues: Issues, progress: Progress) -> None:
     name = str(path)
     numbered = records(path, progress)
@@ -67,10 +72,11 @@ def read_file(path: Path, table: CallTable, issues: Issues, progress: Progress) 
     if first is None:
         issues.skip("empty file", name, "no records")
         return
-    if _is_json(first[1]):
+    if _is_json(first[1]) or not _opens_document(first[1]):
+        # Lines, possibly with a broken first one (a rotated file that starts mid-record): read them one at a time.
         good = _lines(name, iter([first]), table, issues) + _lines(name, numbered, table, issues)
     else:
-        # A first record that is not JSON by itself: a pretty-printed document (Jaeger downloads are), or junk.
+        # A lone opening bracket: a pretty-printed document (Jaeger downloads are), which is parsed whole.
         rest = [first[1], *(record for _, record in numbered)]
         try:
             document = json.loads(b"".join(rest))

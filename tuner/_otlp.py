@@ -22,11 +22,21 @@ def _value(wrapped: dict[str, Any]) -> Any:
     return None
 
 
+def _items(parent: Any, key: str, issues: Issues, where: str) -> list[Any]:
+    """The list under `key` of a mapping; any other shape is reported once and read as empty."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    if isinstance(value, list) or (value is None and isinstance(parent, dict)):
+        return value or []
+    got = type(value).__name__ if isinstance(parent, dict) else f"a {type(parent).__name__} around it"
+    issues.skip("bad request", where, f"{key!r} must be a list inside a mapping, got {got}")
+    return []
+
+
 def read_request(request: dict[str, Any], table: CallTable, issues: Issues, where: str) -> None:
     """Add every span of one request; a span that cannot be read is skipped and reported at `where`."""
-    for resource_spans in request.get("resourceSpans") or ():
-        for scope_spans in resource_spans.get("scopeSpans") or ():
-            for number, span in enumerate(scope_spans.get("spans") or ()):
+    for resource_spans in _items(request, "resourceSpans", issues, where):
+        for scope_spans in _items(resource_spans, "scopeSpans", issues, where):
+            for number, span in enumerate(_items(scope_spans, "spans", issues, where)):
                 try:
                     attrs = {}
                     for attribute in span.get("attributes") or ():

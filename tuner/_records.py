@@ -25,6 +25,8 @@ _FINISH = {
     "refusal": REFUSAL,
     "model_context_window_exceeded": CONTEXT_EXCEEDED,
 }
+# Columns are int64 arrays: a larger value would raise OverflowError halfway through appending a row.
+_INT64_MAX = 2**63 - 1
 FLAG_EXPLORATION = 1
 
 # Attribute names read from spans (docs/telemetry.md); readers keep only these, which is what keeps ingest cheap.
@@ -106,8 +108,8 @@ def _int(attrs: Mapping[str, Any], key: str, missing: int) -> int:
         number = int(value)
     except ValueError:
         raise BadSpan(f"attribute {key!r} must be an integer, got {value!r}") from None
-    if number < 0:
-        raise BadSpan(f"attribute {key!r} must not be negative, got {number}")
+    if not 0 <= number <= _INT64_MAX:
+        raise BadSpan(f"attribute {key!r} must be an integer in [0, 2**63), got {number}")
     return number
 
 
@@ -206,7 +208,7 @@ class CallTable:
         model = attrs.get(A_MODEL)
         if not isinstance(model, str) or not model:
             raise BadSpan(f"call span without {A_MODEL!r}")
-        if end_ns < start_ns or start_ns <= 0:
+        if end_ns < start_ns or start_ns <= 0 or end_ns > _INT64_MAX:
             raise BadSpan(f"bad span times: start {start_ns}, end {end_ns}")
         # Parse every field before appending anything, so a bad span never leaves a half-written row.
         row = (
