@@ -144,3 +144,20 @@ def test_corrupt_compressed_files_fail_with_the_file_name(tmp_path: Path) -> Non
     framed.write_bytes(len(frame).to_bytes(4, "big") + frame[:-10])
     with pytest.raises(TraceInputError, match=r"cut\.json\.zst: record 1: truncated"):
         load_dataset([str(framed)])
+
+
+def test_out_of_range_numbers_are_skipped_without_misaligning_rows(tmp_path: Path) -> None:
+    spans = _spans()
+    line = json.loads(next(syn.otlp_lines(spans, batch=100)))
+    raw = line["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    for attribute in raw[0]["attributes"]:
+        if attribute["key"] == "gen_ai.usage.cache_read.input_tokens":
+            attribute["value"] = {"intValue": str(2**64)}
+    raw[1]["endTimeUnixNano"] = str(2**70)
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(line) + "\n")
+    dataset, issues = load_dataset([str(path)])
+    assert issues.counts == {"bad span": 2}
+    assert any("gen_ai.usage.cache_read.input_tokens" in e for e in issues.examples)
+    assert dataset.calls == 9
+    assert sum(m.calls for m in dataset.models) == 9
