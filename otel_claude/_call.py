@@ -227,17 +227,12 @@ class Call:
         if error_type is not None:
             labels["error.type"] = error_type
         tel = self.tel
-        tel.duration.record(duration, labels)
-        if ttft is not None:
-            tel.ttft.record(ttft, labels)
+        usage = self.usage if self.operation == "chat" else None
+        tokens_in = attrs["gen_ai.usage.input_tokens"] if usage is not None and usage.input is not None else None
+        tokens_out = usage.output if usage is not None else None
+        tel.queue((duration, ttft, tokens_in, tokens_out, labels))
         if self.operation != "chat":
             return
-        usage = self.usage
-        if usage is not None:
-            if usage.input is not None:
-                tel.tokens.record(attrs["gen_ai.usage.input_tokens"], {**labels, "gen_ai.token.type": "input"})
-            if usage.output is not None:
-                tel.tokens.record(usage.output, {**labels, "gen_ai.token.type": "output"})
         short = tuple((key, labels[key]) for key in ("gen_ai.request.model", "otel_claude.task") if key in labels)
         if cost is not None:
             tel.cost.add(cost, short)

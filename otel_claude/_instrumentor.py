@@ -45,7 +45,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         config = resolve_config(**kwargs)
         if setup_providers and (tracer_provider is None or meter_provider is None):
             ensure_providers()
-        telemetry = Telemetry(tracer_provider, meter_provider)
+        telemetry = Telemetry.for_providers(tracer_provider, meter_provider)
         policy = PolicyEngine.from_source(policy_source, **policy_options)
         hooks = Hooks(telemetry, config, policy)
         with _lock:
@@ -58,6 +58,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             hooks = type(self)._hooks
             if hooks is not None:
                 hooks.uninstall()
+                hooks.tel.flush()
                 if hooks.policy is not None:
                     hooks.policy.close()
             type(self)._hooks = None
@@ -68,5 +69,5 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         telemetry = cls._telemetry
         if telemetry is None:
             # Not instrumented: still emit through the global provider so scores are not silently lost.
-            telemetry = Telemetry()
+            telemetry = Telemetry.for_providers()
         feedback_span(telemetry.tracer, telemetry.calls_by_response_id, response_or_id, score, label)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -41,8 +42,30 @@ class Sums:
         return [Observation(value, dict(labels)) for labels, value in items]
 
 
+# A call's histogram measurements: (duration s, time to first chunk s or None, input tokens or None,
+# output tokens or None, labels). Recorded in batches, see Telemetry.queue.
+Pending = tuple[float, "float | None", "int | None", "int | None", dict[str, Any]]
+_FLUSH_AT = 1024
+
+
 class Telemetry:
-    """Everything a call records into, bundled so a call needs a single reference."""
+    """Everything a call records into, bundled so a call needs a single reference.
+
+    One per (tracer provider, meter provider): instrument/uninstrument cycles reuse it, so counters keep their
+    totals and no second set of callbacks is registered with the meter provider.
+    """
+
+    _cache: ClassVar[dict[tuple[Any, Any], Telemetry]] = {}
+    _cache_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def for_providers(cls, tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
+        key = (tracer_provider, meter_provider)
+        with cls._cache_lock:
+            telemetry = cls._cache.get(key)
+            if telemetry is None:
+                telemetry = cls._cache[key] = cls(tracer_provider, meter_provider)
+            return telemetry
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
@@ -66,6 +89,10 @@ class Telemetry:
             description="Time from the start of the call to the first content chunk of a stream",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
+        # Histogram records wait here and are recorded in a batch when metrics are collected (or every _FLUSH_AT
+        # calls): a record made right after the SDK's HTTP work runs with cold caches and costs twice as much, and
+        # none of it then sits on the caller's path. deque appends and pops are thread-safe without a lock.
+        self._pending: deque[Pending] = deque()
         self.cost = Sums()
         self.calls = Sums()
         self.cache_tokens = Sums()
@@ -74,7 +101,7 @@ class Telemetry:
         )
         meter.create_observable_counter(
             "otel_claude.calls",
-            [self.calls.observe],
+            [self._flush_then_observe_calls],
             unit="{call}",
             description="Calls by finish reason, error type and policy version",
         )
@@ -84,3 +111,30 @@ class Telemetry:
             unit="{token}",
             description="Input tokens by cache outcome",
         )
+
+    def queue(self, measurement: Pending) -> None:
+        self._pending.append(measurement)
+        if len(self._pending) >= _FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        pending = self._pending
+        duration, ttft, tokens = self.duration.record, self.ttft.record, self.tokens.record
+        while True:
+            try:
+                seconds, first_chunk, tokens_in, tokens_out, labels = pending.popleft()
+            except IndexError:
+                return
+            duration(seconds, labels)
+            if first_chunk is not None:
+                ttft(first_chunk, labels)
+            if tokens_in is not None:
+                tokens(tokens_in, {**labels, "gen_ai.token.type": "input"})
+            if tokens_out is not None:
+                tokens(tokens_out, {**labels, "gen_ai.token.type": "output"})
+
+    def _flush_then_observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
+        # The SDK runs observable callbacks before it reads its storage, so histograms recorded here are in
+        # this very collection.
+        self.flush()
+        return self.calls.observe(options)
