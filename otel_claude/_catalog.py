@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["ModelInfo", "Usage", "catalog", "cost_usd", "load_catalog", "resolve"]
 
@@ -54,9 +55,11 @@ class ModelInfo:
         return self.cache_write_1h / self.input
 
 
-@dataclass(frozen=True)
-class Usage:
-    """The token counts a cost depends on, as the API reports them (input excludes cache reads and writes)."""
+class Usage(NamedTuple):
+    """The token counts a cost depends on, as the API reports them (input excludes cache reads and writes).
+
+    A NamedTuple rather than a frozen dataclass: one is built per traced call, and this is several times cheaper.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
