@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from ._feedback import CallIndex
@@ -46,6 +48,8 @@ class Sums:
 # output tokens or None, labels). Recorded in batches, see Telemetry.queue.
 Pending = tuple[float, "float | None", "int | None", "int | None", dict[str, Any]]
 _FLUSH_AT = 1024
+_RECORD_TAKES_CONTEXT = "context" in inspect.signature(metrics.Histogram.record).parameters
+_NO_EXEMPLAR = {"context": Context()}
 
 
 class Telemetry:
@@ -119,19 +123,22 @@ class Telemetry:
 
     def flush(self) -> None:
         pending = self._pending
+        # Batched records run outside the call's context: an exemplar taken now would point at whatever trace is
+        # current, so records carry an empty context (no exemplar) where the API accepts one.
+        extra = _NO_EXEMPLAR if _RECORD_TAKES_CONTEXT else {}
         duration, ttft, tokens = self.duration.record, self.ttft.record, self.tokens.record
         while True:
             try:
                 seconds, first_chunk, tokens_in, tokens_out, labels = pending.popleft()
             except IndexError:
                 return
-            duration(seconds, labels)
+            duration(seconds, labels, **extra)
             if first_chunk is not None:
-                ttft(first_chunk, labels)
+                ttft(first_chunk, labels, **extra)
             if tokens_in is not None:
-                tokens(tokens_in, {**labels, "gen_ai.token.type": "input"})
+                tokens(tokens_in, {**labels, "gen_ai.token.type": "input"}, **extra)
             if tokens_out is not None:
-                tokens(tokens_out, {**labels, "gen_ai.token.type": "output"})
+                tokens(tokens_out, {**labels, "gen_ai.token.type": "output"}, **extra)
 
     def _flush_then_observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
         # The SDK runs observable callbacks before it reads its storage, so histograms recorded here are in
