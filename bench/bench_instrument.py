@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=300, help="non-streaming calls per batch")
     parser.add_argument("--streams", type=int, default=30, help="streamed calls per batch")
+    parser.add_argument("--only", choices=sorted(PATHS), action="append", help="measure only this path (repeatable)")
     args = parser.parse_args(argv)
+    paths = {name: fn for name, fn in PATHS.items() if not args.only or name in args.only}
 
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = ["bare", "sdk", "otel-claude", "+policy"] if SDK_TRACES else ["bare", "otel-claude", "+policy"]
     results: dict[tuple[str, str], list[float]] = {}
     for round_number in range(args.rounds):
-        for path_name, fn in PATHS.items():
+        for path_name, fn in paths.items():
             n = args.calls if path_name == "create" else args.streams
             for mode in modes:
                 policy = POLICY if mode == "+policy" else None
@@ -251,12 +253,17 @@ def main(argv: list[str] | None = None) -> int:
                 exporter.clear()
         print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
 
-    print(f"anthropic {anthropic.__version__}, CPU microseconds per call (best of {args.rounds} batches)\n")
+    print(f"anthropic {anthropic.__version__}, CPU microseconds per call (best of {args.rounds} batches)")
+    for path_name in paths:
+        bare = sorted(results[(path_name, "bare")])
+        spread = bare[len(bare) // 2] - bare[0]
+        print(f"  noise on {path_name}: the bare SDK's median batch is {spread:.0f} us above its best")
+    print()
     header = f"{'path':<26}" + "".join(f"{m:>13}" for m in modes) + f"{'added(otel)':>13}"
     header += f"{'added(sdk)':>12}{'otel/sdk':>10}{'policy':>9}" if SDK_TRACES else f"{'policy':>9}"
     print(header)
     verdicts = []
-    for path_name in PATHS:
+    for path_name in paths:
         med = {m: min(results[(path_name, m)]) for m in modes}
         added = med["otel-claude"] - med["bare"]
         line = f"{path_name:<26}" + "".join(f"{med[m]:>13.1f}" for m in modes) + f"{added:>13.1f}"
