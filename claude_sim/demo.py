@@ -82,10 +82,12 @@ def _simulator(scenario: object, seed: int, latency_scale: float, live: bool) ->
         yield sim.base_url
 
 
-def _tune(inputs: list[Path], policy: Path, reports: list[Path]) -> int:
+def _tune(inputs: list[Path], policy: Path, reports: list[Path], candidates: list[str]) -> int:
     from tuner.cli import main as tune_main
 
     argv = [str(p) for p in inputs] + ["-o", str(policy), "--no-progress"]
+    if candidates:
+        argv += ["--candidates", ",".join(candidates)]
     for report in reports:
         argv += ["--report", str(report)]
     return tune_main(argv)
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         for stale in out.glob("spans-*.jsonl"):
             stale.unlink()  # the exporter appends: an earlier demo's spans would be tuned on again
         common = dict(calls=args.calls, workers=args.workers, seed=args.seed, progress=True)
+        # Models the service could use: the ones the scenario knows, so the tuner can explore them.
+        candidates = sorted({model for task in scenario.tasks.values() for model in task.models})
         baseline = run_workload(base_url, scenario, out=str(spans[0]), **common)
         print(baseline.format())
         written.append(spans[0])
@@ -131,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         for round_number in range(1, args.rounds + 1):
             policy = out / ("policy.yaml" if round_number == args.rounds else f"policy-round{round_number}.yaml")
             reports = [out / "report.html", out / "report.md"] if round_number == args.rounds else []
-            _step(f"round {round_number}: tune on {sum(p.stat().st_size for p in spans) // 1024} KiB of spans")
-            if _tune(spans, policy, reports) != 0:
+            # Each round tunes on the latest run only, as a service would tune on its latest data window: runs
+            # replay the same seeded traffic, so pooling them would make every prompt look reused across runs.
+            latest_spans = spans[-1]
+            _step(f"round {round_number}: tune on {latest_spans.name} ({latest_spans.stat().st_size // 1024} KiB)")
+            if _tune([latest_spans], policy, reports, candidates) != 0:
                 print("otel-claude demo: tuning failed", file=sys.stderr)
                 return 1
             written += [policy, *reports]
