@@ -26,12 +26,15 @@ WATCH_KEY = "_otel_claude_watch"
 class StreamWatch:
     """Per-stream state. Holds no reference to the stream, so dropping the stream frees (and ends) it."""
 
-    __slots__ = ("call", "text")
+    __slots__ = ("call", "skip_deltas", "text")
 
     def __init__(self, call: Call) -> None:
         self.call = call
         call.usage = UsageReading()
         self.text: list[str] | None = [] if call.config.capture_content else None
+        # Once the first delta has been timed, text deltas (nearly every event) need nothing unless content is
+        # captured: the stream wrappers then skip the call into on_event for them.
+        self.skip_deltas = False
 
     def on_event(self, event: Any) -> None:
         call = self.call
@@ -42,6 +45,7 @@ class StreamWatch:
             if kind == "content_block_delta":
                 if not call.first_token_ns:
                     call.first_token_ns = time.time_ns()
+                    self.skip_deltas = self.text is None
                 if self.text is not None:
                     text = getattr(event.delta, "text", None)
                     if text:
@@ -99,7 +103,8 @@ def watch_sync(inner: Iterator[Any], watch: StreamWatch) -> Iterator[Any]:
     on_event = watch.on_event
     try:
         for event in inner:
-            on_event(event)
+            if not watch.skip_deltas or getattr(event, "type", None) != "content_block_delta":
+                on_event(event)
             yield event
     except GeneratorExit:
         watch.closed()
@@ -114,7 +119,8 @@ async def watch_async(inner: AsyncIterator[Any], watch: StreamWatch) -> AsyncIte
     on_event = watch.on_event
     try:
         async for event in inner:
-            on_event(event)
+            if not watch.skip_deltas or getattr(event, "type", None) != "content_block_delta":
+                on_event(event)
             yield event
     except GeneratorExit:
         watch.closed()
