@@ -1,7 +1,8 @@
 """Where the policy comes from, and keeping it current without a restart.
 
-A file is re-checked by mtime on the call path (a stat, rate-limited); a URL is polled by a daemon thread with
-ETag, so no call ever waits on the network. A bad update is logged and ignored: the last good policy stays.
+Files (by mtime) and URLs (with ETag) are re-checked by a daemon thread, so a call only ever reads the current
+policy: it never stats, reads, parses or waits on the network (a hostile 1 MB policy takes seconds to reject).
+A bad update is logged and ignored: the last good policy stays.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class PolicySource:
     def __init__(self) -> None:
         self._policy: Policy | None = None
         self.last_error: str | None = None
+        # Counts completed checks (accepted, rejected or unchanged) so a waiter can tell a check has happened.
+        self.generation = 0
+        self._checked = threading.Condition()
 
     def current(self) -> Policy | None:
         return self._policy
@@ -47,8 +51,51 @@ class PolicySource:
         kept = f"; keeping policy {self._policy.version}" if self._policy else "; no policy in force"
         log.error("otel_claude: policy rejected: %s%s", message, kept)
 
+    def _done_check(self) -> None:
+        with self._checked:
+            self.generation += 1
+            self._checked.notify_all()
+
+    def wait_checked(self, after: int, timeout: float) -> bool:
+        """Block until a check newer than generation `after` has completed (for tools and tests)."""
+        with self._checked:
+            return self._checked.wait_for(lambda: self.generation > after, timeout)
+
     def close(self) -> None:
         pass
+
+
+class _PolledSource(PolicySource):
+    """A source re-checked by a daemon thread every `reload_interval` seconds."""
+
+    def __init__(self, reload_interval: float) -> None:
+        super().__init__()
+        self.reload_interval = max(reload_interval, 0.05)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="otel-claude-policy", daemon=True)
+
+    # URL sources fetch for the first time on the poller: an unreachable URL must not delay the service's start.
+    _first_check_on_poller = False
+
+    def _poll(self) -> None:
+        if self._first_check_on_poller:
+            self._check()
+        while not self._stop.wait(self.reload_interval):
+            self._check()
+
+    def _check(self) -> None:
+        try:
+            self.refresh()
+        except Exception as err:  # a poller that dies would freeze the policy silently
+            self._reject(f"unexpected error while reloading: {err!r}")
+        finally:
+            self._done_check()
+
+    def refresh(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 class StaticSource(PolicySource):
@@ -57,66 +104,45 @@ class StaticSource(PolicySource):
         self._accept(policy)
 
 
-class FileSource(PolicySource):
+class FileSource(_PolledSource):
     def __init__(self, path: str, reload_interval: float) -> None:
-        super().__init__()
+        super().__init__(reload_interval)
         self.path = path
-        self.reload_interval = reload_interval
-        self._seen: tuple[float, int] | None = None
-        self._next_check = 0.0
-        self._lock = threading.Lock()
-        self.refresh()
-
-    def current(self) -> Policy | None:
-        if time.monotonic() >= self._next_check:
-            self.refresh()
-        return self._policy
-
-    def refresh(self) -> None:
-        # One thread re-reads; the others keep using the current policy meanwhile.
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._next_check = time.monotonic() + self.reload_interval
-            try:
-                stat = os.stat(self.path)
-            except OSError as err:
-                if self._seen != (-1.0, -1):
-                    self._seen = (-1.0, -1)
-                    self._reject(f"{self.path}: cannot read policy file ({err.strerror})")
-                return
-            stamp = (stat.st_mtime, stat.st_size)
-            if stamp == self._seen:
-                return
-            self._seen = stamp
-            if stat.st_size > _MAX_BYTES:
-                self._reject(f"{self.path}: policy file is {stat.st_size} bytes, over the {_MAX_BYTES} byte limit")
-                return
-            try:
-                with open(self.path, encoding="utf-8") as handle:
-                    text = handle.read(_MAX_BYTES + 1)
-                self._accept(load_policy_text(text, self.path, max_bytes=_MAX_BYTES))
-            except (OSError, UnicodeDecodeError, PolicyError) as err:
-                self._reject(str(err))
-        finally:
-            self._lock.release()
-
-
-class UrlSource(PolicySource):
-    def __init__(self, url: str, reload_interval: float) -> None:
-        super().__init__()
-        self.url = url
-        self.reload_interval = max(reload_interval, 0.05)
-        self._etag: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="otel-claude-policy", daemon=True)
+        self._seen: tuple[int, int, int] | None = None
+        self._check()  # at start, so a readable policy is in force from the first call
         self._thread.start()
 
-    def _poll(self) -> None:
-        while True:
-            self.refresh()
-            if self._stop.wait(self.reload_interval):
-                return
+    def refresh(self) -> None:
+        try:
+            stat = os.stat(self.path)
+        except OSError as err:
+            if self._seen != (-1, -1, -1):
+                self._seen = (-1, -1, -1)
+                self._reject(f"{self.path}: cannot read policy file ({err.strerror})")
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if stamp == self._seen:
+            return
+        self._seen = stamp
+        if stat.st_size > _MAX_BYTES:
+            self._reject(f"{self.path}: policy file is {stat.st_size} bytes, over the {_MAX_BYTES} byte limit")
+            return
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                text = handle.read(_MAX_BYTES + 1)
+            self._accept(load_policy_text(text, self.path, max_bytes=_MAX_BYTES))
+        except (OSError, UnicodeDecodeError, PolicyError) as err:
+            self._reject(str(err))
+
+
+class UrlSource(_PolledSource):
+    _first_check_on_poller = True
+
+    def __init__(self, url: str, reload_interval: float) -> None:
+        super().__init__(reload_interval)
+        self.url = url
+        self._etag: str | None = None
+        self._thread.start()
 
     def refresh(self) -> None:
         request = urllib.request.Request(self.url, headers={"If-None-Match": self._etag} if self._etag else {})
@@ -142,10 +168,6 @@ class UrlSource(PolicySource):
             self._etag = etag
         except (UnicodeDecodeError, PolicyError) as err:
             self._reject(str(err))
-
-    def close(self) -> None:
-        self._stop.set()
-
 
 def _read_by(response: Any, deadline: float) -> bytes:
     """Up to _MAX_BYTES + 1 bytes of body, or TimeoutError once `deadline` passes.

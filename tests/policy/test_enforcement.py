@@ -166,13 +166,20 @@ def test_hot_reload_file(tmp_path: Path, sim, telemetry) -> None:  # type: ignor
                 client.messages.create(model=SONNET, max_tokens=10, messages=[{"role": "user", "content": "x"}])
             return sim.received[0]["json"]["model"]
 
+        source = otel_claude.AnthropicInstrumentor._hooks.policy.source
+
+        def rewrite(text: str, mtime: int) -> None:
+            path.write_text(text)
+            os.utime(path, (1, mtime))
+            # The poller re-reads the file; a check that began before the write may have missed it, the next not.
+            assert source.wait_checked(source.generation + 1, timeout=10)
+
         assert model_sent() == HAIKU
-        path.write_text(yaml.safe_dump(policy([{"task": "classify", "model": "claude-opus-4-6"}], version="v2")))
-        os.utime(path, (1, 2_000_000_000))
+        rewrite(yaml.safe_dump(policy([{"task": "classify", "model": "claude-opus-4-6"}], version="v2")), 2_000_000_000)
         assert model_sent() == "claude-opus-4-6"
-        path.write_text("rules: [this is not: a policy")
-        os.utime(path, (1, 2_000_000_100))
+        rewrite("rules: [this is not: a policy", 2_000_000_100)
         assert model_sent() == "claude-opus-4-6"  # bad update rejected, v2 stays
+        assert "rules" in (source.last_error or "") or "policy" in (source.last_error or "")
         assert telemetry.call_spans()[-1].attributes["otel_claude.policy.version"] == "v2"
     finally:
         otel_claude.uninstrument()
@@ -253,3 +260,37 @@ def test_url_policy_with_etag_reload(sim, telemetry) -> None:  # type: ignore[no
         source.close()
         server.shutdown()
         server.server_close()
+
+
+def test_a_slow_reload_never_holds_a_call(tmp_path: Path, sim, telemetry, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Parsing happens on the poller thread: while it is stuck in a parse, calls go on with the last good policy."""
+    import yaml
+
+    from otel_claude import _policy_source
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy([{"task": "classify", "model": HAIKU}], version="v1")))
+    otel_claude.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider,
+                           policy=str(path), policy_options={"reload_interval": 0})
+    entered, release = threading.Event(), threading.Event()
+    real_load = _policy_source.load_policy_text
+
+    def stuck_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+        entered.set()
+        release.wait(30)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(_policy_source, "load_policy_text", stuck_load)
+    try:
+        path.write_text(yaml.safe_dump(policy([{"task": "classify", "model": "claude-opus-4-6"}], version="v2")))
+        os.utime(path, (1, 2_000_000_000))
+        assert entered.wait(10), "the poller did not pick up the change"
+        client = anthropic.Anthropic(base_url=sim.base_url, api_key="sk-test", max_retries=0)
+        sim.clear_received()
+        with otel_claude.task("classify"):
+            client.messages.create(model=SONNET, max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        assert not release.is_set()  # the call finished while the reload was still stuck
+        assert sim.received[0]["json"]["model"] == HAIKU
+    finally:
+        release.set()
+        otel_claude.uninstrument()
