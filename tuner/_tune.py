@@ -166,8 +166,26 @@ def _iso(ns: int | None) -> str | None:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Enough for any real service's task list; beyond it the policy (every rule carries its evidence) would pass the
+# schema's size guard, and a service would scan thousands of rules per call. The report still covers every task.
+MAX_RULES = 500
+
+
+def _acts(rule: Rule) -> bool:
+    return any(x is not None for x in (rule.model, rule.max_tokens, rule.cache, rule.explore))
+
+
 def build_policy(dataset: Dataset, decisions: list[TaskDecision], options: TuneOptions) -> Policy:
-    rules = tuple(rule for d in decisions for rule in rules_for(d))
+    # A task whose decision changes nothing gets no rule: its reasons are in the report, not in the policy.
+    acting = [d for d in decisions if any(_acts(rule) for rule in rules_for(d))]
+    kept_tasks: set[str] = set()
+    count = 0
+    for d in sorted(acting, key=lambda d: (-d.saving_per_call * d.calls, d.task)):  # largest savings first
+        count += len(rules_for(d))
+        if count > MAX_RULES:
+            break
+        kept_tasks.add(d.task)
+    rules = tuple(rule for d in decisions if d.task in kept_tasks for rule in rules_for(d))
     metadata: dict[str, object] = {
         "tuner_version": TUNER_VERSION,
         "span_count": dataset.spans,
@@ -176,6 +194,8 @@ def build_policy(dataset: Dataset, decisions: list[TaskDecision], options: TuneO
         "data_window": {"start": _iso(dataset.start_ns), "end": _iso(dataset.end_ns)},
         "options": options.as_metadata(),
     }
+    if len(acting) > len(kept_tasks):
+        metadata["tasks_without_rule_over_limit"] = len(acting) - len(kept_tasks)
     draft = Policy(version="draft", rules=rules, metadata=metadata)
     # The version names the content: same input and options give the same version, any change a new one.
     digest = hashlib.sha256(dump_policy(draft).encode()).hexdigest()[:8]
