@@ -12,7 +12,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ._catalog import cost_usd, resolve
+from ._catalog import catalog, cost_usd
 from ._config import Config
 from ._request import RequestInfo
 from ._response import UsageReading, field, header_attributes
@@ -204,7 +204,7 @@ class Call:
         if usage is None or self.operation != "chat" or (usage.input is None and usage.output is None):
             return None
         model = self.attrs.get("gen_ai.response.model") or self.request.model
-        info = self.config.catalog.resolve(model) if self.config.catalog else resolve(model)
+        info = (self.config.catalog or catalog()).resolve(model)
         if info is None:
             if model and model not in _warned_models:
                 _warned_models.add(model)
@@ -214,26 +214,17 @@ class Call:
 
     def _record_metrics(self, duration: float, ttft: float | None, cost: float | None, error_type: str | None) -> None:
         attrs = self.attrs
-        labels: dict[str, Any] = {
-            "gen_ai.operation.name": self.operation,
-            "gen_ai.provider.name": attrs.get("gen_ai.provider.name"),
-        }
-        # Few labels on purpose: the SDK validates and hashes every label on every record, so each one costs per call;
-        # response model and server address stay on the span, where the tuner and trace views read them.
-        for key in ("gen_ai.request.model", "otel_claude.task"):
-            value = attrs.get(key)
-            if value is not None:
-                labels[key] = value
-        if error_type is not None:
-            labels["error.type"] = error_type
         tel = self.tel
+        labels, short = tel.labels(
+            self.operation, attrs.get("gen_ai.provider.name"), attrs.get("gen_ai.request.model"),
+            attrs.get("otel_claude.task"), error_type,
+        )
         usage = self.usage if self.operation == "chat" else None
         tokens_in = attrs["gen_ai.usage.input_tokens"] if usage is not None and usage.input is not None else None
         tokens_out = usage.output if usage is not None else None
         tel.queue((duration, ttft, tokens_in, tokens_out, labels))
         if self.operation != "chat":
             return
-        short = tuple((key, labels[key]) for key in ("gen_ai.request.model", "otel_claude.task") if key in labels)
         if cost is not None:
             tel.cost.add(cost, short)
         finish = attrs.get("gen_ai.response.finish_reasons")

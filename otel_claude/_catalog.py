@@ -111,6 +111,7 @@ class Catalog:
     def __init__(self, models: dict[str, ModelInfo], aliases: dict[str, str]) -> None:
         self.models = models
         self._aliases = dict(aliases)
+        self._resolved: dict[str, ModelInfo | None] = {}
         for info in models.values():
             if info.snapshot_id:
                 self._aliases.setdefault(info.snapshot_id, info.model)
@@ -118,9 +119,16 @@ class Catalog:
     def resolve(self, model_id: str | None) -> ModelInfo | None:
         if not model_id:
             return None
-        return self._resolve(model_id)
+        # Called for every traced call: a dict hit is cheaper than lru_cache's hashing of (self, model_id).
+        try:
+            return self._resolved[model_id]
+        except KeyError:
+            pass
+        info = self._resolve(model_id)
+        if len(self._resolved) < 4096:  # bounded: model ids come from responses
+            self._resolved[model_id] = info
+        return info
 
-    @lru_cache(maxsize=512)  # noqa: B019 - the catalog lives as long as the process
     def _resolve(self, model_id: str) -> ModelInfo | None:
         name = model_id.strip().lower()
         name = _PROVIDER_PREFIX.sub("", name)

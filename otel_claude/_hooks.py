@@ -80,6 +80,7 @@ class Hooks:
         self._sdk = importlib.import_module("anthropic._base_client")
         streaming = importlib.import_module("anthropic._streaming")
         self._stream_types = (streaming.Stream, streaming.AsyncStream)
+        self._response_types = _response_classes()
 
     # -- installing ----------------------------------------------------------------------------------------------
 
@@ -236,8 +237,9 @@ class Hooks:
             is_async = hasattr(result._iterator, "__anext__")
             self._watch(call, result, watch_async if is_async else watch_sync)
             return
-        raw = getattr(result, "http_response", None)
-        if raw is not None and hasattr(result, "_parse"):
+        # isinstance first: a failed getattr on a pydantic Message (the common result) raises inside pydantic.
+        raw = getattr(result, "http_response", None) if isinstance(result, self._response_types) else None
+        if raw is not None:
             call.http_response = raw
             body = _read_body(raw)
             if body is None:
@@ -343,6 +345,19 @@ class Hooks:
             return result
 
         return parse
+
+
+def _response_classes() -> tuple[type, ...]:
+    """The SDK's raw-response wrappers (`with_raw_response` / `with_streaming_response`), new and legacy."""
+    found: list[type] = []
+    for module_name, names in (("anthropic._response", ("BaseAPIResponse",)),
+                               ("anthropic._legacy_response", ("LegacyAPIResponse",))):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        found += [getattr(module, name) for name in names if hasattr(module, name)]
+    return tuple(found)
 
 
 def _note_response(kwargs: dict[str, Any]) -> None:

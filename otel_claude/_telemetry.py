@@ -48,6 +48,7 @@ class Sums:
 # output tokens or None, labels). Recorded in batches, see Telemetry.queue.
 Pending = tuple[float, "float | None", "int | None", "int | None", dict[str, Any]]
 _FLUSH_AT = 1024
+_MAX_LABEL_SETS = 10_000  # a memo, not a limit: combinations past it are built per call
 _RECORD_TAKES_CONTEXT = "context" in inspect.signature(metrics.Histogram.record).parameters
 _NO_EXEMPLAR = {"context": Context()}
 
@@ -97,6 +98,7 @@ class Telemetry:
         # calls): a record made right after the SDK's HTTP work runs with cold caches and costs twice as much, and
         # none of it then sits on the caller's path. deque appends and pops are thread-safe without a lock.
         self._pending: deque[Pending] = deque()
+        self._labels: dict[tuple[Any, ...], tuple[dict[str, Any], tuple[tuple[str, Any], ...]]] = {}
         self.cost = Sums()
         self.calls = Sums()
         self.cache_tokens = Sums()
@@ -115,6 +117,30 @@ class Telemetry:
             unit="{token}",
             description="Input tokens by cache outcome",
         )
+
+    def labels(
+        self, operation: str, provider: Any, model: Any, task: Any, error_type: str | None
+    ) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
+        """Histogram labels and the short (model, task) key of the counters, built once per combination.
+
+        Few labels on purpose: the SDK validates and hashes every label of every record; response model and server
+        address stay on the span, where the tuner and trace views read them.
+        """
+        key = (operation, provider, model, task, error_type)
+        found = self._labels.get(key)
+        if found is None:
+            labels = {"gen_ai.operation.name": operation, "gen_ai.provider.name": provider}
+            if model is not None:
+                labels["gen_ai.request.model"] = model
+            if task is not None:
+                labels["otel_claude.task"] = task
+            if error_type is not None:
+                labels["error.type"] = error_type
+            short = tuple((k, labels[k]) for k in ("gen_ai.request.model", "otel_claude.task") if k in labels)
+            found = (labels, short)
+            if len(self._labels) < _MAX_LABEL_SETS:
+                self._labels[key] = found
+        return found
 
     def queue(self, measurement: Pending) -> None:
         self._pending.append(measurement)
