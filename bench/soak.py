@@ -38,6 +38,10 @@ MODEL = "claude-haiku-4-5"
 ARGS: dict[str, Any] = {"model": MODEL, "max_tokens": 30, "messages": [{"role": "user", "content": "Say hi."}]}
 SYNC_MODES = ("create", "stream", "abandon", "helper")
 ASYNC_BATCH = 25
+# anthropic 0.x runs on httpx/httpcore, which deadlocks when the cyclic GC finalizes an abandoned stream while the
+# same client's connection pool holds its lock (reproduced with the bare SDK). There, abandoned streams are
+# collected at once, at a safe point; 2.x (httpx2) is left to collect them whenever the GC runs.
+COLLECT_ABANDONED = anthropic.__version__.startswith("0.")
 
 
 class OpenSpans(SpanProcessor):
@@ -124,6 +128,9 @@ def _sync_call(client: anthropic.Anthropic, mode: str) -> None:
         next(iterator)
         next(iterator)
         # Dropped without close(): the caller walked away mid-stream.
+        del stream, iterator
+        if COLLECT_ABANDONED:
+            gc.collect(0)
     else:
         with client.messages.stream(**ARGS) as helper:
             helper.get_final_text()
