@@ -189,8 +189,8 @@ def test_giant_attribute_values_cost_only_their_line(tmp_path: Path) -> None:
 
 
 def test_many_distinct_task_labels_ingest_with_bounded_memory(tmp_path: Path) -> None:
-    """Ingest only, and small: per-label cost is linear but about 0.3 ms of numpy per label in building the
-    dataset, and tuning writes a rule per label; docs/reliability.md has the figures at scale (the known gap)."""
+    """Ingest only, and small: about 0.3 ms per label goes into building the dataset; docs/reliability.md has the
+    figures at scale, tuning included."""
     count = 5_000
     spans = (syn.call(start_ns=T0 + i, model=MODEL, task=f"task-{i:07d}", output_tokens=10) for i in range(count))
     path = syn.write_otlp(tmp_path / "labels.jsonl", spans, batch=512)
