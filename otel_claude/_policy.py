@@ -95,25 +95,27 @@ class PolicyEngine:
         if rule.explore is not None and self._counter(policy, rule.id).take(rule.explore.share):
             model = rule.explore.model
             attrs["otel_claude.policy.exploration"] = True
-        if isinstance(requested_model, str):
-            attrs["otel_claude.policy.requested_model"] = requested_model
-            attrs["otel_claude.policy.applied_model"] = model
+        # Only what the policy changes is recorded (each span attribute costs every call); unchanged values are the
+        # request's own gen_ai.request.* attributes.
         if model != requested_model:
             changed["model"] = model
+            attrs["otel_claude.policy.requested_model"] = requested_model
+            attrs["otel_claude.policy.applied_model"] = model
 
         requested_max = body.get("max_tokens")
         applied_max = _max_tokens(rule, requested_max, body.get("thinking"))
-        if isinstance(requested_max, int):
-            attrs["otel_claude.policy.requested_max_tokens"] = requested_max
-        if applied_max is not None:
+        if applied_max is not None and applied_max != requested_max:
+            changed["max_tokens"] = applied_max
+            if isinstance(requested_max, int):
+                attrs["otel_claude.policy.requested_max_tokens"] = requested_max
             attrs["otel_claude.policy.applied_max_tokens"] = applied_max
-            if applied_max != requested_max:
-                changed["max_tokens"] = applied_max
 
-        added = 0
         if rule.cache is not None and rule.cache.ttl != "none":
             added = _add_breakpoints(body, changed, rule.cache.ttl, rule.cache.targets, info.breakpoints)
-        attrs["otel_claude.policy.cache_breakpoints_added"] = added
+            if added:
+                attrs["otel_claude.policy.cache_breakpoints_added"] = added
+        else:
+            added = 0
 
         if not changed or policy.mode != "enforce":
             return info

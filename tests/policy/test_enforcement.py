@@ -102,7 +102,7 @@ def test_breakpoint_limit_and_no_duplicates(run) -> None:  # type: ignore[no-unt
                                           for i in range(3)]}]
     bodies, spans = run(policy([rule]), extra_body={"system": marked, "messages": three})
     assert str(bodies[0]).count("cache_control") == 4  # the API's limit: nothing added
-    assert spans[0].attributes["otel_claude.policy.cache_breakpoints_added"] == 0
+    assert "otel_claude.policy.cache_breakpoints_added" not in spans[0].attributes
 
 
 def test_shadow_mode_records_without_changing(run) -> None:  # type: ignore[no-untyped-def]
