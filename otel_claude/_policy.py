@@ -6,7 +6,6 @@ Exploration and rollout use counters rather than random draws, so the share is e
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import threading
 from typing import Any
@@ -125,8 +124,9 @@ class PolicyEngine:
             new_attrs["gen_ai.request.model"] = changed["model"]
         if "max_tokens" in changed:
             new_attrs["gen_ai.request.max_tokens"] = changed["max_tokens"]
-        return dataclasses.replace(
-            info, model=changed.get("model", info.model), attributes=new_attrs, breakpoints=info.breakpoints + added
+        return RequestInfo(
+            changed.get("model", info.model), new_attrs, info.prefix_fingerprint, info.prefix_chars,
+            info.total_chars, info.breakpoints + added,
         )
 
     def safety_retry_tokens(self, attrs: dict[str, Any], streaming: bool) -> int | None:
