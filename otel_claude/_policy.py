@@ -91,9 +91,13 @@ class PolicyEngine:
 
         requested_model = body.get("model")
         model = rule.model or requested_model
+        cap_rule = rule
         if rule.explore is not None and self._counter(policy, rule.id).take(rule.explore.share):
             model = rule.explore.model
             attrs["otel_claude.policy.exploration"] = True
+            if rule.explore.max_tokens is not None:
+                # The candidate answers at its own lengths: its cap, not the one fitted to the rule's model.
+                cap_rule = Rule(task=rule.task, max_tokens=rule.explore.max_tokens, max_tokens_mode="cap")
         # Only what the policy changes is recorded (each span attribute costs every call); unchanged values are the
         # request's own gen_ai.request.* attributes.
         if model != requested_model:
@@ -102,7 +106,7 @@ class PolicyEngine:
             attrs["otel_claude.policy.applied_model"] = model
 
         requested_max = body.get("max_tokens")
-        applied_max = _max_tokens(rule, requested_max, body.get("thinking"))
+        applied_max = _max_tokens(cap_rule, requested_max, body.get("thinking"))
         if applied_max is not None and applied_max != requested_max:
             changed["max_tokens"] = applied_max
             if isinstance(requested_max, int):

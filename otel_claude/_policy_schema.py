@@ -66,6 +66,7 @@ class CacheAction:
 class Explore:
     model: str
     share: float
+    max_tokens: int | None = None  # the candidate's own cap, where its output lengths differ from the rule's model
 
 
 @dataclass(frozen=True)
@@ -206,14 +207,17 @@ def _parse_cache(value: object, where: _Where) -> CacheAction:
 
 
 def _parse_explore(value: object, where: _Where) -> Explore:
-    data = _mapping(value, where, "explore", ("model", "share"))
+    data = _mapping(value, where, "explore", ("model", "share", "max_tokens"))
     for key in ("model", "share"):
         if key not in data:
             raise where.fail(f"explore.{key}", "is required")
     share = data["share"]
     if not _is_number(share) or not 0 < share <= MAX_EXPLORE_SHARE:
         raise where.fail("explore.share", f"must be a number in (0, {MAX_EXPLORE_SHARE}], got {share!r}")
-    return Explore(model=_known_model(data["model"], where, "explore.model"), share=float(share))
+    max_tokens = _int_in(data["max_tokens"], where, "explore.max_tokens", 1) if "max_tokens" in data else None
+    return Explore(
+        model=_known_model(data["model"], where, "explore.model"), share=float(share), max_tokens=max_tokens
+    )
 
 
 _RULE_KEYS = ("task", "when", "model", "max_tokens", "max_tokens_mode", "cache", "explore", "evidence")
@@ -373,6 +377,8 @@ def _rule_data(rule: Rule) -> dict[str, Any]:
         out["cache"] = {"ttl": rule.cache.ttl, "targets": list(rule.cache.targets)}
     if rule.explore is not None:
         out["explore"] = {"model": rule.explore.model, "share": rule.explore.share}
+        if rule.explore.max_tokens is not None:
+            out["explore"]["max_tokens"] = rule.explore.max_tokens
     if rule.evidence:
         out["evidence"] = _sorted(rule.evidence)
     return out

@@ -52,6 +52,7 @@ class TaskDecision:
     cost_before: float
     cost_after: float
     segments: tuple[SegmentDecision, ...] = ()
+    explore_cap: int | None = None  # the exploration candidate's own cap, where its lengths support one
 
     @property
     def saving_per_call(self) -> float:
@@ -94,7 +95,13 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecisi
     else:
         model_cost = target.cost_per_call or (repriced_cost(base, target.model) or 0.0)
     calls = sum(s.calls for s in stats)
-    return TaskDecision(task, calls, route, cap, cache, before, max(model_cost - cache.saving_per_call, 0.0), segments)
+    explore_cap = None
+    if route.explore_model in by_model:
+        # Per model where they differ: the candidate's lengths (e.g. from earlier exploration) give it its own cap.
+        own = decide_max_tokens(by_model[route.explore_model], options.truncation_target).max_tokens
+        explore_cap = own if own is not None and own != cap.max_tokens else None
+    saving_after = max(model_cost - cache.saving_per_call, 0.0)
+    return TaskDecision(task, calls, route, cap, cache, before, saving_after, segments, explore_cap)
 
 
 def decide_all(dataset: Dataset, options: TuneOptions) -> list[TaskDecision]:
@@ -121,7 +128,7 @@ def rules_for(d: TaskDecision) -> list[Rule]:
         max_tokens=d.cap.max_tokens,
         max_tokens_mode=d.cap.mode,
         cache=CacheAction(ttl=d.cache.ttl) if d.cache.ttl != "none" else None,
-        explore=Explore(d.route.explore_model, d.route.explore_share)
+        explore=Explore(d.route.explore_model, d.route.explore_share, d.explore_cap)
         if d.route.explore_model and d.route.explore_share
         else None,
         evidence=_evidence(d),

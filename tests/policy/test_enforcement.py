@@ -294,3 +294,13 @@ def test_a_slow_reload_never_holds_a_call(tmp_path: Path, sim, telemetry, monkey
     finally:
         release.set()
         otel_claude.uninstrument()
+
+
+def test_exploration_uses_the_candidates_own_cap(run) -> None:  # type: ignore[no-untyped-def]
+    rule = {"task": "classify", "max_tokens": 100, "explore": {"model": HAIKU, "share": 0.2, "max_tokens": 900}}
+    bodies, spans = run(policy([rule]), calls=10, max_tokens=1000)
+    sent = [(b["model"], b["max_tokens"]) for b in bodies if b["max_tokens"] in (100, 900)]
+    assert sent.count((HAIKU, 900)) == 2
+    assert sent.count((SONNET, 100)) == 8
+    explored = [s for s in spans if s.attributes.get("otel_claude.policy.exploration")]
+    assert [s.attributes["gen_ai.request.max_tokens"] for s in explored] == [900, 900]

@@ -1,0 +1,37 @@
+"""Per model where they differ: an exploration candidate whose answers run longer gets its own cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import tuner.synthetic as syn
+from otel_claude._policy_schema import load_policy_text
+from tuner.cli import main as tune
+
+SONNET, HAIKU = "claude-sonnet-4-6", "claude-haiku-4-5"
+
+
+def test_exploration_candidate_gets_its_own_cap(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    spans = []
+    t = 1_800_000_000 * 10**9
+    # Sonnet: the current model, scored, short answers. Haiku: a few explored calls, long answers, few scores.
+    for i, (model, scored, lengths) in enumerate(
+        [(SONNET, True, rng.integers(50, 120, 300)), (HAIKU, False, rng.integers(300, 700, 40))]
+    ):
+        for j, length in enumerate(lengths):
+            t += 10**9
+            rid = f"msg_{i}_{j}"
+            spans.append(syn.call(start_ns=t, model=model, output_tokens=int(length), task="t", max_tokens=4096,
+                                  response_id=rid, exploration=model == HAIKU))
+            if scored or j < 5:
+                spans.append(syn.feedback(start_ns=t + 1, response_id=rid, score=float(rng.random() < 0.9), task="t"))
+    path = syn.write_otlp(tmp_path / "spans.jsonl", spans)
+    out = tmp_path / "policy.yaml"
+    assert tune([str(path), "-o", str(out), "--truncation-target", "0.05", "--no-progress"]) == 0
+    (rule,) = load_policy_text(out.read_text(), str(out)).rules
+    assert rule.explore is not None and rule.explore.model == HAIKU
+    assert rule.max_tokens is not None and rule.max_tokens < 120  # fitted to Sonnet's answers
+    assert rule.explore.max_tokens is not None and rule.explore.max_tokens >= 600  # fitted to Haiku's own
