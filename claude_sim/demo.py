@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in written:
         print(f"  {path}")
     print(
-        "\nView the traces: start Jaeger (see docs/observability.md, or `docker compose -f deploy/compose.yaml up`),\n"
-        "then send the spans through the Collector, or point any OTLP-capable viewer at the JSON files above.\n"
+        "\nView the traces in Jaeger: start the stack (`docker compose -f deploy/compose.yaml up -d`, see\n"
+        "docs/observability.md), rerun with OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 otel-claude demo,\n"
+        "then open http://localhost:16686 and pick the service claude-sim-workload.\n"
         f"Read {out / 'report.html'} before applying {out / 'policy.yaml'} with "
         "otel_claude.instrument(policy=...) or OTEL_CLAUDE_POLICY."
     )

@@ -192,6 +192,11 @@ def _instrumented(out: str | None, policy: Any, service_name: str) -> Iterator[N
     tracer_provider = TracerProvider(resource=resource)
     if out:
         tracer_provider.add_span_processor(BatchSpanProcessor(otel_claude.OTLPJsonFileSpanExporter(out)))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        # Also to a Collector or Jaeger when one is configured the standard way, so the runs can be viewed there.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     meter_provider = MeterProvider(resource=resource)
     otel_claude.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, policy=policy,
                            setup_providers=False)

@@ -79,3 +79,16 @@ def test_auto_instrumentation_needs_no_code_change(example_env: dict[str, str], 
     assert [span["name"] for span in spans] == ["chat claude-haiku-4-5"] * 2
     assert {span["resource"]["service.name"] for span in spans} == {"auto-example"}
     assert len({span["attributes"]["gen_ai.response.id"] for span in spans}) == 2
+
+
+def test_workload_also_exports_to_a_configured_otlp_endpoint(otlp_sink: OTLPSink, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The demo's advice for Jaeger: with OTEL_EXPORTER_OTLP_ENDPOINT set, the runs' spans reach the Collector too."""
+    from claude_sim import SimServer
+    from claude_sim.workload import run_workload
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_sink.endpoint)
+    with SimServer(scenario="default", seed=2) as sim:
+        summary = run_workload(sim.base_url, "default", calls=20, workers=2, seed=2, out=str(tmp_path / "s.jsonl"))
+    calls = [s for s in otlp_sink.spans() if s["scope"] == "otel_claude" and s["name"].startswith("chat ")]
+    assert len(calls) == summary.overall.calls == 20
+    assert all(s["resource"]["service.name"] == "claude-sim-workload" for s in calls)
