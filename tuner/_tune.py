@@ -53,6 +53,8 @@ class TaskDecision:
     cost_after: float
     segments: tuple[SegmentDecision, ...] = ()
     explore_cap: int | None = None  # the exploration candidate's own cap, where its lengths support one
+    # Callers of one task on different models, kept as they are: each model's own cap where it differs.
+    model_caps: tuple[tuple[str, CapDecision], ...] = ()
 
     @property
     def saving_per_call(self) -> float:
@@ -100,8 +102,13 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecisi
         # Per model where they differ: the candidate's lengths (e.g. from earlier exploration) give it its own cap.
         own = decide_max_tokens(by_model[route.explore_model], options.truncation_target).max_tokens
         explore_cap = own if own is not None and own != cap.max_tokens else None
+    model_caps: tuple[tuple[str, CapDecision], ...] = ()
+    if not route.changed and not segments and not cap.buckets:
+        others = (s for s in stats if s.model not in (route.model, route.explore_model) and s.calls > s.explore_calls)
+        decided = ((s.model, decide_max_tokens(s, options.truncation_target)) for s in others)
+        model_caps = tuple((m, c) for m, c in decided if c.max_tokens is not None and c.max_tokens != cap.max_tokens)
     saving_after = max(model_cost - cache.saving_per_call, 0.0)
-    return TaskDecision(task, calls, route, cap, cache, before, saving_after, segments, explore_cap)
+    return TaskDecision(task, calls, route, cap, cache, before, saving_after, segments, explore_cap, model_caps)
 
 
 def decide_all(dataset: Dataset, options: TuneOptions) -> list[TaskDecision]:
@@ -154,7 +161,19 @@ def rules_for(d: TaskDecision) -> list[Rule]:
             for s in d.segments
         ]
     if not d.cap.buckets:
-        return [rule]
+        # First match wins: the per-model rules (on the caller's requested model) go before the task's own.
+        per_model = [
+            replace(
+                rule,
+                when=Conditions(models=(model,)),
+                max_tokens=cap.max_tokens,
+                max_tokens_mode=cap.mode,
+                explore=None,
+                evidence={**rule.evidence, "max_tokens": {"reason": cap.reason, **cap.evidence}, "for_model": model},
+            )
+            for model, cap in d.model_caps
+        ]
+        return [*per_model, rule]
     # First match wins, so the buckets are consecutive input-size ranges covering every size.
     return [
         replace(

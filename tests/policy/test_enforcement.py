@@ -304,3 +304,11 @@ def test_exploration_uses_the_candidates_own_cap(run) -> None:  # type: ignore[n
     assert sent.count((SONNET, 100)) == 8
     explored = [s for s in spans if s.attributes.get("otel_claude.policy.exploration")]
     assert [s.attributes["gen_ai.request.max_tokens"] for s in explored] == [900, 900]
+
+
+def test_rules_per_requested_model(run) -> None:  # type: ignore[no-untyped-def]
+    rules = [{"task": "classify", "when": {"models": [HAIKU]}, "max_tokens": 700},
+             {"task": "classify", "max_tokens": 300}]
+    bodies, spans = run(policy(rules))
+    assert bodies[0]["max_tokens"] == 300  # the caller asked for Sonnet: the task's own rule
+    assert spans[0].attributes["otel_claude.policy.rule"] == "classify#1"

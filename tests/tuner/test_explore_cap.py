@@ -35,3 +35,22 @@ def test_exploration_candidate_gets_its_own_cap(tmp_path: Path) -> None:
     assert rule.explore is not None and rule.explore.model == HAIKU
     assert rule.max_tokens is not None and rule.max_tokens < 120  # fitted to Sonnet's answers
     assert rule.explore.max_tokens is not None and rule.explore.max_tokens >= 600  # fitted to Haiku's own
+
+
+def test_callers_on_two_models_get_a_cap_each(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    spans = []
+    t = 1_800_000_000 * 10**9
+    # No feedback: routing keeps things as they are; the two models' answers differ in length.
+    for model, lengths in ((SONNET, rng.integers(50, 120, 300)), (HAIKU, rng.integers(400, 800, 200))):
+        for length in lengths:
+            t += 10**9
+            spans.append(syn.call(start_ns=t, model=model, output_tokens=int(length), task="t", max_tokens=4096))
+    path = syn.write_otlp(tmp_path / "spans.jsonl", spans)
+    out = tmp_path / "policy.yaml"
+    assert tune([str(path), "-o", str(out), "--no-progress"]) == 0
+    rules = load_policy_text(out.read_text(), str(out)).rules
+    assert [r.when.models if r.when else None for r in rules] == [(HAIKU,), None]
+    haiku_rule, task_rule = rules
+    assert haiku_rule.max_tokens >= 790 and task_rule.max_tokens < 130
+    assert haiku_rule.model is None and task_rule.model is None
