@@ -142,7 +142,8 @@ def test_sql_dataset_gives_the_same_policy(loaded: tuple, tmp_path: Path) -> Non
     from_file, _ = load_dataset([str(syn.write_otlp(tmp_path / "t.json", spans))])
     sql_policy = build_policy(from_sql, decide_all(from_sql, options), options)
     file_policy = build_policy(from_file, decide_all(from_file, options), options)
-    assert [r.task for r in sql_policy.rules] == ["classify", "summarize"]
+    # classify's callers use two models with different lengths: a rule per model, then the task's own.
+    assert list(dict.fromkeys(r.task for r in sql_policy.rules)) == ["classify", "summarize"]
     assert sql_policy.version == file_policy.version
 
 
@@ -161,7 +162,7 @@ def test_cli_reads_a_chdb_table(loaded: tuple, tmp_path: Path, capsys: pytest.Ca
     _, _, path = loaded
     assert otel_claude(["tune", f"chdb:{path}", "-o", str(tmp_path / "p.yaml"), "--no-progress"]) == 0
     policy = load_policy_text((tmp_path / "p.yaml").read_text(), "p.yaml")
-    assert [r.task for r in policy.rules] == ["classify", "summarize"]
+    assert list(dict.fromkeys(r.task for r in policy.rules)) == ["classify", "summarize"]
     assert "600 calls read" in capsys.readouterr().out
     assert otel_claude(["tune", f"chdb:{path}", str(tmp_path / "p.yaml")]) == 2
     assert "cannot be combined" in capsys.readouterr().err
