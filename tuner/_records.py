@@ -77,6 +77,9 @@ WANTED = frozenset(
 )
 FEEDBACK_SPAN = "evaluation feedback"
 UNLABELLED = "(unlabelled)"
+# Calls whose task label arrived after MAX_TASKS distinct labels had been seen: counted, never tuned.
+UNTRACKED = "(labels past the limit)"
+MAX_TASKS = 20_000
 
 
 class BadSpan(ValueError):
@@ -84,15 +87,25 @@ class BadSpan(ValueError):
 
 
 class Interner:
-    """Strings to dense ints, so columns hold small numbers and each distinct string is stored once."""
+    """Strings to dense ints, so columns hold small numbers and each distinct string is stored once.
 
-    def __init__(self) -> None:
+    With a `limit`, strings past it share the id of `overflow`: memory stays bounded however many distinct values
+    the input holds (task labels are free text; a service may put user ids in them).
+    """
+
+    def __init__(self, limit: int | None = None, overflow: str = "") -> None:
         self.ids: dict[str, int] = {}
         self.names: list[str] = []
+        self.limit = limit
+        self.overflow = overflow
+        self.folded = 0  # values mapped to `overflow`
 
     def __call__(self, name: str) -> int:
         found = self.ids.get(name)
         if found is None:
+            if self.limit is not None and len(self.names) >= self.limit and name != self.overflow:
+                self.folded += 1
+                return self(self.overflow)
             found = self.ids[name] = len(self.names)
             self.names.append(name)
         return found
@@ -172,7 +185,7 @@ class CallTable:
     """Accumulates call rows and feedback scores from any reader."""
 
     def __init__(self) -> None:
-        self.tasks = Interner()
+        self.tasks = Interner(limit=MAX_TASKS, overflow=UNTRACKED)
         self.models = Interner()
         self.prefixes = Interner()
         self._start = array("q")

@@ -10,7 +10,7 @@ from otel_claude._policy_schema import CacheAction, Conditions, Explore, Policy,
 from tuner._caching import CacheDecision, decide_cache
 from tuner._dataset import Dataset, ModelStats, in_range, restrict
 from tuner._max_tokens import CapDecision, decide_max_tokens
-from tuner._records import UNLABELLED
+from tuner._records import UNLABELLED, UNTRACKED
 from tuner._routing import (
     RouteDecision,
     RoutingOptions,
@@ -112,7 +112,7 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecisi
 
 
 def decide_all(dataset: Dataset, options: TuneOptions) -> list[TaskDecision]:
-    return [decide_task(dataset, task, options) for task in dataset.tasks() if task != UNLABELLED]
+    return [decide_task(dataset, task, options) for task in dataset.tasks() if task not in (UNLABELLED, UNTRACKED)]
 
 
 def _evidence(d: TaskDecision) -> dict[str, object]:
