@@ -95,18 +95,21 @@ class UsageReading:
         return five, hour
 
     def attributes(self, into: dict[str, Any]) -> None:
+        # Cache counters are set only when non-zero: most calls touch no cache, every span attribute costs each
+        # call, and readers (the tuner, the dashboards) take a missing counter as 0.
         cache_read = self.cache_read or 0
         cache_write = self.cache_write or 0
         if self.input is not None:
             into["gen_ai.usage.input_tokens"] = self.input + cache_read + cache_write
-            into["anthropic.usage.uncached_input_tokens"] = self.input
+            if cache_read or cache_write:
+                into["anthropic.usage.uncached_input_tokens"] = self.input
         if self.output is not None:
             into["gen_ai.usage.output_tokens"] = self.output
-        if self.cache_read is not None:
-            into["gen_ai.usage.cache_read.input_tokens"] = self.cache_read
-        if self.cache_write is not None:
-            into["gen_ai.usage.cache_creation.input_tokens"] = self.cache_write
-            into["gen_ai.usage.cache_write.input_tokens"] = self.cache_write
+        if cache_read:
+            into["gen_ai.usage.cache_read.input_tokens"] = cache_read
+        if cache_write:
+            into["gen_ai.usage.cache_creation.input_tokens"] = cache_write
+            into["gen_ai.usage.cache_write.input_tokens"] = cache_write
             five, hour = self.write_split()
             into["anthropic.usage.cache_creation.ephemeral_5m_input_tokens"] = five
             into["anthropic.usage.cache_creation.ephemeral_1h_input_tokens"] = hour
