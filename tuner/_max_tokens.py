@@ -65,6 +65,10 @@ def _bucketed(stats: ModelStats, target: float, single: int) -> tuple[Bucket, ..
     sizes, lengths, censored = stats.sizes, stats.lengths, stats.censored
     if len(lengths) < 4 * min_samples(target) or np.any(censored) or len(np.unique(sizes)) < 2:
         return ()
+    # A canonical row order: the fit/calibration split below alternates rows, and readers (files, ClickHouse
+    # samples) deliver the same calls in different orders; the policy must not depend on which.
+    order = np.lexsort((lengths, sizes))
+    sizes, lengths, censored = sizes[order], lengths[order], censored[order]
     x = np.log1p(sizes.astype(float)).reshape(-1, 1)
     fit, calibrate = np.arange(len(x)) % 2 == 0, np.arange(len(x)) % 2 == 1
     model = HistGradientBoostingRegressor(loss="quantile", quantile=1 - target, max_iter=60, random_state=0)
