@@ -27,6 +27,7 @@ from opentelemetry import context as otel_context
 
 from ._call import Call
 from ._config import Config
+from ._policy import write_request
 from ._request import RequestInfo, operation_of, summarize_request
 from ._safety import report_failure
 from ._streams import WATCH_KEY, StreamWatch, watch_async, watch_sync
@@ -164,7 +165,7 @@ class Hooks:
             if retry_of is not None:
                 attrs.update({k: v for k, v in retry_of.attrs.items() if k.startswith("otel_claude.policy.")})
                 attrs["otel_claude.policy.safety_retry"] = True
-                attrs["otel_claude.policy.applied_max_tokens"] = options.json_data.get("max_tokens")
+                attrs["otel_claude.policy.applied_max_tokens"] = body.get("max_tokens")
             elif self.policy is not None and operation == "chat":
                 info = self.policy.apply(options, body, info, task, attrs)
             attrs.update(info.attributes)
@@ -198,7 +199,8 @@ class Hooks:
             tokens = self.policy.safety_retry_tokens(call.attrs, bool(stream))
             if tokens is None:
                 return None
-            options.json_data = {**options.json_data, "max_tokens": tokens}
+            # Through the policy's own writer: it knows that extra_body keys override the named parameters.
+            write_request(options, {"max_tokens": tokens})
             retry = self.begin(client, options, stream, retry_of=call)
             if retry is not None:
                 retry.retry_of_policy = True

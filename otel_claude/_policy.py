@@ -15,7 +15,7 @@ from ._policy_source import PolicySource, open_source
 from ._request import RequestInfo
 from ._safety import report_failure
 
-__all__ = ["PolicyEngine"]
+__all__ = ["PolicyEngine", "write_request"]
 
 _MAX_BREAKPOINTS = 4  # the API rejects a fifth cache_control marker
 
@@ -122,7 +122,7 @@ class PolicyEngine:
 
         if not changed or policy.mode != "enforce":
             return info
-        _write(options, changed)
+        write_request(options, changed)
         new_attrs = dict(info.attributes)
         if "model" in changed:
             new_attrs["gen_ai.request.model"] = changed["model"]
@@ -146,7 +146,7 @@ class PolicyEngine:
         return int(requested)
 
 
-def _write(options: Any, changed: dict[str, Any]) -> None:
+def write_request(options: Any, changed: dict[str, Any]) -> None:
     """Put changes where the SDK will take them from: `extra_body` wins over parameters, so keys it holds go there."""
     extra = getattr(options, "extra_json", None)
     if extra:
