@@ -12,13 +12,21 @@ Modes:
   bare         no tracing at all (SDK tracing switched off on the client)
   sdk          the SDK's own tracing (anthropic >= 1.14), global provider, no otel-claude
   otel-claude  otel_claude.instrument() with spans and metrics (SDK span suppressed)
+  +cap         as otel-claude, with a policy whose rule only lowers max_tokens
   +policy      as otel-claude, with a policy whose rule routes, caps max_tokens and adds cache breakpoints
+  floor        no otel-claude logic at all: only the OpenTelemetry SDK work for the same telemetry (a span with the
+               attributes otel-claude puts on this path, its context attached around the HTTP work, and the same
+               histogram records with the same labels). What otel-claude adds above this is its own code.
+
+otel-claude records its histogram measurements in batches (at metric collection, or every 1024 calls); each batch
+ends by recording whatever is still queued, so every mode pays for all the work its calls caused.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import sys
 import time
@@ -26,14 +34,16 @@ from collections.abc import Callable
 from typing import Any
 
 import anthropic
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_claude
+from otel_claude._telemetry import Telemetry
 
 try:
     import httpx2 as httpx
@@ -182,18 +192,87 @@ def _helper(client: anthropic.Anthropic) -> None:
         stream.get_final_message()
 
 
-def _measure(fn: Callable[[anthropic.Anthropic], None], client: anthropic.Anthropic, n: int) -> float:
+def _measure(
+    fn: Callable[[anthropic.Anthropic], None], client: anthropic.Anthropic, n: int, settle: Callable[[], None]
+) -> float:
     # As timeit does: the cyclic GC off while timing, so when a collection happens to fall does not decide
-    # which mode looks slower; each batch starts from a collected heap.
+    # which mode looks slower; each batch starts from a collected heap. `settle` does work the calls deferred.
     gc.collect()
     gc.disable()
     try:
         start = time.process_time()
         for _ in range(n):
             fn(client)
+        settle()
         return (time.process_time() - start) / n * 1e6
     finally:
         gc.enable()
+
+
+_END_PREFIXES = ("gen_ai.response.", "gen_ai.usage.", "anthropic.", "otel_claude.cost_usd", "otel_claude.retries",
+                 "otel_claude.stream.", "otel_claude.time_per_output_token")
+
+
+class Floor:
+    """The OpenTelemetry work of one otel-claude call and nothing else, replayed around the SDK's `request`.
+
+    Its telemetry is copied from a call otel-claude really traced on the same path (`learn`), so the floor has the
+    same span name, attributes (split into start and end as otel-claude sets them) and histogram records.
+    """
+
+    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+        self.tracer = tracer_provider.get_tracer("bench.floor")
+        meter = meter_provider.get_meter("bench.floor")
+        self.histograms = [meter.create_histogram(f"bench.floor.{i}") for i in range(4)]
+        self.name = ""
+        self.start: dict[str, Any] = {}
+        self.end: dict[str, Any] = {}
+        self.labels: dict[str, Any] = {}
+        self.records = 0
+        self.pending = 0
+        self._sdk = importlib.import_module("anthropic._base_client")
+        self._original = self._sdk.SyncAPIClient.request
+
+    def learn(self, span: ReadableSpan) -> None:
+        attrs = dict(span.attributes or {})
+        self.name = span.name
+        self.end = {k: v for k, v in attrs.items() if k.startswith(_END_PREFIXES)}
+        self.start = {k: v for k, v in attrs.items() if k not in self.end}
+        keys = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "otel_claude.task")
+        self.labels = {k: attrs[k] for k in keys if k in attrs}
+        # Duration always; input and output tokens when usage came back; time to first chunk on streams.
+        self.records = 1 + 2 * ("gen_ai.usage.output_tokens" in attrs)
+        self.records += "gen_ai.response.time_to_first_chunk" in attrs
+
+    def install(self) -> None:
+        floor, original = self, self._original
+
+        def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+            span = floor.tracer.start_span(
+                floor.name, kind=trace.SpanKind.CLIENT, attributes=dict(floor.start), start_time=time.time_ns()
+            )
+            token = otel_context.attach(trace.set_span_in_context(span))
+            try:
+                result = original(client, cast_to, options, *args, **kwargs)
+            finally:
+                otel_context.detach(token)
+            span.set_attributes(floor.end)
+            span.end()
+            floor.pending += 1
+            return result
+
+        self._sdk.SyncAPIClient.request = request
+
+    def uninstall(self) -> None:
+        self._sdk.SyncAPIClient.request = self._original
+        self.pending = 0
+
+    def settle(self) -> None:
+        labels, records = self.labels, self.histograms[: self.records]
+        for _ in range(self.pending):
+            for histogram in records:
+                histogram.record(1.0, labels)
+        self.pending = 0
 
 
 def _policy_apply_us(n: int = 20000) -> float:
@@ -234,28 +313,38 @@ def main(argv: list[str] | None = None) -> int:
     transport = _transport(_sse_body(200), _message_body())
     clients = {"bare": _client(transport, sdk_tracing=False), "sdk": _client(transport, sdk_tracing=True)}
 
-    modes = ["bare", "sdk", "otel-claude", "+cap", "+policy"]
+    modes = ["bare", "sdk", "otel-claude", "+cap", "+policy", "floor"]
     if not SDK_TRACES:
         modes.remove("sdk")
     policies = {"+cap": POLICY_CAP, "+policy": POLICY}
     instrumented = ("otel-claude", *policies)
+    telemetry = Telemetry.for_providers(tracer_provider, meter_provider)
+    floors = {name: Floor(tracer_provider, meter_provider) for name in paths}
     results: dict[tuple[str, str], list[float]] = {}
     for round_number in range(args.rounds):
         for path_name, fn in paths.items():
             n = args.calls if path_name == "create" else args.streams
+            floor = floors[path_name]
             for mode in modes:
-                policy = policies.get(mode)
+                settle: Callable[[], None] = telemetry.flush
                 if mode in instrumented:
                     otel_claude.instrument(
-                        tracer_provider=tracer_provider, meter_provider=meter_provider, policy=policy
+                        tracer_provider=tracer_provider, meter_provider=meter_provider, policy=policies.get(mode)
                     )
+                elif mode == "floor":
+                    floor.install()
+                    settle = floor.settle
                 client = clients["sdk" if mode == "sdk" else "bare"]
                 try:
                     fn(client)  # warm-up: caches, lazy imports
-                    results.setdefault((path_name, mode), []).append(_measure(fn, client, n))
+                    results.setdefault((path_name, mode), []).append(_measure(fn, client, n, settle))
+                    if mode == "otel-claude":
+                        floor.learn(exporter.get_finished_spans()[-1])
                 finally:
                     if mode in instrumented:
                         otel_claude.uninstrument()
+                    elif mode == "floor":
+                        floor.uninstall()
                 exporter.clear()
         print(f"round {round_number + 1}/{args.rounds} done", file=sys.stderr)
 
@@ -284,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
             line += f"{policy_cost:>9.1f}"
         if path_name == "create":
             verdicts.append(f"create: otel-claude adds {added:.1f} us (target <= 100 us)")
+        floor_added = med["floor"] - med["bare"]
+        verdicts.append(f"{path_name}: the OpenTelemetry SDK's work for the same telemetry (floor) adds "
+                        f"{floor_added:.1f} us; otel-claude's own code {added - floor_added:.1f} us")
         verdicts.append(f"{path_name}: policy enforcement adds {cap_cost:.1f} us capping max_tokens, "
                         f"{policy_cost:.1f} us rerouting + capping + 2 cache breakpoints (target <= 20 us)")
         print(line)

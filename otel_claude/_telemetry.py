@@ -50,7 +50,9 @@ Pending = tuple[float, "float | None", "int | None", "int | None", dict[str, Any
 _FLUSH_AT = 1024
 _MAX_LABEL_SETS = 10_000  # a memo, not a limit: combinations past it are built per call
 _RECORD_TAKES_CONTEXT = "context" in inspect.signature(metrics.Histogram.record).parameters
-_NO_EXEMPLAR = {"context": Context()}
+# A context whose span is the invalid span: the SDK's trace-based exemplar filter then takes no exemplar. (An empty
+# Context would not do: it is falsy, and the SDK falls back to whatever context is current.)
+_NO_EXEMPLAR = {"context": trace.set_span_in_context(trace.INVALID_SPAN, Context())}
 
 
 class Telemetry:
@@ -150,7 +152,7 @@ class Telemetry:
     def flush(self) -> None:
         pending = self._pending
         # Batched records run outside the call's context: an exemplar taken now would point at whatever trace is
-        # current, so records carry an empty context (no exemplar) where the API accepts one.
+        # current, so records carry a context without a valid span (no exemplar) where the API accepts one.
         extra = _NO_EXEMPLAR if _RECORD_TAKES_CONTEXT else {}
         duration, ttft, tokens = self.duration.record, self.ttft.record, self.tokens.record
         while True:

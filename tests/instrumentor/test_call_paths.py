@@ -275,3 +275,16 @@ def test_metrics_recorded(instrumented) -> None:  # type: ignore[no-untyped-def]
     calls = instrumented.metric_points("otel_claude.calls")
     assert calls[0].attributes["gen_ai.response.finish_reason"] == "end_turn" and calls[0].value == 1
     assert instrumented.metric_points("otel_claude.cost")[0].value > 0
+
+
+def test_batched_histogram_records_carry_no_exemplar_of_another_trace(instrumented) -> None:  # type: ignore[no-untyped-def]
+    """Histograms are recorded when metrics are collected: whatever span is current then is not the call's."""
+    with ScriptedServer([Reply.json(message("ok"))]) as server:
+        sync_client(server).messages.create(**ARGS)
+    unrelated = instrumented.tracer_provider.get_tracer("test").start_span("collector's own work")
+    from opentelemetry import trace
+
+    with trace.use_span(unrelated, end_on_exit=True):
+        points = instrumented.metric_points("gen_ai.client.operation.duration")
+    assert len(points) == 1 and points[0].count == 1
+    assert points[0].exemplars == []
