@@ -6,7 +6,7 @@ through once per logical call (outside the SDK's retry loop), plus small helpers
 | `{Sync,Async}APIClient.request` | one span per logical call, for every resource, client class and response mode |
 | `{Sync,Async}APIClient._process_response` | response headers and retry count of a successful parsed call |
 | `Stream.close` / `AsyncStream.close` | end a stream's span when the caller closes it early |
-| `BaseAPIResponse._parse` (and the legacy one) | finish a raw response whose body was not read when returned |
+| `_parse` of one raw response (instance only) | finish a raw response whose body was not read when returned |
 | `BaseClient._tracer` (SDK >= 1.14) | suppress the SDK's own span so each call has exactly one |
 
 Patches sit on classes, so clients created before `instrument()` are covered, and cached `with_raw_response`
@@ -19,6 +19,7 @@ import functools
 import importlib
 import inspect
 import json
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -37,34 +38,54 @@ from ._telemetry import Telemetry
 __all__ = ["Hooks"]
 
 _CURRENT: ContextVar[Call | None] = ContextVar("otel_claude_call", default=None)
-_DEFERRED_KEY = "_otel_claude_deferred"
 _MISSING = object()
 _NO_REQUEST = RequestInfo(None, {}, None, 0, 0, 0)
 
 
+_PROVIDERS: dict[type, str] = {}
+
+
 def _provider_name(client: Any) -> str:
-    name = getattr(client, "_gen_ai_provider_name", None)
-    if isinstance(name, str):
-        return name
-    cls = type(client).__name__
-    if "Bedrock" in cls:
-        return "aws.bedrock"
-    if "Vertex" in cls:
-        return "gcp.vertex_ai"
-    return "anthropic"
+    cls = type(client)
+    name = _PROVIDERS.get(cls)
+    if name is None:
+        # SDKs >= 1.14 name their provider on the client class; older ones only in the class name.
+        name = getattr(cls, "_gen_ai_provider_name", None)
+        if not isinstance(name, str):
+            name = "aws.bedrock" if "Bedrock" in cls.__name__ else "gcp.vertex_ai" if "Vertex" in cls.__name__ \
+                else "anthropic"
+        _PROVIDERS[cls] = name
+    return name
 
 
-class _Deferred:
-    """A raw response returned before its body was read: its call ends when parsed, or when the response dies."""
+class _DeferredParse:
+    """Stands in for `_parse` on one raw response returned before its body was read: the call ends when the
+    response is first parsed, or (unread) when the response dies.
 
-    __slots__ = ("call",)
+    Set on that instance only, so the other calls, whose `_parse` runs once per call, pay nothing for it. It holds
+    the response weakly: a cycle would leave an abandoned response for the cyclic GC, and its span open until then.
+    """
 
-    def __init__(self, call: Call) -> None:
+    __slots__ = ("call", "hooks", "response")
+
+    def __init__(self, hooks: Hooks, call: Call, response: Any) -> None:
+        self.hooks = hooks
         self.call: Call | None = call
+        self.response = weakref.ref(response)
 
-    def release(self) -> Call | None:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        response = self.response()
+        if response is None:  # unreachable in practice: the response is calling us
+            raise RuntimeError("otel_claude: parsing a response that no longer exists")
+        response.__dict__.pop("_parse", None)
+        result = type(response)._parse(response, *args, **kwargs)
         call, self.call = self.call, None
-        return call
+        if call is not None:
+            try:
+                self.hooks._take(call, result)
+            except Exception:
+                report_failure("reading a parsed raw response")
+        return result
 
     def __del__(self) -> None:
         if self.call is not None:
@@ -100,15 +121,6 @@ class Hooks:
         sync_stream, async_stream = self._stream_types
         self._patch(sync_stream, "close", _sync_close)
         self._patch(async_stream, "close", _async_close)
-        for module_name in ("anthropic._response", "anthropic._legacy_response"):
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                continue
-            for cls_name in ("BaseAPIResponse", "LegacyAPIResponse"):
-                cls = getattr(module, cls_name, None)
-                if cls is not None and "_parse" in cls.__dict__:
-                    self._patch(cls, "_parse", self._parse)
         self._adopting = self._patch_old_message_streams()
         if not self.config.keep_native_spans and isinstance(sdk.BaseClient.__dict__.get("_tracer"), property):
             self._patch(sdk.BaseClient, "_tracer", lambda _orig: property(lambda _self: None))
@@ -245,7 +257,7 @@ class Hooks:
             call.http_response = raw
             body = _read_body(raw)
             if body is None:
-                result.__dict__[_DEFERRED_KEY] = _Deferred(call)
+                result.__dict__["_parse"] = _DeferredParse(self, call, result)
                 return
             call.read_result(body)
             call.end()
@@ -330,23 +342,6 @@ class Hooks:
             return await original(client, *args, **kwargs)
 
         return process_response
-
-    def _parse(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        hooks = self
-
-        @functools.wraps(original)
-        def parse(response: Any, *args: Any, **kwargs: Any) -> Any:
-            result = original(response, *args, **kwargs)
-            deferred = response.__dict__.pop(_DEFERRED_KEY, None)
-            call = deferred.release() if deferred is not None else None
-            if call is not None:
-                try:
-                    hooks._take(call, result)
-                except Exception:
-                    report_failure("reading a parsed raw response")
-            return result
-
-        return parse
 
 
 def _response_classes() -> tuple[type, ...]:

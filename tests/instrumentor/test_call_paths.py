@@ -172,6 +172,25 @@ def test_with_streaming_response(instrumented) -> None:  # type: ignore[no-untyp
     assert_chat(only_span(instrumented), output=2, stream=True)
 
 
+def test_streaming_response_never_parsed_ends_when_dropped(instrumented) -> None:  # type: ignore[no-untyped-def]
+    with ScriptedServer([Reply.json(message())]) as server:
+        with sync_client(server).messages.with_streaming_response.create(**ARGS) as response:
+            assert response.headers["request-id"] == "req_test"
+        assert instrumented.call_spans() == []
+        del response  # by reference counting alone: no garbage-collector pass
+        span = only_span(instrumented)
+    assert span.attributes["gen_ai.request.model"] == MODEL
+    assert "gen_ai.response.id" not in span.attributes  # the body was never read
+
+
+def test_streaming_response_parsed_twice_is_one_call(instrumented) -> None:  # type: ignore[no-untyped-def]
+    with ScriptedServer([Reply.json(message())]) as server:
+        with sync_client(server).messages.with_streaming_response.create(**ARGS) as response:
+            first, second = response.parse(), response.parse()
+    assert first.id == second.id == "msg_01"
+    assert_chat(only_span(instrumented), output=5, stream=False)
+
+
 def test_parse_helper(instrumented) -> None:  # type: ignore[no-untyped-def]
     if not hasattr(anthropic.resources.messages.Messages, "parse"):
         pytest.skip("messages.parse needs a newer SDK")
