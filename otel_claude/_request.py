@@ -98,15 +98,32 @@ def _without_cache_control(item: Any) -> Any:
     return item
 
 
+# Fingerprints of plain-string system prompts sent without tools, by prompt: services send the same few prompts
+# over and over (usually the very same string object, whose hash Python caches), and a lookup costs a fraction of
+# hashing the prompt again. Bounded by entries; emptied when full.
+_STRING_PROMPTS: dict[str, str] = {}
+_MAX_STRING_PROMPTS = 256
+
+
 def _fingerprint(tools: Any, system: Any) -> str | None:
     if not tools and not system:
         return None
+    if not tools and isinstance(system, str):
+        digest = _STRING_PROMPTS.get(system)
+        if digest is None:
+            if len(_STRING_PROMPTS) >= _MAX_STRING_PROMPTS:
+                _STRING_PROMPTS.clear()
+            digest = _STRING_PROMPTS[system] = _digest(tools, system)
+        return digest
     if isinstance(system, list):
         system = [_without_cache_control(b) for b in system]
     if isinstance(tools, list):
         tools = [_without_cache_control(t) for t in tools]
-    digest = hashlib.blake2b(repr((tools, system)).encode("utf-8", "surrogatepass"), digest_size=8)
-    return digest.hexdigest()
+    return _digest(tools, system)
+
+
+def _digest(tools: Any, system: Any) -> str:
+    return hashlib.blake2b(repr((tools, system)).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def summarize_request(body: Any) -> RequestInfo:
