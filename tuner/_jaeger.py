@@ -41,5 +41,5 @@ def read_document(document: dict[str, Any], table: CallTable, issues: Issues, wh
                 attrs = {tag["key"]: _tag_value(tag) for tag in span.get("tags") or () if tag["key"] in WANTED}
                 start_ns = int(span["startTime"]) * 1000
                 table.add_span(span.get("operationName", ""), start_ns, start_ns + int(span["duration"]) * 1000, attrs)
-            except (BadSpan, KeyError, TypeError, ValueError, AttributeError) as err:
+            except (BadSpan, KeyError, TypeError, ValueError, OverflowError, AttributeError) as err:
                 issues.skip("bad span", f"{where}: data[{trace_number}].spans[{number}]", describe(err))

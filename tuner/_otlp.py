@@ -49,5 +49,5 @@ def read_request(request: dict[str, Any], table: CallTable, issues: Issues, wher
                     table.add_span(
                         span.get("name", ""), int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"]), attrs
                     )
-                except (BadSpan, KeyError, TypeError, ValueError, AttributeError) as err:
+                except (BadSpan, KeyError, TypeError, ValueError, OverflowError, AttributeError) as err:
                     issues.skip("bad span", f"{where}: span {number}", describe(err))

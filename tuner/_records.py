@@ -119,7 +119,7 @@ def _int(attrs: Mapping[str, Any], key: str, missing: int) -> int:
         raise BadSpan(f"attribute {key!r} must be an integer, got {value!r}")
     try:
         number = int(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # int(float("inf")) overflows
         raise BadSpan(f"attribute {key!r} must be an integer, got {value!r}") from None
     if not 0 <= number <= _INT64_MAX:
         raise BadSpan(f"attribute {key!r} must be an integer in [0, 2**63), got {number}")

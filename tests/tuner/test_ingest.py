@@ -161,3 +161,25 @@ def test_out_of_range_numbers_are_skipped_without_misaligning_rows(tmp_path: Pat
     assert any("gen_ai.usage.cache_read.input_tokens" in e for e in issues.examples)
     assert dataset.calls == 9
     assert sum(m.calls for m in dataset.models) == 9
+
+
+def test_infinite_numbers_are_skipped_not_raised(tmp_path: Path) -> None:
+    """JSON readers accept `Infinity`; int() of it overflows rather than failing with ValueError."""
+    spans = _spans()
+    line = json.loads(next(syn.otlp_lines(spans, batch=100)))
+    raw = line["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    raw[0]["startTimeUnixNano"] = float("inf")
+    for attribute in raw[1]["attributes"]:
+        if attribute["key"] == "gen_ai.usage.output_tokens":
+            attribute["value"] = {"doubleValue": float("inf")}
+    otlp = tmp_path / "inf.json"
+    otlp.write_text(json.dumps(line) + "\n")
+    dataset, issues = load_dataset([str(otlp)])
+    assert issues.counts == {"bad span": 2} and dataset.calls == 9
+
+    document = syn.jaeger_document(spans)
+    document["data"][0]["spans"][0]["duration"] = float("-inf")
+    jaeger = tmp_path / "inf-jaeger.json"
+    jaeger.write_text(json.dumps(document))
+    dataset, issues = load_dataset([str(jaeger)])
+    assert issues.counts == {"bad span": 1} and dataset.calls == 10
