@@ -225,21 +225,11 @@ class Call:
         tel.queue((duration, ttft, tokens_in, tokens_out, labels))
         if self.operation != "chat":
             return
-        if cost is not None:
-            tel.cost.add(cost, short)
         finish = attrs.get("gen_ai.response.finish_reasons")
         reason = finish[0] if finish else ("error" if error_type is not None else "none")
-        call_labels = (*short, ("gen_ai.response.finish_reason", reason))
-        if error_type is not None:
-            call_labels = (*call_labels, ("error.type", error_type))
-        version = attrs.get("otel_claude.policy.version")
-        if version is not None:
-            call_labels = (*call_labels, ("otel_claude.policy.version", version))
-        tel.calls.add(1, call_labels)
-        if usage is not None:
-            for kind, value in (("read", usage.cache_read), ("write", usage.cache_write), ("uncached", usage.input)):
-                if value:
-                    tel.cache_tokens.add(value, (*short, ("otel_claude.cache.kind", kind)))
+        outcome = (reason, error_type, attrs.get("otel_claude.policy.version"))
+        cache = (usage.cache_read or 0, usage.cache_write or 0, usage.input or 0) if usage is not None else None
+        tel.totals.add(short, cost, outcome, cache)
 
 
 def _plain(content: Any) -> Any:

@@ -23,25 +23,62 @@ _DURATION_BUCKETS = [0.01 * 2**i for i in range(14)]  # 0.01 ... 81.92 s
 _TOKEN_BUCKETS = [4**i for i in range(14)]  # 1 ... 67108864
 
 
-class Sums:
-    """Cumulative sums per attribute set, reported by an observable counter when metrics are collected.
+Labels = tuple[tuple[str, Any], ...]
+# Chat-call outcome labels beside (model, task): finish reason, error type, policy version (None: not set).
+Outcome = tuple[str, "str | None", "str | None"]
+_CACHE_KINDS = ("read", "write", "uncached")
 
-    A synchronous SDK counter costs 20-30 us per add (attribute hashing, locks, per-reader storage); summing here
-    costs about 1 us and the SDK sees the totals once per export interval instead of once per call.
+
+class CallTotals:
+    """The counters of chat calls, summed in-process and reported by observable counters at collection.
+
+    A synchronous SDK counter costs 20-30 us per add (attribute validation and hashing, locks, per-reader
+    storage); a call adds here under one lock, keyed by plain tuples, and label dicts are built only when metrics
+    are collected.
     """
 
     def __init__(self) -> None:
-        self._values: dict[tuple[tuple[str, Any], ...], float] = {}
         self._lock = threading.Lock()
+        self._cost: dict[Labels, float] = {}
+        self._calls: dict[tuple[Labels, Outcome], int] = {}
+        self._cache: dict[tuple[Labels, int], int] = {}
 
-    def add(self, value: float, labels: tuple[tuple[str, Any], ...]) -> None:
+    def add(self, short: Labels, cost: float | None, outcome: Outcome, cache: tuple[int, int, int] | None) -> None:
+        """`short`: the (model, task) labels; `cache`: read, write and uncached input tokens, when known."""
+        key = (short, outcome)
         with self._lock:
-            self._values[labels] = self._values.get(labels, 0) + value
+            self._calls[key] = self._calls.get(key, 0) + 1
+            if cost is not None:
+                self._cost[short] = self._cost.get(short, 0.0) + cost
+            if cache is not None:
+                for kind, tokens in enumerate(cache):
+                    if tokens:
+                        cache_key = (short, kind)
+                        self._cache[cache_key] = self._cache.get(cache_key, 0) + tokens
 
-    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
+    def observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
-            items = list(self._values.items())
-        return [Observation(value, dict(labels)) for labels, value in items]
+            items = list(self._cost.items())
+        return [Observation(value, dict(short)) for short, value in items]
+
+    def observe_calls(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._calls.items())
+        observations = []
+        for (short, (reason, error_type, version)), value in items:
+            labels = {**dict(short), "gen_ai.response.finish_reason": reason}
+            if error_type is not None:
+                labels["error.type"] = error_type
+            if version is not None:
+                labels["otel_claude.policy.version"] = version
+            observations.append(Observation(value, labels))
+        return observations
+
+    def observe_cache(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._cache.items())
+        return [Observation(value, {**dict(short), "otel_claude.cache.kind": _CACHE_KINDS[kind]})
+                for (short, kind), value in items]
 
 
 # A call's histogram measurements: (duration s, time to first chunk s or None, input tokens or None,
@@ -100,12 +137,10 @@ class Telemetry:
         # calls): a record made right after the SDK's HTTP work runs with cold caches and costs twice as much, and
         # none of it then sits on the caller's path. deque appends and pops are thread-safe without a lock.
         self._pending: deque[Pending] = deque()
-        self._labels: dict[tuple[Any, ...], tuple[dict[str, Any], tuple[tuple[str, Any], ...]]] = {}
-        self.cost = Sums()
-        self.calls = Sums()
-        self.cache_tokens = Sums()
+        self._labels: dict[tuple[Any, ...], tuple[dict[str, Any], Labels]] = {}
+        self.totals = CallTotals()
         meter.create_observable_counter(
-            "otel_claude.cost", [self.cost.observe], unit="USD", description="Cost of Anthropic API calls"
+            "otel_claude.cost", [self.totals.observe_cost], unit="USD", description="Cost of Anthropic API calls"
         )
         meter.create_observable_counter(
             "otel_claude.calls",
@@ -115,14 +150,14 @@ class Telemetry:
         )
         meter.create_observable_counter(
             "otel_claude.cache.tokens",
-            [self.cache_tokens.observe],
+            [self.totals.observe_cache],
             unit="{token}",
             description="Input tokens by cache outcome",
         )
 
     def labels(
         self, operation: str, provider: Any, model: Any, task: Any, error_type: str | None
-    ) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
+    ) -> tuple[dict[str, Any], Labels]:
         """Histogram labels and the short (model, task) key of the counters, built once per combination.
 
         Few labels on purpose: the SDK validates and hashes every label of every record; response model and server
@@ -172,4 +207,4 @@ class Telemetry:
         # The SDK runs observable callbacks before it reads its storage, so histograms recorded here are in
         # this very collection.
         self.flush()
-        return self.calls.observe(options)
+        return self.totals.observe_calls(options)
