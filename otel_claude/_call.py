@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from ._catalog import catalog, cost_usd
 from ._config import Config
 from ._request import RequestInfo
-from ._response import UsageReading, field, header_attributes
+from ._response import UsageReading, field, fields, header_attributes
 from ._safety import report_failure
 from ._telemetry import Telemetry
 
@@ -105,22 +105,23 @@ class Call:
     def read_message(self, message: Any) -> None:
         """Take id, model, stop reason, usage (and content if opted in) from a Message or its JSON dict."""
         attrs = self.attrs
-        value = field(message, "id")
+        data = fields(message)
+        value = data.get("id")
         if isinstance(value, str):
             attrs["gen_ai.response.id"] = value
-        value = field(message, "model")
+        value = data.get("model")
         if isinstance(value, str):
             attrs["gen_ai.response.model"] = value
-        value = field(message, "stop_reason")
+        value = data.get("stop_reason")
         if isinstance(value, str):
             attrs["gen_ai.response.finish_reasons"] = (value,)
-        usage = field(message, "usage")
+        usage = data.get("usage")
         if usage is not None:
             reading = self.usage or UsageReading()
             reading.merge(usage)
             self.usage = reading
         if self.config.capture_content:
-            content = field(message, "content")
+            content = data.get("content")
             if content is not None:
                 attrs["gen_ai.output.messages"] = self.config.clip(
                     json.dumps([{"role": "assistant", "content": _plain(content)}], default=str)

@@ -6,7 +6,7 @@ from typing import Any
 
 from ._catalog import Usage
 
-__all__ = ["UsageReading", "field", "header_attributes", "read_usage"]
+__all__ = ["UsageReading", "field", "fields", "header_attributes", "read_usage"]
 
 # Response headers worth a span attribute, by lowercase raw name; all but request-id are integers.
 _HEADERS = {
@@ -25,6 +25,18 @@ def field(obj: Any, name: str) -> Any:
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+def fields(obj: Any) -> dict[str, Any]:
+    """All fields of an SDK model or a raw JSON object as one dict, for several lookups at the cost of one."""
+    if isinstance(obj, dict):
+        return obj
+    data = getattr(obj, "__dict__", None)
+    if not isinstance(data, dict):
+        return {}
+    # pydantic 2 keeps fields the model does not declare (newer API fields on an older SDK) apart from __dict__.
+    extra = getattr(obj, "__pydantic_extra__", None)
+    return {**data, **extra} if extra else data
 
 
 # OTLP encodes integer attributes as int64: one larger value makes the exporter drop the whole batch it is in.
@@ -71,18 +83,21 @@ class UsageReading:
         """Take every field that `usage` carries. `with_output=False` skips message_start's placeholder count."""
         if usage is None:
             return
+        data = fields(usage)
         for source, name in _COUNTS if with_output else _COUNTS[1:]:
-            value = _int(field(usage, source))
-            if value is not None:
+            value = data.get(source)
+            if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:
                 setattr(self, name, value)
         for group, source, name in _NESTED:
-            value = _int(field(field(usage, group), source))
-            if value is not None:
-                setattr(self, name, value)
-        tier = field(usage, "service_tier")
+            inner = data.get(group)
+            if inner is not None:
+                value = fields(inner).get(source)
+                if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:
+                    setattr(self, name, value)
+        tier = data.get("service_tier")
         if isinstance(tier, str):
             self.tier = tier
-        speed = field(usage, "speed")
+        speed = data.get("speed")
         if isinstance(speed, str):
             self.speed = speed
 
