@@ -7,7 +7,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from conftest import FakeClock, cache_split, user
+from sim_helpers import FakeClock, cache_split, user
 
 from claude_sim import SimServer
 from claude_sim._tokens import filler

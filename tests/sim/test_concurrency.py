@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 import anthropic
-from conftest import user
+from sim_helpers import user
 
 from claude_sim import SimServer
 

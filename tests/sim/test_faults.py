@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anthropic
 import pytest
-from conftest import user
+from sim_helpers import user
 
 from claude_sim import Fault, SimServer
 

@@ -6,7 +6,7 @@ import inspect
 
 import anthropic
 import pytest
-from conftest import cache_split, raw_post, requires, user
+from sim_helpers import cache_split, raw_post, requires, user
 
 from claude_sim import SimServer
 from claude_sim._tokens import json_tokens
@@ -147,7 +147,7 @@ def test_message_batches_round_trip(client: anthropic.Anthropic) -> None:
 
 
 def test_batch_in_progress_until_clock_passes() -> None:
-    from conftest import FakeClock
+    from sim_helpers import FakeClock
 
     clock = FakeClock()
     with SimServer(clock=clock, batch_seconds=60) as sim:

@@ -125,7 +125,7 @@ def test_policy_file_round_trip(scenario, tmp_path: Path) -> None:
 
 
 def test_batch_requests_carry_the_case_in_metadata(scenario) -> None:
-    from conftest import requires
+    from sim_helpers import requires
 
     job = next(job for job in plan_jobs(scenario, 40, seed=2, stream_share=0.0) if job.task == "classify")
     params = {**job.body, "metadata": {"user_id": f"sim:{job.task}:{job.case}"}}
