@@ -188,8 +188,10 @@ class Hooks:
                     attrs["otel_claude.prefix.tokens_estimate"] = info.prefix_tokens_estimate
                 attrs["otel_claude.input.tokens_estimate"] = info.input_tokens_estimate
                 attrs["otel_claude.cache.breakpoints"] = info.breakpoints
-                if self.config.capture_content and isinstance(options.json_data, dict):
-                    self._capture_request(options.json_data, attrs)
+                if self.config.capture_content:
+                    sent = _merged_body(options)  # after the policy: what is actually sent
+                    if isinstance(sent, dict):
+                        self._capture_request(sent, attrs)
             call = Call(self.tel, self.config, operation, info, attrs, bool(stream))
             if operation == "create_batch":
                 call.batch = True

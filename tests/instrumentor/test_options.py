@@ -53,6 +53,19 @@ def test_content_capture_opt_in_is_bounded(telemetry) -> None:  # type: ignore[n
     assert "streamed words" in streamed.attributes["gen_ai.output.messages"]
 
 
+def test_content_capture_records_what_extra_body_sends(telemetry) -> None:  # type: ignore[no-untyped-def]
+    otel_claude.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider,
+                           capture_content=True)
+    try:
+        with ScriptedServer([Reply.json(message())]) as server:
+            client(server).messages.create(**ARGS, extra_body={"system": "Sent through extra_body."})
+            sent = server.received[0].body["system"]
+    finally:
+        otel_claude.uninstrument()
+    assert sent == "Sent through extra_body."
+    assert telemetry.call_spans()[0].attributes["gen_ai.system_instructions"] == json.dumps(sent)
+
+
 def test_capture_env_variable(monkeypatch, telemetry) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
     otel_claude.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
