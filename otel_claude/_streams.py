@@ -99,11 +99,23 @@ class StreamWatch:
             self._finish(None, complete=False)
 
 
+# Two loops: until the first content delta every event goes to on_event; after it (when no content is captured)
+# only the non-delta events do, and the per-event work is one attribute read and one comparison. The check is
+# inlined on purpose: a helper call per event would double what the watch costs on a long stream.
 def watch_sync(inner: Iterator[Any], watch: StreamWatch) -> Iterator[Any]:
     on_event = watch.on_event
     try:
         for event in inner:
-            if not watch.skip_deltas or getattr(event, "type", None) != "content_block_delta":
+            on_event(event)
+            yield event
+            if watch.skip_deltas:
+                break
+        for event in inner:
+            try:
+                delta = event.type == "content_block_delta"
+            except Exception:
+                delta = False
+            if not delta:
                 on_event(event)
             yield event
     except GeneratorExit:
@@ -119,7 +131,16 @@ async def watch_async(inner: AsyncIterator[Any], watch: StreamWatch) -> AsyncIte
     on_event = watch.on_event
     try:
         async for event in inner:
-            if not watch.skip_deltas or getattr(event, "type", None) != "content_block_delta":
+            on_event(event)
+            yield event
+            if watch.skip_deltas:
+                break
+        async for event in inner:
+            try:
+                delta = event.type == "content_block_delta"
+            except Exception:
+                delta = False
+            if not delta:
                 on_event(event)
             yield event
     except GeneratorExit:
