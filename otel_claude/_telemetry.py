@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -92,6 +93,14 @@ _RECORD_TAKES_CONTEXT = "context" in inspect.signature(metrics.Histogram.record)
 _NO_EXEMPLAR = {"context": trace.set_span_in_context(trace.INVALID_SPAN, Context())}
 
 
+def _weakly_referable(obj: Any) -> bool:
+    try:
+        weakref.ref(obj)
+    except TypeError:
+        return False
+    return True
+
+
 class Telemetry:
     """Everything a call records into, bundled so a call needs a single reference.
 
@@ -99,16 +108,29 @@ class Telemetry:
     totals and no second set of callbacks is registered with the meter provider.
     """
 
-    _cache: ClassVar[dict[tuple[Any, Any], Telemetry]] = {}
+    # tracer provider -> meter provider -> Telemetry, held weakly, so a process that builds providers as it goes
+    # (a test suite, a service per tenant) gets them back. None (the global providers) cannot be held weakly.
+    _cache: ClassVar[weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[Any, Telemetry]]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _global: ClassVar[dict[tuple[Any, Any], Telemetry]] = {}
     _cache_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def for_providers(cls, tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
-        key = (tracer_provider, meter_provider)
         with cls._cache_lock:
-            telemetry = cls._cache.get(key)
-            if telemetry is None:
-                telemetry = cls._cache[key] = cls(tracer_provider, meter_provider)
+            if _weakly_referable(tracer_provider) and _weakly_referable(meter_provider):
+                by_meter = cls._cache.get(tracer_provider)
+                if by_meter is None:
+                    by_meter = cls._cache[tracer_provider] = weakref.WeakKeyDictionary()
+                telemetry = by_meter.get(meter_provider)
+                if telemetry is None:
+                    telemetry = by_meter[meter_provider] = cls(tracer_provider, meter_provider)
+            else:
+                key = (tracer_provider, meter_provider)
+                telemetry = cls._global.get(key)
+                if telemetry is None:
+                    telemetry = cls._global[key] = cls(tracer_provider, meter_provider)
             return telemetry
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:

@@ -189,6 +189,41 @@ def test_instrument_cycles_restore_sdk_exactly(telemetry) -> None:  # type: igno
     assert telemetry.spans() == []  # uninstrumented: nothing recorded
 
 
+def test_providers_are_not_kept_alive_after_uninstrument() -> None:
+    """A process that builds providers as it goes (a test suite, a service per tenant) must get them back."""
+    import gc
+    import weakref
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    refs = []
+    for _ in range(3):
+        tracer_provider = TracerProvider()
+        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        otel_claude.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        with ScriptedServer([Reply.json(message())]) as server:
+            client(server).messages.create(**ARGS)
+        otel_claude.uninstrument()
+        tracer_provider.shutdown()  # until then the SDK itself holds it (its atexit hook)
+        meter_provider.shutdown()
+        refs += [weakref.ref(tracer_provider), weakref.ref(meter_provider)]
+        del tracer_provider, meter_provider
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 6
+
+
+def test_reinstrumenting_the_same_providers_keeps_counter_totals(telemetry) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(2):
+        otel_claude.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+        with ScriptedServer([Reply.json(message())]) as server:
+            client(server).messages.create(**ARGS)
+        otel_claude.uninstrument()
+    calls = telemetry.metric_points("otel_claude.calls")
+    assert [point.value for point in calls] == [2]  # one counter, not two registrations of one call each
+
+
 def test_existing_client_and_cached_raw_accessor_are_covered(telemetry) -> None:  # type: ignore[no-untyped-def]
     with ScriptedServer([Reply.json(message()), Reply.json(message())]) as server:
         existing = client(server)
