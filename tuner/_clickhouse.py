@@ -61,6 +61,8 @@ def _calls_sql(table: str) -> str:
         toInt64OrZero({_attr("gen_ai.usage.cache_creation.input_tokens")}) AS cache_write,
         toInt64OrZero({_attr("gen_ai.request.max_tokens")}) AS max_tokens,
         toInt64OrDefault({_attr("otel_claude.policy.requested_max_tokens")}, max_tokens) AS requested_max_tokens,
+        if({_attr("otel_claude.policy.requested_model")} = '', model,
+           {_attr("otel_claude.policy.requested_model")}) AS requested_model,
         toInt64OrDefault({_attr("otel_claude.input.tokens_estimate")}, input_tokens) AS input_estimate,
         {_attr("otel_claude.prefix.fingerprint")} AS prefix,
         toInt64OrZero({_attr("otel_claude.prefix.tokens_estimate")}) AS prefix_tokens,
@@ -103,6 +105,8 @@ def _models_sql(table: str) -> str:
             mapKeys(sumMapIf(map(requested_max_tokens, toUInt64(1)), requested_max_tokens > 0)),
             mapValues(sumMapIf(map(requested_max_tokens, toUInt64(1)), requested_max_tokens > 0))))[1].1
             AS requested_max_tokens_mode,
+        arraySort(x -> (-x.2, x.1), arrayZip(mapKeys(sumMap(map(requested_model, toUInt64(1)))),
+            mapValues(sumMap(map(requested_model, toUInt64(1))))))[1].1 AS requested_model_mode,
         countIf(isNotNull(score)) AS scored, avgIf(score, isNotNull(score)) AS q_mean,
         stddevSampIf(score, isNotNull(score)) AS q_sd
     FROM calls LEFT JOIN fb USING (response_id)
@@ -202,6 +206,7 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
                 duration_p95=_opt_float(row["duration_p95"]),
                 max_tokens=int(row["max_tokens_mode"]) or None,
                 requested_max_tokens=int(row["requested_max_tokens_mode"]) or None,
+                requested_model=str(row["requested_model_mode"]),
                 quality=quality,
                 lengths=sample[:, 0].astype(np.int64),
                 sizes=sample[:, 1].astype(np.int64),

@@ -52,6 +52,7 @@ class ModelStats:
     duration_p95: float | None
     max_tokens: int | None  # the most common value sent (after any policy)
     requested_max_tokens: int | None  # the most common value the callers asked for
+    requested_model: str  # the model the callers asked for (the most common), before any policy routing
     quality: Quality | None
     lengths: np.ndarray = field(repr=False)
     sizes: np.ndarray = field(repr=False)
@@ -146,6 +147,13 @@ def _mode(values: np.ndarray) -> int | None:
     return int(distinct[np.argmax(counts)])
 
 
+def _most_common_name(ids: np.ndarray, names: list[str]) -> str:
+    """The most common of interned names (the alphabetically first on ties); `ids` is never empty."""
+    distinct, counts = np.unique(ids, return_counts=True)
+    best = min(range(len(distinct)), key=lambda i: (-counts[i], names[int(distinct[i])]))
+    return names[int(distinct[best])]
+
+
 def _quality(scores: np.ndarray) -> Quality | None:
     scores = scores[~np.isnan(scores)]
     if not len(scores):
@@ -194,6 +202,7 @@ def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
         duration_p95=_p95(c.duration[rows]),
         max_tokens=_mode(c.max_tokens[rows]),
         requested_max_tokens=_mode(c.requested_max_tokens[rows]),
+        requested_model=_most_common_name(c.requested_model[rows], c.models),
         quality=_quality(c.score[rows]),
         lengths=c.output_tokens[sample].astype(np.int64),
         sizes=c.input_estimate[sample].astype(np.int64),

@@ -35,6 +35,7 @@ A_MODEL = "gen_ai.request.model"
 A_MAX_TOKENS = "gen_ai.request.max_tokens"
 # Under a policy, the caller's own value (gen_ai.request.max_tokens is then what the policy applied).
 A_REQUESTED_MAX_TOKENS = "otel_claude.policy.requested_max_tokens"
+A_REQUESTED_MODEL = "otel_claude.policy.requested_model"
 A_RESPONSE_ID = "gen_ai.response.id"
 A_FINISH = "gen_ai.response.finish_reasons"
 A_TTFT = "gen_ai.response.time_to_first_chunk"
@@ -57,6 +58,7 @@ WANTED = frozenset(
         A_MODEL,
         A_MAX_TOKENS,
         A_REQUESTED_MAX_TOKENS,
+        A_REQUESTED_MODEL,
         A_RESPONSE_ID,
         A_FINISH,
         A_TTFT,
@@ -170,6 +172,7 @@ class Columns:
     cache_write: np.ndarray
     max_tokens: np.ndarray
     requested_max_tokens: np.ndarray
+    requested_model: np.ndarray  # the model the caller asked for, before any policy routing
     input_estimate: np.ndarray
     prefix_tokens: np.ndarray
     cost: np.ndarray
@@ -200,6 +203,7 @@ class CallTable:
         self._cache_write = array("q")
         self._max_tokens = array("q")
         self._requested = array("q")
+        self._requested_model = array("i")
         self._input_estimate = array("q")
         self._prefix_tokens = array("q")
         self._cost = array("d")
@@ -236,6 +240,9 @@ class CallTable:
             _float(attrs, A_TTFT),
             _int(attrs, A_REQUESTED_MAX_TOKENS, -1),
         )
+        requested_model = attrs.get(A_REQUESTED_MODEL)
+        if not isinstance(requested_model, str) or not requested_model:
+            requested_model = model  # the policy records it only when it changed the model
         task = attrs.get(A_TASK)
         prefix = attrs.get(A_PREFIX)
         flags = FLAG_EXPLORATION if attrs.get(A_EXPLORATION) is True else 0
@@ -254,6 +261,7 @@ class CallTable:
         self._cache_write.append(row[3])
         self._max_tokens.append(row[4])
         self._requested.append(row[9] if row[9] >= 0 else row[4])
+        self._requested_model.append(self.models(requested_model))
         self._input_estimate.append(row[5] if row[5] >= 0 else row[0])
         self._prefix_tokens.append(row[6])
         self._cost.append(row[7])
@@ -303,6 +311,7 @@ class CallTable:
             cache_write=np.frombuffer(self._cache_write, dtype=np.int64),
             max_tokens=np.frombuffer(self._max_tokens, dtype=np.int64),
             requested_max_tokens=np.frombuffer(self._requested, dtype=np.int64),
+            requested_model=np.frombuffer(self._requested_model, dtype=np.int32),
             input_estimate=np.frombuffer(self._input_estimate, dtype=np.int64),
             prefix_tokens=np.frombuffer(self._prefix_tokens, dtype=np.int64),
             cost=np.frombuffer(self._cost, dtype=np.float64),

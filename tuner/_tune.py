@@ -55,6 +55,13 @@ class TaskDecision:
     explore_cap: int | None = None  # the exploration candidate's own cap, where its lengths support one
     # Callers of one task on different models, kept as they are: each model's own cap where it differs.
     model_caps: tuple[tuple[str, CapDecision], ...] = ()
+    # The model the task's callers ask for. It differs from route.current when an earlier policy routes the task:
+    # keeping today's model then still needs a rule that routes, or the callers' model would come back.
+    caller_model: str | None = None
+
+    def routes_to(self, model: str) -> str | None:
+        """The rule's `model` for sending this task to `model`: None when that is what the callers ask for."""
+        return None if model == (self.caller_model or self.route.current) else model
 
     @property
     def saving_per_call(self) -> float:
@@ -103,12 +110,16 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecisi
         own = decide_max_tokens(by_model[route.explore_model], options.truncation_target).max_tokens
         explore_cap = own if own is not None and own != cap.max_tokens else None
     model_caps: tuple[tuple[str, CapDecision], ...] = ()
-    if not route.changed and not segments and not cap.buckets:
+    # (Not while a policy routes the task: these rules match on the model callers ask for, which is then the same
+    # for the calls on every model.)
+    if not route.changed and not segments and not cap.buckets and base.requested_model == base.model:
         others = (s for s in stats if s.model not in (route.model, route.explore_model) and s.calls > s.explore_calls)
         decided = ((s.model, decide_max_tokens(s, options.truncation_target)) for s in others)
         model_caps = tuple((m, c) for m, c in decided if c.max_tokens is not None and c.max_tokens != cap.max_tokens)
     saving_after = max(model_cost - cache.saving_per_call, 0.0)
-    return TaskDecision(task, calls, route, cap, cache, before, saving_after, segments, explore_cap, model_caps)
+    return TaskDecision(
+        task, calls, route, cap, cache, before, saving_after, segments, explore_cap, model_caps, base.requested_model
+    )
 
 
 def decide_all(dataset: Dataset, options: TuneOptions) -> list[TaskDecision]:
@@ -122,7 +133,8 @@ def _evidence(d: TaskDecision) -> dict[str, object]:
         "cost_per_call_after": round(d.cost_after, 8),
         "saving_per_1k_calls": round(d.saving_per_call * 1000, 6),
         "saving_at_observed_volume": round(d.saving_per_call * d.calls, 6),
-        "routing": {"reason": d.route.reason, **d.route.evidence},
+        "routing": {"reason": d.route.reason, **d.route.evidence,
+                    **({"callers_ask_for": d.caller_model} if d.caller_model != d.route.current else {})},
         "max_tokens": {"reason": d.cap.reason, **d.cap.evidence},
         "cache": {"reason": d.cache.reason, **d.cache.evidence},
     }
@@ -131,7 +143,7 @@ def _evidence(d: TaskDecision) -> dict[str, object]:
 def rules_for(d: TaskDecision) -> list[Rule]:
     rule = Rule(
         task=d.task,
-        model=d.route.model if d.route.changed else None,
+        model=d.routes_to(d.route.model),
         max_tokens=d.cap.max_tokens,
         max_tokens_mode=d.cap.mode,
         cache=CacheAction(ttl=d.cache.ttl) if d.cache.ttl != "none" else None,
@@ -146,7 +158,7 @@ def rules_for(d: TaskDecision) -> list[Rule]:
             replace(
                 rule,
                 when=Conditions(input_tokens_min=s.segment.input_min or None, input_tokens_max=s.segment.input_max),
-                model=s.segment.route.model if s.segment.route.model != d.route.current else None,
+                model=d.routes_to(s.segment.route.model),
                 max_tokens=s.cap.max_tokens,
                 max_tokens_mode=s.cap.mode,
                 evidence={

@@ -53,6 +53,7 @@ def call(
     error: str | None = None,
     exploration: bool = False,
     requested_max_tokens: int | None = None,
+    requested_model: str | None = None,
 ) -> Span:
     """A chat call span; finish defaults to max_tokens when the output reached the cap, end_turn otherwise."""
     attrs: dict[str, Any] = {
@@ -100,6 +101,8 @@ def call(
         attrs["otel_claude.policy.exploration"] = True
     if requested_max_tokens is not None:
         attrs["otel_claude.policy.requested_max_tokens"] = requested_max_tokens
+    if requested_model is not None:  # a policy routed the call to `model`
+        attrs["otel_claude.policy.requested_model"] = requested_model
     end = start_ns + int(duration_s * 1e9)
     return Span(f"chat {model}", start_ns, end, attrs)
 

@@ -71,6 +71,7 @@ def _spans(seed: int = 3) -> list[syn.Span]:
                 error="overloaded_error" if i % 97 == 0 else None,
                 exploration=i % 7 == 0,
                 requested_max_tokens=4096 if i % 5 else None,
+                requested_model="claude-sonnet-4-6" if i % 6 == 0 else None,
             )
         )
         if i % 4:
@@ -119,8 +120,10 @@ def test_sql_dataset_matches_the_file_dataset(loaded: tuple, tmp_path: Path) -> 
     # Feedback on the 5 failed calls (no response id: i = 97, 194, 291, 485, 582) and on msg_nowhere.
     assert from_sql.feedback_unmatched == 6
     assert [(m.task, m.model) for m in from_sql.models] == [(m.task, m.model) for m in from_file.models]
+    assert any(m.requested_model != m.model for m in from_sql.models)  # calls a policy routed are in the data
     for sql, file in zip(from_sql.models, from_file.models, strict=True):
-        for name in ("calls", "explore_calls", "errors", "truncated", "refusals", "max_tokens", "requested_max_tokens"):
+        for name in ("calls", "explore_calls", "errors", "truncated", "refusals", "max_tokens", "requested_max_tokens",
+                     "requested_model"):
             assert getattr(sql, name) == getattr(file, name), (sql.task, sql.model, name)
         for name in ("cost_total", "mean_input", "mean_output", "ttft_p95", "duration_p95"):
             assert getattr(sql, name) == pytest.approx(getattr(file, name), rel=1e-6), (sql.task, sql.model, name)

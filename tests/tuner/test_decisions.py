@@ -55,6 +55,7 @@ def _stats(
         duration_p95=None,
         max_tokens=max_tokens,
         requested_max_tokens=requested or max_tokens,
+        requested_model=model,
         quality=quality,
         lengths=lengths,
         sizes=np.full(len(lengths), 1000) if sizes is None else np.asarray(sizes, np.int64),
@@ -341,3 +342,50 @@ def test_ttl_is_chosen_over_all_prefixes_of_a_task() -> None:
     cold = PrefixStats("t", "fp2", "claude-sonnet-4-6", 301, 20_000, 300, {"5m": 0, "1h": 300}, 0, 0)
     decision = decide_cache([hot, cold], "claude-sonnet-4-6")
     assert decision.ttl == "1h"  # the big hourly prefix dominates the cost
+
+
+# ------------------------------------------------------------------------------------------ tuning under a policy
+
+
+def _routed_workload(tmp_path, *, routed: bool):  # type: ignore[no-untyped-def]
+    """A task whose callers ask for Sonnet; with `routed`, an earlier policy already sends it all to Haiku."""
+    import random
+
+    from tuner import synthetic as syn
+    from tuner._ingest import load_dataset
+
+    rng = random.Random(5)
+    spans = []
+    for i in range(400):
+        start = 1_763_900_000_000_000_000 + i * 10**9
+        served = "claude-haiku-4-5" if routed or i % 2 else "claude-sonnet-4-6"
+        spans.append(syn.call(start_ns=start, model=served, task="summarize", output_tokens=rng.randint(80, 300),
+                              max_tokens=1024, response_id=f"msg_{i}",
+                              requested_model="claude-sonnet-4-6" if served != "claude-sonnet-4-6" else None))
+        spans.append(syn.feedback(start_ns=start + 1, response_id=f"msg_{i}", score=float(rng.random() < 0.9)))
+    dataset, issues = load_dataset([str(syn.write_otlp(tmp_path / f"routed-{routed}.json", spans))])
+    assert issues.total == 0
+    return dataset
+
+
+def test_keeping_a_routed_model_keeps_the_route(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Tuning on traffic an earlier policy routed: 'keep today's model' must not hand the task back to the
+    model its callers ask for."""
+    from tuner._tune import TuneOptions, build_policy, decide_all
+
+    dataset = _routed_workload(tmp_path, routed=True)
+    [decision] = decide_all(dataset, TuneOptions())
+    assert decision.route.current == "claude-haiku-4-5" and not decision.route.changed
+    rules = [r for r in build_policy(dataset, [decision], TuneOptions()).rules if r.task == "summarize"]
+    assert rules and all(r.model == "claude-haiku-4-5" for r in rules)
+    assert rules[-1].evidence["routing"]["callers_ask_for"] == "claude-sonnet-4-6"
+
+
+def test_routing_decided_from_evidence_names_the_cheaper_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tuner._tune import TuneOptions, build_policy, decide_all
+
+    dataset = _routed_workload(tmp_path, routed=False)  # half the calls explored Haiku
+    [decision] = decide_all(dataset, TuneOptions())
+    rules = [r for r in build_policy(dataset, [decision], TuneOptions()).rules if r.task == "summarize"]
+    assert decision.route.model == "claude-haiku-4-5"
+    assert rules and rules[-1].model == "claude-haiku-4-5"
