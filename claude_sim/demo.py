@@ -5,8 +5,8 @@
 
 Round 1 runs the service's workload as it is (everything on one model, generous max_tokens, no caching) with
 otel_claude exporting spans to an OTLP JSON file, tunes a policy from those spans, and reruns the same workload
-with the policy enforced. Each further round tunes again on all spans so far: exploration traffic from the previous
-policy is the evidence that lets the tuner move a task to a cheaper model.
+with the policy enforced. Each further round tunes on the latest run: exploration traffic from the previous policy is
+the evidence that lets the tuner move a task to a cheaper model.
 """
 
 from __future__ import annotations
