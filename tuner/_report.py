@@ -50,9 +50,11 @@ def summary_rows(decisions: list[TaskDecision]) -> list[tuple[str, ...]]:
     """One row per task: what changes and what it saves (also the CLI's terminal table)."""
     rows = []
     for d in decisions:
-        model = d.route.current if not d.route.changed else f"{d.route.current} -> {d.route.model}"
+        # From the model the callers ask for: under an earlier policy's route, that is not the one the calls ran on.
+        caller = d.caller_model or d.route.current
+        model = caller if d.route.model == caller else f"{caller} -> {d.route.model}"
         if d.segments:
-            model = f"{d.route.current} -> by input size: " + " / ".join(s.segment.route.model for s in d.segments)
+            model = f"{caller} -> by input size: " + " / ".join(s.segment.route.model for s in d.segments)
         explore = f"{d.route.explore_model} {d.route.explore_share:.1%}" if d.route.explore_model else "-"
         rows.append(
             (

@@ -379,6 +379,9 @@ def test_keeping_a_routed_model_keeps_the_route(tmp_path) -> None:  # type: igno
     rules = [r for r in build_policy(dataset, [decision], TuneOptions()).rules if r.task == "summarize"]
     assert rules and all(r.model == "claude-haiku-4-5" for r in rules)
     assert rules[-1].evidence["routing"]["callers_ask_for"] == "claude-sonnet-4-6"
+    from tuner._report import summary_rows
+
+    assert summary_rows([decision])[0][2] == "claude-sonnet-4-6 -> claude-haiku-4-5"  # what the rule does
 
 
 def test_routing_decided_from_evidence_names_the_cheaper_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
