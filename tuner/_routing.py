@@ -108,6 +108,16 @@ def _close_enough(
     return (gap + half if is_current else gap - half) >= -options.quality_margin
 
 
+def _inconclusive(s: ModelStats, base: ModelStats, margin: float) -> bool:
+    """The 95% interval of the gap to the current model contains -margin: neither shown close nor shown worse."""
+    q, b = s.quality, base.quality
+    if s is base or q is None or b is None:
+        return False
+    gap = q.mean - b.mean
+    half = _Z * math.sqrt(q.se**2 + b.se**2)
+    return gap - half < -margin <= gap + half
+
+
 def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecision:
     """Stats: every model observed on one task."""
     base = current_model(stats)
@@ -215,6 +225,7 @@ def _exploration(
         return None, None
     names = sorted({*options.candidates, *by_model})
     chosen_cost = costs[chosen.model]
+    to_resolve = samples_to_resolve(base, options.quality_margin)
     lacking = []
     for name in names:
         if resolve(name) is None:
@@ -222,13 +233,18 @@ def _exploration(
         s = by_model.get(name)
         scored = s.quality.n if s is not None and s.quality is not None else 0
         cost = costs[name] if s is not None else repriced_cost(base, name)
-        if scored < options.min_samples and cost is not None and cost < chosen_cost:
+        # Past min_samples a candidate still lacks evidence while its interval straddles the margin: it is neither
+        # shown close nor shown worse, and stopping there would leave the question open for good.
+        unresolved = scored < options.min_samples or (
+            s is not None and scored < to_resolve and _inconclusive(s, base, options.quality_margin)
+        )
+        if unresolved and cost is not None and cost < chosen_cost:
             lacking.append((cost, name, scored))
     if not lacking:
         return None, None
     _, name, scored = min(lacking)
     scored_calls = sum(s.quality.n for s in stats if s.quality is not None)
-    needed = max(options.min_samples, samples_to_resolve(base, options.quality_margin)) - scored
+    needed = max(options.min_samples, to_resolve) - scored
     # The share of one more window like this one that collects the missing scores at this task's feedback rate.
     share = min(options.explore_share, max(needed / scored_calls, 0.01))
     return name, round(share, 3)

@@ -392,3 +392,26 @@ def test_routing_decided_from_evidence_names_the_cheaper_model(tmp_path) -> None
     rules = [r for r in build_policy(dataset, [decision], TuneOptions()).rules if r.task == "summarize"]
     assert decision.route.model == "claude-haiku-4-5"
     assert rules and rules[-1].model == "claude-haiku-4-5"
+
+
+def test_inconclusive_candidate_is_explored_until_resolved() -> None:
+    """Past min_samples, a cheaper model whose interval straddles the margin is explored further; one shown
+    worse is not, and neither is one that already has the scores a resolution needs."""
+    rng = np.random.default_rng(11)
+    base = _stats("claude-sonnet-4-6", calls=2000, cost=0.02, scores=_scores(rng, 0.9, 2000))
+    options = RoutingOptions(min_samples=30, quality_margin=0.02, explore_share=0.2)
+    unsure = _stats("claude-haiku-4-5", calls=40, cost=0.005, scores=np.r_[np.ones(35), np.zeros(5)])
+    decision = decide_route([base, unsure], options)
+    low, high = decision.evidence["models"]["claude-haiku-4-5"]["quality_gap_ci95"]
+    assert low < -0.02 <= high  # the premise: inconclusive
+    assert decision.model == "claude-sonnet-4-6"
+    assert decision.explore_model == "claude-haiku-4-5" and 0 < decision.explore_share <= 0.2
+
+    worse = _stats("claude-haiku-4-5", calls=400, cost=0.005, scores=_scores(rng, 0.6, 400))
+    assert decide_route([base, worse], options).explore_model is None
+
+    plenty = _stats("claude-haiku-4-5", calls=3000, cost=0.005, scores=_scores(rng, 0.88, 3000))
+    decision = decide_route([base, plenty], options)
+    low, high = decision.evidence["models"]["claude-haiku-4-5"]["quality_gap_ci95"]
+    assert low < -0.02 <= high  # still straddling, but past the scores a resolution needs (about 1,700)
+    assert decision.explore_model is None
