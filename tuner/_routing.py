@@ -108,6 +108,24 @@ def _close_enough(
     return (gap + half if is_current else gap - half) >= -options.quality_margin
 
 
+def _acceptable(
+    s: ModelStats,
+    best: ModelStats,
+    base: ModelStats,
+    evidenced: list[ModelStats],
+    options: RoutingOptions,
+    per_model: dict[str, dict[str, object]],
+) -> bool:
+    """The current model: unless shown worse than the best. Any other: shown close to the best and to the current
+    model, so a small sample whose mean came out on top by chance is not taken on its luck alone."""
+    if s is base:
+        return s is best or _close_enough(s, best, True, options, per_model)
+    # Both judged (no short cut), the best last: the evidence then records the gap to the best, as for the current
+    # model, or to the current model where this one is the best.
+    references = [r for r in (base, best) if r is not s and r in evidenced]
+    return all([_close_enough(s, r, False, options, per_model) for r in references])
+
+
 def _inconclusive(s: ModelStats, base: ModelStats, margin: float) -> bool:
     """The 95% interval of the gap to the current model contains -margin: neither shown close nor shown worse."""
     q, b = s.quality, base.quality
@@ -143,7 +161,7 @@ def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecis
         reason = f"insufficient evidence: {base.model}, the current model, has fewer than {options.min_samples} scores"
     else:
         best = max(evidenced, key=lambda s: (s.quality.mean, s.model))  # type: ignore[union-attr]
-        accepted = [s for s in evidenced if s is best or _close_enough(s, best, s is base, options, per_model)]
+        accepted = [s for s in evidenced if _acceptable(s, best, base, evidenced, options, per_model)]
         chosen = min(accepted, key=lambda s: (costs[s.model], s.model))
         judged = True
         if base.model in rejected and chosen is base:

@@ -356,13 +356,14 @@ def _routed_workload(tmp_path, *, routed: bool):  # type: ignore[no-untyped-def]
 
     rng = random.Random(5)
     spans = []
-    for i in range(400):
+    for i in range(4000):
         start = 1_763_900_000_000_000_000 + i * 10**9
         served = "claude-haiku-4-5" if routed or i % 2 else "claude-sonnet-4-6"
         spans.append(syn.call(start_ns=start, model=served, task="summarize", output_tokens=rng.randint(80, 300),
                               max_tokens=1024, response_id=f"msg_{i}",
                               requested_model="claude-sonnet-4-6" if served != "claude-sonnet-4-6" else None))
-        spans.append(syn.feedback(start_ns=start + 1, response_id=f"msg_{i}", score=float(rng.random() < 0.9)))
+        # Exactly 90% good on each model: the evidence is as strong as its 2,000 scores per model allow.
+        spans.append(syn.feedback(start_ns=start + 1, response_id=f"msg_{i}", score=float((i // 2) % 10 != 0)))
     dataset, issues = load_dataset([str(syn.write_otlp(tmp_path / f"routed-{routed}.json", spans))])
     assert issues.total == 0
     return dataset
@@ -415,3 +416,15 @@ def test_inconclusive_candidate_is_explored_until_resolved() -> None:
     low, high = decision.evidence["models"]["claude-haiku-4-5"]["quality_gap_ci95"]
     assert low < -0.02 <= high  # still straddling, but past the scores a resolution needs (about 1,700)
     assert decision.explore_model is None
+
+
+def test_a_small_sample_on_top_by_chance_is_not_taken() -> None:
+    """A cheaper model whose 55 scores came out above the current model's must still be shown close to the
+    current model: with an interval 0.14 wide it is not, however good its mean looks."""
+    base = _stats("claude-sonnet-4-6", calls=220, cost=0.007, scores=np.r_[np.ones(206), np.zeros(14)])
+    lucky = _stats("claude-haiku-4-5", calls=55, cost=0.0024, scores=np.r_[np.ones(52), np.zeros(3)])
+    decision = decide_route([base, lucky], RoutingOptions(quality_margin=0.02, min_samples=30))
+    assert lucky.quality.mean > base.quality.mean  # the premise: the cheaper model is the best on its mean
+    assert decision.model == "claude-sonnet-4-6" and not decision.changed
+    low, _ = decision.evidence["models"]["claude-haiku-4-5"]["quality_gap_ci95"]
+    assert low < -0.02
