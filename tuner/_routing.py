@@ -122,7 +122,7 @@ def _acceptable(
         return s is best or _close_enough(s, best, True, options, per_model)
     # Both judged (no short cut), the best last: the evidence then records the gap to the best, as for the current
     # model, or to the current model where this one is the best.
-    references = [r for r in (base, best) if r is not s and r in evidenced]
+    references = [r for r in (base, best) if r is not s and any(r is e for e in evidenced)]
     return all([_close_enough(s, r, False, options, per_model) for r in references])
 
 
