@@ -3,6 +3,7 @@ the tuner, and memory stays bounded by the data that is kept (not by what was th
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import tracemalloc
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tuner import synthetic as syn
@@ -41,7 +42,8 @@ def span_list(req: dict[str, Any]) -> list[dict[str, Any]]:
 # -- wrong types anywhere in a span ---------------------------------------------------------------------------------
 
 huge = st.integers(min_value=-(2**80), max_value=2**80)
-junk = st.one_of(st.none(), st.booleans(), huge, st.floats(), st.text(max_size=6), st.just([]), st.just({}))
+# builds(list), not just([]): just() hands out one shared object, which the mutations below would then grow.
+junk = st.one_of(st.none(), st.booleans(), huge, st.floats(), st.text(max_size=6), st.builds(list), st.builds(dict))
 wrapped = st.one_of(
     st.builds(lambda v: {"intValue": v}, st.one_of(huge, st.text(max_size=6), junk)),
     st.builds(lambda v: {"stringValue": v}, st.one_of(st.text(max_size=6), junk)),
@@ -62,6 +64,9 @@ mutation = st.one_of(
 
 def mutate(span: dict[str, Any], change: tuple[str, str, Any]) -> None:
     kind, key, value = change
+    # A copy: a change must not tie the document to an object another change (or example) also holds; appending
+    # a list to itself would make a document no JSON writer can produce.
+    value = copy.deepcopy(value)
     if kind == "field":
         span[key] = value
     elif not isinstance(span.get("attributes"), list):
@@ -74,8 +79,12 @@ def mutate(span: dict[str, Any], change: tuple[str, str, Any]) -> None:
                 attribute["value"] = value
 
 
+_SHARED: list[Any] = []  # one object in two changes, as hypothesis can generate
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changes=st.lists(st.tuples(st.integers(0, 7), mutation), min_size=1, max_size=6))
+@example(changes=[(0, ("field", "attributes", _SHARED)), (0, ("attribute list entry", "attributes", _SHARED))])
 def test_every_call_span_is_read_or_reported(tmp_path: Path, changes: list[tuple[int, tuple[str, str, Any]]]) -> None:
     req = request(calls(8))
     for index, change in changes:
