@@ -51,7 +51,7 @@ def summary_rows(decisions: list[TaskDecision]) -> list[tuple[str, ...]]:
     rows = []
     for d in decisions:
         # From the model the callers ask for: under an earlier policy's route, that is not the one the calls ran on.
-        caller = d.caller_model or d.route.current
+        caller = d.asked_for
         model = caller if d.route.model == caller else f"{caller} -> {d.route.model}"
         if d.segments:
             model = f"{caller} -> by input size: " + " / ".join(s.segment.route.model for s in d.segments)

@@ -100,12 +100,18 @@ def _close_enough(
     Another model must be shown close (lower bound of the gap above -margin); the current model stays acceptable
     unless shown worse (upper bound below -margin), so sampling noise in the best's score cannot force a switch.
     """
-    q, b = s.quality, best.quality
-    assert q is not None and b is not None
-    gap = q.mean - b.mean
-    half = _Z * math.sqrt(q.se**2 + b.se**2)
-    per_model[s.model]["quality_gap_ci95"] = [round(gap - half, 4), round(gap + half, 4)]
-    return (gap + half if is_current else gap - half) >= -options.quality_margin
+    low, high = _gap_interval(s, best)
+    per_model[s.model]["quality_gap_ci95"] = [round(low, 4), round(high, 4)]
+    return (high if is_current else low) >= -options.quality_margin
+
+
+def _gap_interval(s: ModelStats, reference: ModelStats) -> tuple[float, float]:
+    """95% normal interval of s's mean score minus the reference's (both must have scores)."""
+    q, r = s.quality, reference.quality
+    assert q is not None and r is not None
+    gap = q.mean - r.mean
+    half = _Z * math.sqrt(q.se**2 + r.se**2)
+    return gap - half, gap + half
 
 
 def _acceptable(
@@ -128,12 +134,10 @@ def _acceptable(
 
 def _inconclusive(s: ModelStats, base: ModelStats, margin: float) -> bool:
     """The 95% interval of the gap to the current model contains -margin: neither shown close nor shown worse."""
-    q, b = s.quality, base.quality
-    if s is base or q is None or b is None:
+    if s is base or s.quality is None or base.quality is None:
         return False
-    gap = q.mean - b.mean
-    half = _Z * math.sqrt(q.se**2 + b.se**2)
-    return gap - half < -margin <= gap + half
+    low, high = _gap_interval(s, base)
+    return low < -margin <= high
 
 
 def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecision:

@@ -59,9 +59,14 @@ class TaskDecision:
     # keeping today's model then still needs a rule that routes, or the callers' model would come back.
     caller_model: str | None = None
 
+    @property
+    def asked_for(self) -> str:
+        """The model the callers ask for (the current model when the data does not say)."""
+        return self.caller_model or self.route.current
+
     def routes_to(self, model: str) -> str | None:
         """The rule's `model` for sending this task to `model`: None when that is what the callers ask for."""
-        return None if model == (self.caller_model or self.route.current) else model
+        return None if model == self.asked_for else model
 
     @property
     def saving_per_call(self) -> float:
@@ -134,7 +139,7 @@ def _evidence(d: TaskDecision) -> dict[str, object]:
         "saving_per_1k_calls": round(d.saving_per_call * 1000, 6),
         "saving_at_observed_volume": round(d.saving_per_call * d.calls, 6),
         "routing": {"reason": d.route.reason, **d.route.evidence,
-                    **({"callers_ask_for": d.caller_model} if d.caller_model != d.route.current else {})},
+                    **({"callers_ask_for": d.asked_for} if d.asked_for != d.route.current else {})},
         "max_tokens": {"reason": d.cap.reason, **d.cap.evidence},
         "cache": {"reason": d.cache.reason, **d.cache.evidence},
     }
