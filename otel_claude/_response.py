@@ -85,14 +85,14 @@ class UsageReading:
             return
         data = fields(usage)
         for source, name in _COUNTS if with_output else _COUNTS[1:]:
-            value = data.get(source)
-            if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:
+            value = _int(data.get(source))
+            if value is not None:
                 setattr(self, name, value)
         for group, source, name in _NESTED:
             inner = data.get(group)
             if inner is not None:
-                value = fields(inner).get(source)
-                if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:
+                value = _int(fields(inner).get(source))
+                if value is not None:
                     setattr(self, name, value)
         tier = data.get("service_tier")
         if isinstance(tier, str):
