@@ -216,7 +216,7 @@ class Call:
     def _record_metrics(self, duration: float, ttft: float | None, cost: float | None, error_type: str | None) -> None:
         attrs = self.attrs
         tel = self.tel
-        labels, short = tel.labels(
+        labels = tel.labels(
             self.operation, attrs.get("gen_ai.provider.name"), attrs.get("gen_ai.request.model"),
             attrs.get("otel_claude.task"), error_type,
         )
@@ -230,7 +230,7 @@ class Call:
         reason = finish[0] if finish else ("error" if error_type is not None else "none")
         outcome = (reason, error_type, attrs.get("otel_claude.policy.version"))
         cache = (usage.cache_read or 0, usage.cache_write or 0, usage.input or 0) if usage is not None else None
-        tel.totals.add(short, cost, outcome, cache)
+        tel.totals.add(labels.short, cost, outcome, cache)
 
 
 def _plain(content: Any) -> Any:

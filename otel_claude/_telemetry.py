@@ -7,7 +7,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -82,9 +82,18 @@ class CallTotals:
                 for (short, kind), value in items]
 
 
+class LabelSet(NamedTuple):
+    """The labels of one (operation, provider, model, task, error) combination, built once and reused."""
+
+    histograms: dict[str, Any]
+    input_tokens: dict[str, Any]  # histograms + gen_ai.token.type=input
+    output_tokens: dict[str, Any]
+    short: Labels  # (model, task): the counters' key
+
+
 # A call's histogram measurements: (duration s, time to first chunk s or None, input tokens or None,
 # output tokens or None, labels). Recorded in batches, see Telemetry.queue.
-Pending = tuple[float, "float | None", "int | None", "int | None", dict[str, Any]]
+Pending = tuple[float, "float | None", "int | None", "int | None", LabelSet]
 _FLUSH_AT = 1024
 _MAX_LABEL_SETS = 10_000  # a memo, not a limit: combinations past it are built per call
 _RECORD_TAKES_CONTEXT = "context" in inspect.signature(metrics.Histogram.record).parameters
@@ -159,7 +168,7 @@ class Telemetry:
         # calls): a record made right after the SDK's HTTP work runs with cold caches and costs twice as much, and
         # none of it then sits on the caller's path. deque appends and pops are thread-safe without a lock.
         self._pending: deque[Pending] = deque()
-        self._labels: dict[tuple[Any, ...], tuple[dict[str, Any], Labels]] = {}
+        self._labels: dict[tuple[Any, ...], LabelSet] = {}
         self.totals = CallTotals()
         meter.create_observable_counter(
             "otel_claude.cost", [self.totals.observe_cost], unit="USD", description="Cost of Anthropic API calls"
@@ -177,10 +186,8 @@ class Telemetry:
             description="Input tokens by cache outcome",
         )
 
-    def labels(
-        self, operation: str, provider: Any, model: Any, task: Any, error_type: str | None
-    ) -> tuple[dict[str, Any], Labels]:
-        """Histogram labels and the short (model, task) key of the counters, built once per combination.
+    def labels(self, operation: str, provider: Any, model: Any, task: Any, error_type: str | None) -> LabelSet:
+        """Histogram labels (plain and per token type) and the counters' (model, task) key, built once each.
 
         Few labels on purpose: the SDK validates and hashes every label of every record; response model and server
         address stay on the span, where the tuner and trace views read them.
@@ -196,7 +203,8 @@ class Telemetry:
             if error_type is not None:
                 labels["error.type"] = error_type
             short = tuple((k, labels[k]) for k in ("gen_ai.request.model", "otel_claude.task") if k in labels)
-            found = (labels, short)
+            found = LabelSet(labels, {**labels, "gen_ai.token.type": "input"},
+                             {**labels, "gen_ai.token.type": "output"}, short)
             if len(self._labels) < _MAX_LABEL_SETS:
                 self._labels[key] = found
         return found
@@ -217,13 +225,13 @@ class Telemetry:
                 seconds, first_chunk, tokens_in, tokens_out, labels = pending.popleft()
             except IndexError:
                 return
-            duration(seconds, labels, **extra)
+            duration(seconds, labels.histograms, **extra)
             if first_chunk is not None:
-                ttft(first_chunk, labels, **extra)
+                ttft(first_chunk, labels.histograms, **extra)
             if tokens_in is not None:
-                tokens(tokens_in, {**labels, "gen_ai.token.type": "input"}, **extra)
+                tokens(tokens_in, labels.input_tokens, **extra)
             if tokens_out is not None:
-                tokens(tokens_out, {**labels, "gen_ai.token.type": "output"}, **extra)
+                tokens(tokens_out, labels.output_tokens, **extra)
 
     def _flush_then_observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
         # The SDK runs observable callbacks before it reads its storage, so histograms recorded here are in
