@@ -279,7 +279,7 @@ def _policy_apply_us(n: int = 20000) -> float:
     """CPU time of the policy step alone (rule match, rewrite of the body), the part the +policy mode adds."""
     from types import SimpleNamespace
 
-    from otel_claude._policy import PolicyEngine
+    from otel_claude._policy_engine import PolicyEngine
     from otel_claude._request import summarize_request
 
     engine = PolicyEngine.from_source(POLICY)

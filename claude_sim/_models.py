@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from otel_claude._catalog import ModelInfo, resolve
+from otel_claude.catalog import ModelInfo, resolve
 
 _ORIGIN = "claude_sim/data/models.csv"
 

@@ -24,7 +24,7 @@ from claude_sim._models import find_model
 from claude_sim._prefix import TTL_SECONDS, flatten
 from claude_sim._prompts import build_request
 from claude_sim._scenario import Scenario, Task
-from otel_claude._catalog import ModelInfo, Usage, cost_usd
+from otel_claude.catalog import ModelInfo, Usage, cost_usd
 
 __all__ = [
     "Expected",

@@ -31,7 +31,7 @@ from claude_sim._prompts import build_request
 from claude_sim._rng import unit
 from claude_sim._scenario import ANSWER_PREFIX, Scenario, load_scenario
 from claude_sim._stats import CallRecord, Summary
-from otel_claude._catalog import Usage, cost_usd, resolve
+from otel_claude.catalog import Usage, cost_usd, resolve
 
 __all__ = ["Job", "grade", "main", "plan_jobs", "run_workload"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._file_exporter import OTLPJsonFileSpanExporter
 from ._instrumentor import AnthropicInstrumentor
 from ._task import task
 from ._version import __version__
+from .otlp_file import OTLPJsonFileSpanExporter
 
 __all__ = [
     "AnthropicInstrumentor",

@@ -12,12 +12,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from ._catalog import catalog, cost_usd
 from ._config import Config
 from ._request import RequestInfo
 from ._response import UsageReading, field, fields, header_attributes
 from ._safety import report_failure
 from ._telemetry import Telemetry
+from .catalog import catalog, cost_usd
 
 __all__ = ["Call"]
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ._catalog import Catalog, load_catalog
+from .catalog import Catalog, load_catalog
 
 __all__ = ["Config", "resolve_config"]
 

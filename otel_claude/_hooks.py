@@ -28,7 +28,7 @@ from opentelemetry import context as otel_context
 
 from ._call import Call
 from ._config import Config
-from ._policy import write_request
+from ._policy_engine import write_request
 from ._request import RequestInfo, operation_of, summarize_request
 from ._safety import report_failure
 from ._streams import WATCH_KEY, StreamWatch, watch_async, watch_sync

@@ -11,7 +11,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from ._config import resolve_config
 from ._feedback import feedback_span
 from ._hooks import Hooks
-from ._policy import PolicyEngine
+from ._policy_engine import PolicyEngine
 from ._setup import ensure_providers
 from ._telemetry import Telemetry
 

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from ._policy_schema import Policy, PolicyError, load_policy_text, parse_policy
+from .policy import Policy, PolicyError, load_policy_text, parse_policy
 
 __all__ = ["PolicySource", "open_source"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._catalog import Usage
+from .catalog import Usage
 
 __all__ = ["UsageReading", "field", "fields", "header_attributes", "read_usage"]
 

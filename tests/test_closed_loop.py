@@ -10,7 +10,7 @@ pytest.importorskip("sklearn")
 
 from claude_sim import SimServer, load_scenario
 from claude_sim.workload import run_workload
-from otel_claude._policy_schema import load_policy_text
+from otel_claude.policy import load_policy_text
 from tuner.cli import main as tune
 
 MARGIN = 0.02

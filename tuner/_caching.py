@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from otel_claude._catalog import resolve
+from otel_claude.catalog import resolve
 from tuner._dataset import PrefixStats
 
 _PER_MILLION = 1e-6

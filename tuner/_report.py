@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from otel_claude._policy_schema import Policy
+from otel_claude.policy import Policy
 from tuner import _svg
 from tuner._dataset import Dataset
 from tuner._issues import Issues

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from otel_claude._catalog import Usage, cost_usd, resolve
+from otel_claude.catalog import Usage, cost_usd, resolve
 from tuner._dataset import ModelStats, in_range, restrict, size_edges
 
 _Z = 1.96  # two-sided 95% normal interval

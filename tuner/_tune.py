@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
-from otel_claude._policy_schema import CacheAction, Conditions, Explore, Policy, Rule, dump_policy
+from otel_claude.policy import CacheAction, Conditions, Explore, Policy, Rule, dump_policy
 from tuner._caching import CacheDecision, decide_cache
 from tuner._dataset import Dataset, ModelStats, in_range, restrict
 from tuner._max_tokens import CapDecision, decide_max_tokens

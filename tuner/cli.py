@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from otel_claude._catalog import resolve
-from otel_claude._policy_schema import MAX_EXPLORE_SHARE, PolicyError, dump_policy
+from otel_claude.catalog import resolve
+from otel_claude.policy import MAX_EXPLORE_SHARE, PolicyError, dump_policy
 from tuner._issues import Issues, TraceInputError
 
 if TYPE_CHECKING:

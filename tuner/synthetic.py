@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind
 
-from otel_claude._catalog import Usage, cost_usd, resolve
-from otel_claude._file_exporter import encode_request
+from otel_claude.catalog import Usage, cost_usd, resolve
+from otel_claude.otlp_file import encode_request
 from tuner._records import FEEDBACK_SPAN
 
 _RESOURCE = Resource.create({"service.name": "synthetic"})

@@ -113,6 +113,6 @@ def test_service_labels_tasks_records_feedback_and_flushes_on_sigterm(
 
 def _policy_enforced(policy: Path) -> bool:
     # Until the policy engine lands, instrument() accepts a policy but enforces nothing.
-    from otel_claude._policy import PolicyEngine
+    from otel_claude._policy_engine import PolicyEngine
 
     return PolicyEngine.from_source(str(policy)) is not None

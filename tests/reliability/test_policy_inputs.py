@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from otel_claude import _policy_source
-from otel_claude._policy_schema import PolicyError, load_policy_text
 from otel_claude._policy_source import FileSource, UrlSource
+from otel_claude.policy import PolicyError, load_policy_text
 
 BOUND_S = 5.0
 BOUND_MB = 50.0

@@ -30,7 +30,7 @@ from reliability_support import EndCounter, LogCatcher
 from scripted_server import Received, Reply, ScriptedServer
 
 import otel_claude
-from otel_claude._file_exporter import encode_request
+from otel_claude.otlp_file import encode_request
 
 ARGS = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 import pytest
 
 from otel_claude._cli import main as otel_claude
-from otel_claude._policy_schema import load_policy_text
+from otel_claude.policy import load_policy_text
 from tuner import synthetic as syn
 
 T0 = 1_763_900_000_000_000_000

@@ -160,7 +160,7 @@ def test_bad_table_and_missing_table_fail_clearly(loaded: tuple) -> None:
 
 def test_cli_reads_a_chdb_table(loaded: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from otel_claude._cli import main as otel_claude
-    from otel_claude._policy_schema import load_policy_text
+    from otel_claude.policy import load_policy_text
 
     _, _, path = loaded
     assert otel_claude(["tune", f"chdb:{path}", "-o", str(tmp_path / "p.yaml"), "--no-progress"]) == 0

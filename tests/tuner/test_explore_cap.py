@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 import tuner.synthetic as syn
-from otel_claude._policy_schema import load_policy_text
+from otel_claude.policy import load_policy_text
 from tuner.cli import main as tune
 
 SONNET, HAIKU = "claude-sonnet-4-6", "claude-haiku-4-5"

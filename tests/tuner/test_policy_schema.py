@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_claude._policy_schema import (
+from otel_claude.policy import (
     CacheAction,
     Conditions,
     Explore,

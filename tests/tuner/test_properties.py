@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_claude._policy_schema import CacheAction, Conditions, Explore, Policy, Rule, dump_policy, load_policy_text
+from otel_claude.policy import CacheAction, Conditions, Explore, Policy, Rule, dump_policy, load_policy_text
 from tuner._max_tokens import conformal_bound
 
 _MODELS = ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6", "claude-sonnet-4-5-20250929"]

@@ -15,7 +15,7 @@ pytest.importorskip("claude_sim.workload", reason="the simulator's workload driv
 
 from claude_sim import SimServer, load_scenario
 from claude_sim.workload import run_workload
-from otel_claude._policy_schema import Policy, load_policy_text
+from otel_claude.policy import Policy, load_policy_text
 from tuner.cli import main as tune
 
 SCENARIO = """

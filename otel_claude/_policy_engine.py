@@ -10,10 +10,10 @@ import itertools
 import threading
 from typing import Any
 
-from ._policy_schema import Policy, Rule
 from ._policy_source import PolicySource, open_source
 from ._request import RequestInfo
 from ._safety import report_failure
+from .policy import Policy, Rule
 
 __all__ = ["PolicyEngine", "write_request"]
 

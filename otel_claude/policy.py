@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from otel_claude._catalog import resolve
+from otel_claude.catalog import resolve
 
 __all__ = [
     "CACHE_TARGETS",

@@ -1,0 +1,269 @@
+"""Every name otel-claude records or reads: span attributes, span and event names, metrics, and their table.
+
+The instrumentor writes these names, the tuner's file and SQL readers read them, the dashboards and the docs list
+them: this module is the one place they are spelled. Names of the OpenTelemetry GenAI semantic conventions come
+from `opentelemetry-semantic-conventions` where that package has them; `anthropic.*` mirrors the Anthropic SDK's
+own attribute names; `otel_claude.*` are this project's.
+
+The conventions are moving (the GenAI conventions left the main repository for semantic-conventions-genai, whose
+unreleased changes rename the inference metrics and `cache_creation` to `cache_write`). As OpenTelemetry does for
+such moves, today's names are emitted by default and the newest ones when `OTEL_SEMCONV_STABILITY_OPT_IN` contains
+`gen_ai_latest_experimental` (see `Naming`).
+
+`ATTRIBUTES` describes each span attribute (type and when it is set); docs/telemetry.md shows the same tables,
+rendered by `markdown_table`, and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
+from opentelemetry.semconv.attributes import error_attributes as _error
+from opentelemetry.semconv.attributes import server_attributes as _server
+
+# --- GenAI semantic conventions: request -------------------------------------------------------------------------
+GEN_AI_OPERATION_NAME = _gen_ai.GEN_AI_OPERATION_NAME
+GEN_AI_PROVIDER_NAME = _gen_ai.GEN_AI_PROVIDER_NAME
+GEN_AI_REQUEST_MODEL = _gen_ai.GEN_AI_REQUEST_MODEL
+GEN_AI_REQUEST_MAX_TOKENS = _gen_ai.GEN_AI_REQUEST_MAX_TOKENS
+GEN_AI_REQUEST_TEMPERATURE = _gen_ai.GEN_AI_REQUEST_TEMPERATURE
+GEN_AI_REQUEST_TOP_P = _gen_ai.GEN_AI_REQUEST_TOP_P
+GEN_AI_REQUEST_TOP_K = _gen_ai.GEN_AI_REQUEST_TOP_K
+GEN_AI_REQUEST_STOP_SEQUENCES = _gen_ai.GEN_AI_REQUEST_STOP_SEQUENCES
+GEN_AI_REQUEST_STREAM = _gen_ai.GEN_AI_REQUEST_STREAM
+SERVER_ADDRESS = _server.SERVER_ADDRESS
+SERVER_PORT = _server.SERVER_PORT
+# --- response ----------------------------------------------------------------------------------------------------
+GEN_AI_RESPONSE_ID = _gen_ai.GEN_AI_RESPONSE_ID
+GEN_AI_RESPONSE_MODEL = _gen_ai.GEN_AI_RESPONSE_MODEL
+GEN_AI_RESPONSE_FINISH_REASONS = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = _gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
+ERROR_TYPE = _error.ERROR_TYPE
+# --- usage -------------------------------------------------------------------------------------------------------
+GEN_AI_USAGE_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+GEN_AI_USAGE_OUTPUT_TOKENS = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = _gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
+# semantic-conventions-genai #440 renames cache_creation to cache_write; the constants package does not have it yet.
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = _gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS
+GEN_AI_TOKEN_TYPE = _gen_ai.GEN_AI_TOKEN_TYPE
+# --- opt-in content ----------------------------------------------------------------------------------------------
+GEN_AI_INPUT_MESSAGES = _gen_ai.GEN_AI_INPUT_MESSAGES
+GEN_AI_OUTPUT_MESSAGES = _gen_ai.GEN_AI_OUTPUT_MESSAGES
+GEN_AI_SYSTEM_INSTRUCTIONS = _gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS
+GEN_AI_TOOL_DEFINITIONS = _gen_ai.GEN_AI_TOOL_DEFINITIONS
+# --- evaluation --------------------------------------------------------------------------------------------------
+GEN_AI_EVALUATION_NAME = _gen_ai.GEN_AI_EVALUATION_NAME
+GEN_AI_EVALUATION_SCORE_VALUE = _gen_ai.GEN_AI_EVALUATION_SCORE_VALUE
+GEN_AI_EVALUATION_SCORE_LABEL = _gen_ai.GEN_AI_EVALUATION_SCORE_LABEL
+
+# --- Anthropic (the SDK's own names) -----------------------------------------------------------------------------
+ANTHROPIC_REQUEST_ID = "anthropic.request.id"
+ANTHROPIC_UNCACHED_INPUT_TOKENS = "anthropic.usage.uncached_input_tokens"
+ANTHROPIC_CACHE_WRITE_5M_TOKENS = "anthropic.usage.cache_creation.ephemeral_5m_input_tokens"
+ANTHROPIC_CACHE_WRITE_1H_TOKENS = "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
+ANTHROPIC_SERVICE_TIER = "anthropic.response.service_tier"
+ANTHROPIC_RATELIMIT_REQUESTS_REMAINING = "anthropic.ratelimit.requests.remaining"
+ANTHROPIC_RATELIMIT_TOKENS_REMAINING = "anthropic.ratelimit.tokens.remaining"
+ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING = "anthropic.ratelimit.input_tokens.remaining"
+ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING = "anthropic.ratelimit.output_tokens.remaining"
+
+# --- otel-claude: the call -----------------------------------------------------------------------------------------
+TASK = "otel_claude.task"
+COST_USD = "otel_claude.cost_usd"
+RETRIES = "otel_claude.retries"
+STREAM_COMPLETE = "otel_claude.stream.complete"
+TIME_PER_OUTPUT_TOKEN = "otel_claude.time_per_output_token"
+PREFIX_FINGERPRINT = "otel_claude.prefix.fingerprint"
+PREFIX_TOKENS_ESTIMATE = "otel_claude.prefix.tokens_estimate"
+INPUT_TOKENS_ESTIMATE = "otel_claude.input.tokens_estimate"
+CACHE_BREAKPOINTS = "otel_claude.cache.breakpoints"
+BATCH_ID = "otel_claude.batch.id"
+BATCH_STATUS = "otel_claude.batch.status"
+# --- otel-claude: what a policy did --------------------------------------------------------------------------------
+POLICY_PREFIX = "otel_claude.policy."
+POLICY_VERSION = "otel_claude.policy.version"
+POLICY_MODE = "otel_claude.policy.mode"
+POLICY_RULE = "otel_claude.policy.rule"
+POLICY_ROLLOUT = "otel_claude.policy.rollout"
+POLICY_REQUESTED_MODEL = "otel_claude.policy.requested_model"
+POLICY_APPLIED_MODEL = "otel_claude.policy.applied_model"
+POLICY_REQUESTED_MAX_TOKENS = "otel_claude.policy.requested_max_tokens"
+POLICY_APPLIED_MAX_TOKENS = "otel_claude.policy.applied_max_tokens"
+POLICY_CACHE_BREAKPOINTS_ADDED = "otel_claude.policy.cache_breakpoints_added"
+POLICY_EXPLORATION = "otel_claude.policy.exploration"
+POLICY_SAFETY_RETRY = "otel_claude.policy.safety_retry"
+
+# --- span and event names ----------------------------------------------------------------------------------------
+FEEDBACK_SPAN = "evaluation feedback"
+EVALUATION_RESULT_EVENT = "gen_ai.evaluation.result"
+FEEDBACK_EVALUATION_NAME = "feedback"
+CHAT_OPERATION = "chat"
+
+# --- metrics -------------------------------------------------------------------------------------------------------
+METRIC_OPERATION_DURATION = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
+METRIC_TOKEN_USAGE = _gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
+METRIC_TIME_TO_FIRST_CHUNK = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK
+# semantic-conventions-genai #521 / #374 (unreleased): inference calls get their own duration and per-direction
+# token histograms; other operations (count_tokens, batches) keep gen_ai.client.operation.duration.
+METRIC_INFERENCE_DURATION = "gen_ai.client.inference.duration"
+METRIC_INFERENCE_TIME_TO_FIRST_CHUNK = "gen_ai.client.inference.time_to_first_chunk"
+METRIC_INFERENCE_INPUT_TOKENS = "gen_ai.client.inference.operation.input_tokens"
+METRIC_INFERENCE_OUTPUT_TOKENS = "gen_ai.client.inference.operation.output_tokens"
+METRIC_COST = "otel_claude.cost"
+METRIC_CALLS = "otel_claude.calls"
+METRIC_CACHE_TOKENS = "otel_claude.cache.tokens"
+# metric-only labels
+FINISH_REASON_LABEL = "gen_ai.response.finish_reason"
+CACHE_KIND_LABEL = "otel_claude.cache.kind"
+
+STABILITY_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
+LATEST_EXPERIMENTAL = "gen_ai_latest_experimental"
+
+
+@dataclass(frozen=True)
+class Naming:
+    """The names that differ between today's conventions and the newest experimental ones.
+
+    `latest=False` (default): the released conventions (v1.40 names), plus `cache_write` beside `cache_creation`
+    so readers of either find the count. `latest=True`: semantic-conventions-genai's newest names only.
+    """
+
+    latest: bool = False
+
+    @classmethod
+    def from_environment(cls) -> Naming:
+        opted = os.environ.get(STABILITY_ENV, "")
+        return cls(latest=LATEST_EXPERIMENTAL in {part.strip() for part in opted.split(",")})
+
+    def cache_write_attributes(self) -> tuple[str, ...]:
+        if self.latest:
+            return (GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,)
+        return (GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
+
+    def duration_metric(self, operation: str) -> str:
+        return METRIC_INFERENCE_DURATION if self.latest and operation == CHAT_OPERATION else METRIC_OPERATION_DURATION
+
+    @property
+    def time_to_first_chunk_metric(self) -> str:
+        return METRIC_INFERENCE_TIME_TO_FIRST_CHUNK if self.latest else METRIC_TIME_TO_FIRST_CHUNK
+
+
+# --- the table -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One span attribute: its name, OTLP type and when it is set (as docs/telemetry.md lists it)."""
+
+    name: str
+    type: str
+    when: str
+
+
+CALL = "call"
+POLICY = "policy"
+CONTENT = "content"
+FEEDBACK = "feedback"
+
+ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
+    CALL: (
+        Attribute(GEN_AI_OPERATION_NAME, "string", "always: `chat`, `count_tokens`, `create_batch`, "
+                  "`retrieve_batch`, `list_batches`, `cancel_batch`, `delete_batch`, `batch_results`"),
+        Attribute(GEN_AI_PROVIDER_NAME, "string", "always: `anthropic`, `aws.bedrock`, `gcp.vertex_ai`"),
+        Attribute(GEN_AI_REQUEST_MODEL, "string", "as sent (after policy routing)"),
+        Attribute(GEN_AI_REQUEST_MAX_TOKENS, "int", "as sent (after policy)"),
+        Attribute(GEN_AI_REQUEST_TEMPERATURE, "double", "only when the caller sent it"),
+        Attribute(GEN_AI_REQUEST_TOP_P, "double", "only when the caller sent it"),
+        Attribute(GEN_AI_REQUEST_TOP_K, "double", "only when the caller sent it (a double in the registry)"),
+        Attribute(GEN_AI_REQUEST_STOP_SEQUENCES, "string[]", "only when sent"),
+        Attribute(GEN_AI_REQUEST_STREAM, "bool", "chat calls"),
+        Attribute(SERVER_ADDRESS, "string", "always"),
+        Attribute(SERVER_PORT, "int", "always"),
+        Attribute(GEN_AI_RESPONSE_ID, "string", "on success"),
+        Attribute(GEN_AI_RESPONSE_MODEL, "string", "on success"),
+        Attribute(GEN_AI_RESPONSE_FINISH_REASONS, "string[]", "on success: the stop_reason (`end_turn`, `max_tokens`, "
+                  "`tool_use`, `stop_sequence`, `refusal`, `pause_turn`, `model_context_window_exceeded`)"),
+        Attribute(GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, "double (s)", "streams: from the start of the logical call "
+                  "(retries included) to the first `content_block_delta`"),
+        Attribute(GEN_AI_USAGE_INPUT_TOKENS, "int", "input + cache read + cache write"),
+        Attribute(GEN_AI_USAGE_OUTPUT_TOKENS, "int", "final (cumulative) output tokens; absent on an incomplete "
+                  "stream"),
+        Attribute(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "int", "when non-zero (cache counters are omitted when 0: "
+                  "read them as 0)"),
+        Attribute(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, "int", "cache writes (semconv v1.40 name), when "
+                  "non-zero; not with `gen_ai_latest_experimental`"),
+        Attribute(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, "int", "same value, semantic-conventions-genai name"),
+        Attribute(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "int", "when the API reports thinking tokens"),
+        Attribute(ERROR_TYPE, "string", "on failure: the API error type (`overloaded_error`, `rate_limit_error`...), "
+                  "`client_timeout_error`, `connection_error`, or the exception class name; not on cancellation"),
+        Attribute(ANTHROPIC_REQUEST_ID, "string", "the `request-id` response header"),
+        Attribute(ANTHROPIC_UNCACHED_INPUT_TOKENS, "int", "the API's raw `input_tokens` (after the last breakpoint), "
+                  "when the cache was used"),
+        Attribute(ANTHROPIC_CACHE_WRITE_5M_TOKENS, "int", "the 5-minute share of cache writes"),
+        Attribute(ANTHROPIC_CACHE_WRITE_1H_TOKENS, "int", "the 1-hour share of cache writes"),
+        Attribute(ANTHROPIC_SERVICE_TIER, "string", "from usage"),
+        Attribute(ANTHROPIC_RATELIMIT_REQUESTS_REMAINING, "int", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_TOKENS_REMAINING, "int", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING, "int", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING, "int", "from response headers"),
+        Attribute(TASK, "string", "the label set with `otel_claude.task(...)`; absent when unlabelled"),
+        Attribute(COST_USD, "double", "cost of this call; absent (and one warning logged) for a model without a "
+                  "price"),
+        Attribute(RETRIES, "int", "retries the SDK took inside this call"),
+        Attribute(STREAM_COMPLETE, "bool", "streams: `true` when `message_stop` arrived, `false` when the stream "
+                  "ended early (break, close, GC, error, cancel)"),
+        Attribute(TIME_PER_OUTPUT_TOKEN, "double (s)", "streams: (end - first token) / (output tokens - 1)"),
+        Attribute(PREFIX_FINGERPRINT, "string", "16 hex chars: a hash of the tools + system prompt (never the "
+                  "content)"),
+        Attribute(PREFIX_TOKENS_ESTIMATE, "int", "estimated tokens in tools + system"),
+        Attribute(INPUT_TOKENS_ESTIMATE, "int", "estimated tokens of the whole request (policy conditions use it "
+                  "before the call)"),
+        Attribute(CACHE_BREAKPOINTS, "int", "`cache_control` markers in the request as sent"),
+        Attribute(BATCH_ID, "string", "batch operations: the batch id"),
+        Attribute(BATCH_STATUS, "string", "batch operations: the batch's processing status"),
+    ),
+    POLICY: (
+        Attribute(POLICY_VERSION, "string", "the policy file's `version`"),
+        Attribute(POLICY_MODE, "string", "`enforce`, `shadow` or `off`"),
+        Attribute(POLICY_RULE, "string", "id of the rule that matched (e.g. `classify#0`)"),
+        Attribute(POLICY_ROLLOUT, "bool", "`false` when the call fell outside `rollout_percent`"),
+        Attribute(POLICY_REQUESTED_MODEL, "string", "what the caller asked for, when the policy changed the model"),
+        Attribute(POLICY_APPLIED_MODEL, "string", "what was sent (shadow: what would have been sent)"),
+        Attribute(POLICY_REQUESTED_MAX_TOKENS, "int", "the caller's max_tokens, when the policy changed it"),
+        Attribute(POLICY_APPLIED_MAX_TOKENS, "int", "what was sent (shadow: what would have been sent)"),
+        Attribute(POLICY_CACHE_BREAKPOINTS_ADDED, "int", "cache breakpoints the policy added"),
+        Attribute(POLICY_EXPLORATION, "bool", "this call was part of an exploration share"),
+        Attribute(POLICY_SAFETY_RETRY, "bool", "the call was retried with the caller's max_tokens after a "
+                  "truncation"),
+    ),
+    CONTENT: (
+        Attribute(GEN_AI_INPUT_MESSAGES, "string (JSON)", "opt-in: the request's messages, as sent"),
+        Attribute(GEN_AI_OUTPUT_MESSAGES, "string (JSON)", "opt-in: the answer"),
+        Attribute(GEN_AI_SYSTEM_INSTRUCTIONS, "string (JSON)", "opt-in: the system prompt"),
+        Attribute(GEN_AI_TOOL_DEFINITIONS, "string (JSON)", "opt-in: the tool definitions"),
+    ),
+    FEEDBACK: (
+        Attribute(GEN_AI_RESPONSE_ID, "string", "always: the call the score is for"),
+        Attribute(GEN_AI_EVALUATION_NAME, "string", "always: `feedback`"),
+        Attribute(GEN_AI_EVALUATION_SCORE_VALUE, "double", "always"),
+        Attribute(GEN_AI_EVALUATION_SCORE_LABEL, "string", "when given"),
+        Attribute(TASK, "string", "when the call happened in this process and had a task"),
+    ),
+}
+
+
+def markdown_table(group: str) -> str:
+    """The table of one attribute group as docs/telemetry.md shows it."""
+    rows = ["| attribute | type | when |", "|---|---|---|"]
+    rows += [f"| `{a.name}` | {a.type} | {a.when} |" for a in ATTRIBUTES[group]]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m otel_claude.semconv: print the tables for docs/telemetry.md
+    for name in ATTRIBUTES:
+        print(f"<!-- {name} -->\n{markdown_table(name)}\n")
