@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
@@ -12,25 +11,57 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from . import semconv as sc
+from ._attributes import end_attributes, start_attributes
 from ._config import Config
+from ._policy_engine import PolicyOutcome
 from ._request import RequestInfo
-from ._response import UsageReading, field, fields, header_attributes
+from ._response import UsageReading, field, fields
 from ._safety import report_failure
 from ._telemetry import Telemetry
 from .catalog import catalog, cost_usd
 
-__all__ = ["Call"]
+__all__ = ["Call", "error_type"]
 
 log = logging.getLogger("otel_claude")
 _warned_models: set[str] = set()
+_BATCH_OPERATIONS = ("create_batch", "retrieve_batch", "cancel_batch")
 
 
-def _error_type(err: BaseException) -> str:
+def _transport_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(timeouts, connection failures) of the SDK and of whichever httpx it is built on (httpx2 from 1.0)."""
+    import anthropic
+
+    timeouts: list[type] = [anthropic.APITimeoutError]
+    connection: list[type] = [anthropic.APIConnectionError]
+    for name in ("httpx2", "httpx"):
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        timeouts.append(module.TimeoutException)
+        connection.append(module.TransportError)
+    return tuple(timeouts), tuple(connection)
+
+
+_TIMEOUTS, _CONNECTION = _transport_errors()
+
+
+def error_type(err: BaseException) -> str:
+    """`error.type`: the API's error type, or one name per transport failure whatever httpx the SDK uses, or the
+    exception class (the same names as the SDK's own tracing, so both tell the same story)."""
+    if isinstance(err, _TIMEOUTS):  # APITimeoutError subclasses APIConnectionError: test it first
+        return "client_timeout_error"
+    if isinstance(err, _CONNECTION):
+        return "connection_error"
     body = getattr(err, "body", None)
     if isinstance(body, dict):
         inner = body.get("error")
         if isinstance(inner, dict) and isinstance(inner.get("type"), str):
             return inner["type"]
+    status = getattr(err, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        return str(status)
     return type(err).__name__
 
 
@@ -45,23 +76,41 @@ def _retries_from(response: Any, error: BaseException | None) -> int | None:
 
 
 class Call:
-    """Created by the request hook before the SDK's retry loop; ended exactly once by `end()`."""
+    """Created by the request hook before the SDK's retry loop; ended exactly once by `end()`.
+
+    Holds typed state only; `_attributes` turns it into the span's attributes at start and at end.
+    """
 
     __slots__ = (
-        "attrs",
         "batch",
+        "batch_id",
+        "batch_status",
+        "cancelled",
+        "complete",
         "config",
+        "content",
+        "counted_tokens",
         "ended",
+        "error_type",
+        "finish_reason",
         "first_token_ns",
+        "headers",
         "http_response",
-        "initial_count",
         "operation",
+        "output_content",
+        "policy",
+        "provider",
         "request",
+        "response_id",
+        "response_model",
         "retries",
         "retry_of_policy",
+        "server_address",
+        "server_port",
         "span",
         "start_ns",
         "streaming",
+        "task",
         "tel",
         "usage",
     )
@@ -72,28 +121,47 @@ class Call:
         config: Config,
         operation: str,
         request: RequestInfo,
-        base_attrs: dict[str, Any],
+        *,
+        provider: str,
+        server: tuple[str, int],
+        task: str | None,
         streaming: bool,
+        policy: PolicyOutcome | None = None,
+        content: dict[str, str] | None = None,
     ) -> None:
         self.tel = tel
         self.config = config
         self.operation = operation
         self.request = request
+        self.provider = provider
+        self.server_address, self.server_port = server
+        self.task = task
         self.streaming = streaming
-        self.batch = False
+        self.policy = policy
+        self.content = content
+        self.batch = operation == "create_batch"
         self.start_ns = time.time_ns()
         self.first_token_ns = 0
         self.http_response: Any = None
+        self.headers: Any = None
         self.retries: int | None = None
         self.retry_of_policy = False
         self.usage: UsageReading | None = None
+        self.response_id: str | None = None
+        self.response_model: str | None = None
+        self.finish_reason: str | None = None
+        self.output_content: str | None = None
+        self.counted_tokens: int | None = None
+        self.batch_id: str | None = None
+        self.batch_status: str | None = None
+        self.error_type: str | None = None
+        self.cancelled = False
+        self.complete = False
         self.ended = False
-        self.attrs: dict[str, Any] = base_attrs
-        self.initial_count = len(base_attrs)
         model = request.model
         name = f"{operation} {model}" if model else operation
         self.span = tel.tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=base_attrs, start_time=self.start_ns
+            name, kind=SpanKind.CLIENT, attributes=start_attributes(self), start_time=self.start_ns
         )
 
     def activate(self) -> object:
@@ -104,17 +172,16 @@ class Call:
 
     def read_message(self, message: Any) -> None:
         """Take id, model, stop reason, usage (and content if opted in) from a Message or its JSON dict."""
-        attrs = self.attrs
         data = fields(message)
         value = data.get("id")
         if isinstance(value, str):
-            attrs["gen_ai.response.id"] = value
+            self.response_id = value
         value = data.get("model")
         if isinstance(value, str):
-            attrs["gen_ai.response.model"] = value
+            self.response_model = value
         value = data.get("stop_reason")
         if isinstance(value, str):
-            attrs["gen_ai.response.finish_reasons"] = (value,)
+            self.finish_reason = value
         usage = data.get("usage")
         if usage is not None:
             reading = self.usage or UsageReading()
@@ -123,25 +190,25 @@ class Call:
         if self.config.capture_content:
             content = data.get("content")
             if content is not None:
-                attrs["gen_ai.output.messages"] = self.config.clip(
+                self.output_content = self.config.clip(
                     json.dumps([{"role": "assistant", "content": _plain(content)}], default=str)
                 )
 
     def read_result(self, result: Any) -> None:
-        """Attributes of a non-streamed result of any traced operation."""
-        if self.operation == "chat":
+        """A non-streamed result of any traced operation."""
+        if self.operation == sc.CHAT_OPERATION:
             self.read_message(result)
         elif self.operation == "count_tokens":
             tokens = field(result, "input_tokens")
             if isinstance(tokens, int):
-                self.attrs["gen_ai.usage.input_tokens"] = tokens
-        elif self.operation in ("create_batch", "retrieve_batch", "cancel_batch"):
+                self.counted_tokens = tokens
+        elif self.operation in _BATCH_OPERATIONS:
             batch_id = field(result, "id")
             if isinstance(batch_id, str):
-                self.attrs["otel_claude.batch.id"] = batch_id
+                self.batch_id = batch_id
             status = field(result, "processing_status")
             if isinstance(status, str):
-                self.attrs["otel_claude.batch.status"] = status
+                self.batch_status = status
 
     # -- ending --------------------------------------------------------------------------------------------------
 
@@ -161,50 +228,41 @@ class Call:
 
     def _finish(self, error: BaseException | None, complete: bool | None) -> None:
         end_ns = time.time_ns()
-        attrs = self.attrs
         response = self.http_response
         if error is not None:
             response = getattr(error, "response", None) or response
+            # Anything but an Exception (CancelledError, GeneratorExit, KeyboardInterrupt) is the application
+            # stopping the call, not the call failing: no error status, as the SDK's own tracing does.
+            if isinstance(error, Exception):
+                self.error_type = error_type(error)
+            else:
+                self.cancelled = True
         if response is not None:
-            header_attributes(getattr(response, "headers", None), attrs)
+            self.headers = getattr(response, "headers", None)
         if self.retries is None:
             self.retries = _retries_from(response, error)
-        if self.retries is not None:
-            attrs["otel_claude.retries"] = self.retries
-        if self.streaming and self.operation == "chat":
-            attrs["otel_claude.stream.complete"] = bool(complete)
+        self.complete = bool(complete)
         usage = self.usage
-        if usage is not None:
-            usage.attributes(attrs)
         cost = self._cost(usage)
-        if cost is not None:
-            attrs["otel_claude.cost_usd"] = cost
-        ttft = None
+        ttft = per_token = None
         if self.first_token_ns:
             ttft = (self.first_token_ns - self.start_ns) / 1e9
-            attrs["gen_ai.response.time_to_first_chunk"] = ttft
             output = usage.output if usage is not None else None
             if output and output > 1 and complete:
-                attrs["otel_claude.time_per_output_token"] = (end_ns - self.first_token_ns) / 1e9 / (output - 1)
-        error_type = None
-        if error is not None:
-            error_type = _error_type(error)
-            attrs["error.type"] = error_type
+                per_token = (end_ns - self.first_token_ns) / 1e9 / (output - 1)
         span = self.span
-        # The span already has the start attributes; sending them again would re-validate each one.
-        span.set_attributes(dict(itertools.islice(attrs.items(), self.initial_count, None)))
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"[:500]))
+        span.set_attributes(end_attributes(self, cost, ttft, per_token))
+        if self.error_type is not None:
+            span.set_status(Status(StatusCode.ERROR, f"{self.error_type}: {error}"[:500]))
         span.end(end_time=end_ns)
-        response_id = attrs.get("gen_ai.response.id")
-        if response_id is not None:
-            self.tel.calls_by_response_id.remember(response_id, span.get_span_context(), attrs.get("otel_claude.task"))
-        self._record_metrics((end_ns - self.start_ns) / 1e9, ttft, cost, error_type)
+        if self.response_id is not None:
+            self.tel.calls_by_response_id.remember(self.response_id, span.get_span_context(), self.task)
+        self._record_metrics((end_ns - self.start_ns) / 1e9, ttft, cost)
 
     def _cost(self, usage: UsageReading | None) -> float | None:
-        if usage is None or self.operation != "chat" or (usage.input is None and usage.output is None):
+        if usage is None or self.operation != sc.CHAT_OPERATION or (usage.input is None and usage.output is None):
             return None
-        model = self.attrs.get("gen_ai.response.model") or self.request.model
+        model = self.response_model or self.request.model
         info = (self.config.catalog or catalog()).resolve(model)
         if info is None:
             if model and model not in _warned_models:
@@ -213,22 +271,21 @@ class Call:
             return None
         return cost_usd(info, usage.for_cost(batch=self.batch))
 
-    def _record_metrics(self, duration: float, ttft: float | None, cost: float | None, error_type: str | None) -> None:
-        attrs = self.attrs
+    def _record_metrics(self, duration: float, ttft: float | None, cost: float | None) -> None:
         tel = self.tel
-        labels = tel.labels(
-            self.operation, attrs.get("gen_ai.provider.name"), attrs.get("gen_ai.request.model"),
-            attrs.get("otel_claude.task"), error_type,
-        )
-        usage = self.usage if self.operation == "chat" else None
-        tokens_in = attrs["gen_ai.usage.input_tokens"] if usage is not None and usage.input is not None else None
-        tokens_out = usage.output if usage is not None else None
+        error = self.error_type
+        labels = tel.labels(self.operation, self.provider, self.request.model, self.task, error)
+        usage = self.usage if self.operation == sc.CHAT_OPERATION else None
+        tokens_in = tokens_out = None
+        if usage is not None:
+            if usage.input is not None:
+                tokens_in = usage.input + (usage.cache_read or 0) + (usage.cache_write or 0)
+            tokens_out = usage.output
         tel.queue((duration, ttft, tokens_in, tokens_out, labels))
-        if self.operation != "chat":
+        if self.operation != sc.CHAT_OPERATION:
             return
-        finish = attrs.get("gen_ai.response.finish_reasons")
-        reason = finish[0] if finish else ("error" if error_type is not None else "none")
-        outcome = (reason, error_type, attrs.get("otel_claude.policy.version"))
+        reason = self.finish_reason or ("error" if error is not None else "none")
+        outcome = (reason, error, self.policy.version if self.policy is not None else None)
         cache = (usage.cache_read or 0, usage.cache_write or 0, usage.input or 0) if usage is not None else None
         tel.totals.add(labels.short, cost, outcome, cache)
 

@@ -9,6 +9,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, SpanKind
 
+from . import semconv as sc
 from ._safety import report_failure
 
 __all__ = ["CallIndex", "feedback_span"]
@@ -52,20 +53,20 @@ def feedback_span(
         raise TypeError("otel_claude.feedback() score must be a number")
     try:
         attrs: dict[str, Any] = {
-            "gen_ai.response.id": response_id,
-            "gen_ai.evaluation.name": "feedback",
-            "gen_ai.evaluation.score.value": float(score),
+            sc.GEN_AI_RESPONSE_ID: response_id,
+            sc.GEN_AI_EVALUATION_NAME: sc.FEEDBACK_EVALUATION_NAME,
+            sc.GEN_AI_EVALUATION_SCORE_VALUE: float(score),
         }
         if label is not None:
-            attrs["gen_ai.evaluation.score.label"] = str(label)
+            attrs[sc.GEN_AI_EVALUATION_SCORE_LABEL] = str(label)
         known = index.lookup(response_id)
         links = []
         if known is not None:
             links.append(Link(known[0]))
             if known[1] is not None:
-                attrs["otel_claude.task"] = known[1]
-        span = tracer.start_span("evaluation feedback", kind=SpanKind.INTERNAL, attributes=attrs, links=links)
-        span.add_event("gen_ai.evaluation.result", attributes=attrs)
+                attrs[sc.TASK] = known[1]
+        span = tracer.start_span(sc.FEEDBACK_SPAN, kind=SpanKind.INTERNAL, attributes=attrs, links=links)
+        span.add_event(sc.EVALUATION_RESULT_EVENT, attributes=attrs)
         span.end()
     except Exception:
         report_failure("recording feedback")

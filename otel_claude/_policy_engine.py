@@ -6,6 +6,7 @@ Exploration and rollout use counters rather than random draws, so the share is e
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from typing import Any
@@ -15,7 +16,7 @@ from ._request import RequestInfo
 from ._safety import report_failure
 from .policy import Policy, Rule
 
-__all__ = ["PolicyEngine", "write_request"]
+__all__ = ["PolicyEngine", "PolicyOutcome", "write_request"]
 
 _MAX_BREAKPOINTS = 4  # the API rejects a fifth cache_control marker
 
@@ -29,6 +30,26 @@ class _Counter:
     def take(self, share: float) -> bool:
         n = next(self._count)
         return int((n + 1) * share) > int(n * share)
+
+
+@dataclasses.dataclass(slots=True)
+class PolicyOutcome:
+    """What the policy did to one call (shadow: would have done); `_attributes` records it on the span.
+
+    The requested/applied pairs and `breakpoints_added` are set only when the policy changed that value.
+    """
+
+    version: str
+    mode: str
+    rule: str | None = None
+    rollout: bool = True  # False: the call fell outside rollout_percent
+    requested_model: str | None = None
+    applied_model: str | None = None
+    requested_max_tokens: int | None = None
+    applied_max_tokens: int | None = None
+    breakpoints_added: int = 0
+    exploration: bool = False
+    safety_retry: bool = False
 
 
 class PolicyEngine:
@@ -58,35 +79,34 @@ class PolicyEngine:
     # -- the call path ---------------------------------------------------------------------------------------------
 
     def apply(
-        self, options: Any, body: dict[str, Any], info: RequestInfo, task: str | None, attrs: dict[str, Any]
-    ) -> RequestInfo:
-        """Rewrite the request as the policy says (enforce) or only record it (shadow); return the new info.
+        self, options: Any, body: dict[str, Any], info: RequestInfo, task: str | None
+    ) -> tuple[RequestInfo, PolicyOutcome | None]:
+        """Rewrite the request as the policy says (enforce) or only record it (shadow); the new info and what was done.
 
         `body` is the request as it will be sent (parameters merged with `extra_body`).
         """
         try:
             policy = self.source.current()
             if policy is None:
-                return info
-            attrs["otel_claude.policy.version"] = policy.version
-            attrs["otel_claude.policy.mode"] = policy.mode
+                return info, None
+            outcome = PolicyOutcome(policy.version, policy.mode)
             if policy.mode == "off":
-                return info
+                return info, outcome
             rule = _match(policy, task, info)
             if rule is None:
-                return info
+                return info, outcome
             if policy.rollout_percent < 100 and not self._counter(policy, "rollout").take(policy.rollout_percent / 100):
-                attrs["otel_claude.policy.rollout"] = False
-                return info
-            return self._apply_rule(policy, rule, options, body, info, attrs)
+                outcome.rollout = False
+                return info, outcome
+            return self._apply_rule(policy, rule, options, body, info, outcome), outcome
         except Exception:
             report_failure("applying the policy")
-            return info
+            return info, None
 
     def _apply_rule(
-        self, policy: Policy, rule: Rule, options: Any, body: dict[str, Any], info: RequestInfo, attrs: dict[str, Any]
+        self, policy: Policy, rule: Rule, options: Any, body: dict[str, Any], info: RequestInfo, outcome: PolicyOutcome
     ) -> RequestInfo:
-        attrs["otel_claude.policy.rule"] = rule.id
+        outcome.rule = rule.id
         changed: dict[str, Any] = {}
 
         requested_model = body.get("model")
@@ -94,7 +114,7 @@ class PolicyEngine:
         cap_rule = rule
         if rule.explore is not None and self._counter(policy, rule.id).take(rule.explore.share):
             model = rule.explore.model
-            attrs["otel_claude.policy.exploration"] = True
+            outcome.exploration = True
             if rule.explore.max_tokens is not None:
                 # The candidate answers at its own lengths: its cap, not the one fitted to the rule's model.
                 cap_rule = Rule(task=rule.task, max_tokens=rule.explore.max_tokens, max_tokens_mode="cap")
@@ -102,46 +122,40 @@ class PolicyEngine:
         # request's own gen_ai.request.* attributes.
         if model != requested_model:
             changed["model"] = model
-            attrs["otel_claude.policy.requested_model"] = requested_model
-            attrs["otel_claude.policy.applied_model"] = model
+            outcome.requested_model = requested_model
+            outcome.applied_model = model
 
         requested_max = body.get("max_tokens")
         applied_max = _max_tokens(cap_rule, requested_max, body.get("thinking"))
         if applied_max is not None and applied_max != requested_max:
             changed["max_tokens"] = applied_max
             if isinstance(requested_max, int):
-                attrs["otel_claude.policy.requested_max_tokens"] = requested_max
-            attrs["otel_claude.policy.applied_max_tokens"] = applied_max
+                outcome.requested_max_tokens = requested_max
+            outcome.applied_max_tokens = applied_max
 
         if rule.cache is not None and rule.cache.ttl != "none":
-            added = _add_breakpoints(body, changed, rule.cache.ttl, rule.cache.targets, info.breakpoints)
-            if added:
-                attrs["otel_claude.policy.cache_breakpoints_added"] = added
-        else:
-            added = 0
+            outcome.breakpoints_added = _add_breakpoints(
+                body, changed, rule.cache.ttl, rule.cache.targets, info.breakpoints
+            )
 
         if not changed or policy.mode != "enforce":
             return info
         write_request(options, changed)
-        new_attrs = dict(info.attributes)
-        if "model" in changed:
-            new_attrs["gen_ai.request.model"] = changed["model"]
-        if "max_tokens" in changed:
-            new_attrs["gen_ai.request.max_tokens"] = changed["max_tokens"]
-        return RequestInfo(
-            changed.get("model", info.model), new_attrs, info.prefix_fingerprint, info.prefix_chars,
-            info.total_chars, info.breakpoints + added,
+        return dataclasses.replace(
+            info,
+            model=changed.get("model", info.model),
+            max_tokens=changed.get("max_tokens", info.max_tokens),
+            breakpoints=info.breakpoints + outcome.breakpoints_added,
         )
 
-    def safety_retry_tokens(self, attrs: dict[str, Any], streaming: bool) -> int | None:
+    def safety_retry_tokens(
+        self, outcome: PolicyOutcome | None, finish_reason: str | None, streaming: bool
+    ) -> int | None:
         """The caller's max_tokens when a policy-lowered, non-streamed call was truncated; else None."""
-        if not self.safety_net or streaming or attrs.get("otel_claude.policy.mode") != "enforce":
+        if not self.safety_net or streaming or outcome is None or outcome.mode != "enforce":
             return None
-        requested = attrs.get("otel_claude.policy.requested_max_tokens")
-        applied = attrs.get("otel_claude.policy.applied_max_tokens")
-        if requested is None or applied is None or applied >= requested:
-            return None
-        if attrs.get("gen_ai.response.finish_reasons") != ("max_tokens",):
+        requested, applied = outcome.requested_max_tokens, outcome.applied_max_tokens
+        if requested is None or applied is None or applied >= requested or finish_reason != "max_tokens":
             return None
         return int(requested)
 

@@ -1,4 +1,4 @@
-"""What a call asks for: its operation, the request attributes actually sent, and a privacy-safe prompt summary."""
+"""What a call asks for: its operation, the parameters actually sent, and a privacy-safe prompt summary."""
 
 from __future__ import annotations
 
@@ -40,16 +40,23 @@ def operation_of(method: str, url: str) -> str | None:
     return "retrieve_batch" if method == "get" else None
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestInfo:
-    """The parts of a request body that telemetry and policy conditions need."""
+    """What one request asks for, read once from its body: the parameters telemetry and policy conditions need.
 
-    model: str | None
-    attributes: dict[str, Any]
-    prefix_fingerprint: str | None
-    prefix_chars: int
-    total_chars: int
-    breakpoints: int
+    Typed fields, not attributes: `_attributes` turns them into span attributes in one place.
+    """
+
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: float | None = None
+    stop_sequences: list[str] | None = None
+    prefix_fingerprint: str | None = None
+    prefix_chars: int = 0
+    total_chars: int = 0
+    breakpoints: int = 0
 
     @property
     def prefix_tokens_estimate(self) -> int:
@@ -126,30 +133,17 @@ def _digest(tools: Any, system: Any) -> str:
     return hashlib.blake2b(repr((tools, system)).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def summarize_request(body: Any) -> RequestInfo:
     """Read the request body once: sent parameters, prefix fingerprint and sizes, cache breakpoints."""
     if not isinstance(body, dict):
-        return RequestInfo(None, {}, None, 0, 0, 0)
-    attrs: dict[str, Any] = {}
+        return RequestInfo()
     model = body.get("model")
-    if isinstance(model, str):
-        attrs["gen_ai.request.model"] = model
-    else:
-        model = None
     max_tokens = body.get("max_tokens")
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
-        attrs["gen_ai.request.max_tokens"] = max_tokens
-    for key, name in (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p")):
-        value = body.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            attrs[name] = float(value)
-    top_k = body.get("top_k")
-    if isinstance(top_k, int) and not isinstance(top_k, bool):
-        attrs["gen_ai.request.top_k"] = top_k
     stops = body.get("stop_sequences")
-    if isinstance(stops, list) and all(isinstance(s, str) for s in stops):
-        attrs["gen_ai.request.stop_sequences"] = stops
-
     tools = body.get("tools")
     system = body.get("system")
     tool_chars = tool_marks = 0
@@ -169,8 +163,13 @@ def summarize_request(body: Any) -> RequestInfo:
                 msg_marks += m
     top_level = 1 if body.get("cache_control") else 0
     return RequestInfo(
-        model=model,
-        attributes=attrs,
+        model=model if isinstance(model, str) else None,
+        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+        temperature=_number(body.get("temperature")),
+        top_p=_number(body.get("top_p")),
+        # A double in the GenAI attribute registry, although the API takes an integer.
+        top_k=_number(body.get("top_k")),
+        stop_sequences=stops if isinstance(stops, list) and all(isinstance(s, str) for s in stops) else None,
         prefix_fingerprint=_fingerprint(tools, system),
         prefix_chars=tool_chars + sys_chars,
         total_chars=tool_chars + sys_chars + msg_chars,

@@ -1,4 +1,4 @@
-"""Reading results: usage, ids and stop reasons from SDK models or raw JSON, and headers worth recording."""
+"""Reading results: fields and usage from SDK models or raw JSON bodies, one extraction path for both."""
 
 from __future__ import annotations
 
@@ -6,17 +6,7 @@ from typing import Any
 
 from .catalog import Usage
 
-__all__ = ["UsageReading", "field", "fields", "header_attributes", "read_usage"]
-
-# Response headers worth a span attribute, by lowercase raw name; all but request-id are integers.
-_HEADERS = {
-    b"request-id": "anthropic.request.id",
-    b"anthropic-ratelimit-requests-remaining": "anthropic.ratelimit.requests.remaining",
-    b"anthropic-ratelimit-tokens-remaining": "anthropic.ratelimit.tokens.remaining",
-    b"anthropic-ratelimit-input-tokens-remaining": "anthropic.ratelimit.input_tokens.remaining",
-    b"anthropic-ratelimit-output-tokens-remaining": "anthropic.ratelimit.output_tokens.remaining",
-}
-
+__all__ = ["UsageReading", "field", "fields", "read_usage", "to_int64"]
 
 def field(obj: Any, name: str) -> Any:
     """One accessor for SDK models and the dicts of raw JSON bodies, so there is one extraction path for both."""
@@ -43,7 +33,7 @@ def fields(obj: Any) -> dict[str, Any]:
 _INT64_MAX = 2**63 - 1
 
 
-def _int(value: Any) -> int | None:
+def to_int64(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and -_INT64_MAX <= value <= _INT64_MAX:
         return value
     return None
@@ -85,13 +75,13 @@ class UsageReading:
             return
         data = fields(usage)
         for source, name in _COUNTS if with_output else _COUNTS[1:]:
-            value = _int(data.get(source))
+            value = to_int64(data.get(source))
             if value is not None:
                 setattr(self, name, value)
         for group, source, name in _NESTED:
             inner = data.get(group)
             if inner is not None:
-                value = _int(fields(inner).get(source))
+                value = to_int64(fields(inner).get(source))
                 if value is not None:
                     setattr(self, name, value)
         tier = data.get("service_tier")
@@ -108,30 +98,6 @@ class UsageReading:
         if five + hour < total:
             five = total - hour
         return five, hour
-
-    def attributes(self, into: dict[str, Any]) -> None:
-        # Cache counters are set only when non-zero: most calls touch no cache, every span attribute costs each
-        # call, and readers (the tuner, the dashboards) take a missing counter as 0.
-        cache_read = self.cache_read or 0
-        cache_write = self.cache_write or 0
-        if self.input is not None:
-            into["gen_ai.usage.input_tokens"] = self.input + cache_read + cache_write
-            if cache_read or cache_write:
-                into["anthropic.usage.uncached_input_tokens"] = self.input
-        if self.output is not None:
-            into["gen_ai.usage.output_tokens"] = self.output
-        if cache_read:
-            into["gen_ai.usage.cache_read.input_tokens"] = cache_read
-        if cache_write:
-            into["gen_ai.usage.cache_creation.input_tokens"] = cache_write
-            into["gen_ai.usage.cache_write.input_tokens"] = cache_write
-            five, hour = self.write_split()
-            into["anthropic.usage.cache_creation.ephemeral_5m_input_tokens"] = five
-            into["anthropic.usage.cache_creation.ephemeral_1h_input_tokens"] = hour
-        if self.reasoning is not None:
-            into["gen_ai.usage.reasoning.output_tokens"] = self.reasoning
-        if self.tier is not None:
-            into["anthropic.response.service_tier"] = self.tier
 
     def for_cost(self, *, batch: bool) -> Usage:
         five, hour = self.write_split()
@@ -150,25 +116,3 @@ def read_usage(usage: Any) -> UsageReading:
     reading = UsageReading()
     reading.merge(usage)
     return reading
-
-
-def header_attributes(headers: Any, into: dict[str, Any]) -> None:
-    """Request id and remaining rate limits from response headers (httpx or httpx2 Headers).
-
-    One pass over the raw header list: a `.get()` per name would rescan and re-lowercase every header each time.
-    """
-    raw = getattr(headers, "raw", None)
-    if raw is None:
-        return
-    for key, value in raw:
-        name = _HEADERS.get(key.lower())
-        if name is None:
-            continue
-        text = value.decode("latin-1")
-        if name == "anthropic.request.id":
-            into[name] = text
-        else:
-            # str.isdigit() accepts '²' and other digits int() rejects; only plain ASCII counts are read.
-            value = _int(int(text)) if text.isascii() and text.isdigit() else None
-            if value is not None:
-                into[name] = value

@@ -59,7 +59,7 @@ class StreamWatch:
                 call.usage.merge(event.usage)  # type: ignore[union-attr]
                 stop = field(event.delta, "stop_reason")
                 if isinstance(stop, str):
-                    call.attrs["gen_ai.response.finish_reasons"] = (stop,)
+                    call.finish_reason = stop
             elif kind == "message_stop":
                 self._finish(None, complete=True)
             elif kind == "completion":  # legacy /v1/complete streams (0.x SDKs)
@@ -67,7 +67,7 @@ class StreamWatch:
                     call.first_token_ns = time.time_ns()
                 stop = getattr(event, "stop_reason", None)
                 if isinstance(stop, str):
-                    call.attrs["gen_ai.response.finish_reasons"] = (stop,)
+                    call.finish_reason = stop
                     self._finish(None, complete=True)
         except Exception:
             report_failure("reading a stream event")
@@ -80,7 +80,7 @@ class StreamWatch:
             # An early exit has no final count: report none rather than a partial one.
             call.usage.output = None
         if self.text is not None:
-            call.attrs["gen_ai.output.messages"] = call.config.clip(
+            call.output_content = call.config.clip(
                 json.dumps([{"role": "assistant", "content": "".join(self.text)}])
             )
         call.end(error, complete=complete)

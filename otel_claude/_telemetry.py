@@ -13,6 +13,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from . import semconv as sc
 from ._feedback import CallIndex
 from ._version import __version__
 
@@ -67,28 +68,32 @@ class CallTotals:
             items = list(self._calls.items())
         observations = []
         for (short, (reason, error_type, version)), value in items:
-            labels = {**dict(short), "gen_ai.response.finish_reason": reason}
+            labels = {**dict(short), sc.FINISH_REASON_LABEL: reason}
             if error_type is not None:
-                labels["error.type"] = error_type
+                labels[sc.ERROR_TYPE] = error_type
             if version is not None:
-                labels["otel_claude.policy.version"] = version
+                labels[sc.POLICY_VERSION] = version
             observations.append(Observation(value, labels))
         return observations
 
     def observe_cache(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
             items = list(self._cache.items())
-        return [Observation(value, {**dict(short), "otel_claude.cache.kind": _CACHE_KINDS[kind]})
+        return [Observation(value, {**dict(short), sc.CACHE_KIND_LABEL: _CACHE_KINDS[kind]})
                 for (short, kind), value in items]
 
 
 class LabelSet(NamedTuple):
-    """The labels of one (operation, provider, model, task, error) combination, built once and reused."""
+    """The labels of one (operation, provider, model, task, error) combination, built once and reused, with the
+    histograms its records go to (the naming in force decides which)."""
 
     histograms: dict[str, Any]
-    input_tokens: dict[str, Any]  # histograms + gen_ai.token.type=input
+    input_tokens: dict[str, Any]  # histograms, plus gen_ai.token.type=input where one histogram has both
     output_tokens: dict[str, Any]
     short: Labels  # (model, task): the counters' key
+    duration: Any  # Histogram
+    input_histogram: Any
+    output_histogram: Any
 
 
 # A call's histogram measurements: (duration s, time to first chunk s or None, input tokens or None,
@@ -119,51 +124,51 @@ class Telemetry:
 
     # tracer provider -> meter provider -> Telemetry, held weakly, so a process that builds providers as it goes
     # (a test suite, a service per tenant) gets them back. None (the global providers) cannot be held weakly.
-    _cache: ClassVar[weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[Any, Telemetry]]] = (
+    _cache: ClassVar[weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[Any, dict[sc.Naming, Telemetry]]]] = (
         weakref.WeakKeyDictionary()
     )
-    _global: ClassVar[dict[tuple[Any, Any], Telemetry]] = {}
+    _global: ClassVar[dict[tuple[Any, Any, sc.Naming], Telemetry]] = {}
     _cache_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
-    def for_providers(cls, tracer_provider: Any = None, meter_provider: Any = None) -> Telemetry:
+    def for_providers(
+        cls, tracer_provider: Any = None, meter_provider: Any = None, naming: sc.Naming | None = None
+    ) -> Telemetry:
+        naming = naming or sc.Naming.from_environment()
         with cls._cache_lock:
             if _weakly_referable(tracer_provider) and _weakly_referable(meter_provider):
                 by_meter = cls._cache.get(tracer_provider)
                 if by_meter is None:
                     by_meter = cls._cache[tracer_provider] = weakref.WeakKeyDictionary()
-                telemetry = by_meter.get(meter_provider)
+                by_naming = by_meter.get(meter_provider)
+                if by_naming is None:
+                    by_naming = by_meter[meter_provider] = {}
+                telemetry = by_naming.get(naming)
                 if telemetry is None:
-                    telemetry = by_meter[meter_provider] = cls(tracer_provider, meter_provider)
+                    telemetry = by_naming[naming] = cls(tracer_provider, meter_provider, naming)
             else:
-                key = (tracer_provider, meter_provider)
+                key = (tracer_provider, meter_provider, naming)
                 telemetry = cls._global.get(key)
                 if telemetry is None:
-                    telemetry = cls._global[key] = cls(tracer_provider, meter_provider)
+                    telemetry = cls._global[key] = cls(tracer_provider, meter_provider, naming)
             return telemetry
 
-    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    def __init__(
+        self, tracer_provider: Any = None, meter_provider: Any = None, naming: sc.Naming | None = None
+    ) -> None:
+        self.naming = naming = naming or sc.Naming()
         self.tracer = trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
         self.calls_by_response_id = CallIndex()
-        meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
-        self.duration = meter.create_histogram(
-            "gen_ai.client.operation.duration",
-            unit="s",
-            description="Duration of a GenAI operation, retries and stream reading included",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-        )
-        self.tokens = meter.create_histogram(
-            "gen_ai.client.token.usage",
-            unit="{token}",
-            description="Input and output tokens used per operation",
-            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
-        )
-        self.ttft = meter.create_histogram(
-            "gen_ai.client.operation.time_to_first_chunk",
-            unit="s",
-            description="Time from the start of the call to the first content chunk of a stream",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-        )
+        meter = self._meter = metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
+        # Created here, not on first use: a call path that created instruments could race another thread's.
+        self._histograms: dict[str, Any] = {}
+        for operation in {naming.duration_metric(sc.CHAT_OPERATION), naming.duration_metric("count_tokens")}:
+            self._histogram(operation, "s", _DURATION_BUCKETS)
+        for name in ((sc.METRIC_INFERENCE_INPUT_TOKENS, sc.METRIC_INFERENCE_OUTPUT_TOKENS) if naming.latest
+                     else (sc.METRIC_TOKEN_USAGE,)):
+            self._histogram(name, "{token}", _TOKEN_BUCKETS)
+        self.ttft = self._histogram(naming.time_to_first_chunk_metric, "s", _DURATION_BUCKETS,
+                                    "Time from the start of the call to the first content chunk of a stream")
         # Histogram records wait here and are recorded in a batch when metrics are collected (or every _FLUSH_AT
         # calls): a record made right after the SDK's HTTP work runs with cold caches and costs twice as much, and
         # none of it then sits on the caller's path. deque appends and pops are thread-safe without a lock.
@@ -171,20 +176,39 @@ class Telemetry:
         self._labels: dict[tuple[Any, ...], LabelSet] = {}
         self.totals = CallTotals()
         meter.create_observable_counter(
-            "otel_claude.cost", [self.totals.observe_cost], unit="USD", description="Cost of Anthropic API calls"
+            sc.METRIC_COST, [self.totals.observe_cost], unit="USD", description="Cost of Anthropic API calls"
         )
         meter.create_observable_counter(
-            "otel_claude.calls",
+            sc.METRIC_CALLS,
             [self._flush_then_observe_calls],
             unit="{call}",
             description="Calls by finish reason, error type and policy version",
         )
         meter.create_observable_counter(
-            "otel_claude.cache.tokens",
+            sc.METRIC_CACHE_TOKENS,
             [self.totals.observe_cache],
             unit="{token}",
             description="Input tokens by cache outcome",
         )
+
+    _DESCRIPTIONS: ClassVar[dict[str, str]] = {
+        sc.METRIC_OPERATION_DURATION: "Duration of a GenAI operation, retries and stream reading included",
+        sc.METRIC_INFERENCE_DURATION: "Duration of an inference call, retries and stream reading included",
+        sc.METRIC_TOKEN_USAGE: "Input and output tokens used per operation",
+        sc.METRIC_INFERENCE_INPUT_TOKENS: "Input tokens (cache reads and writes included) per inference call",
+        sc.METRIC_INFERENCE_OUTPUT_TOKENS: "Output tokens per inference call",
+    }
+
+    def _histogram(self, name: str, unit: str = "", buckets: list[float] | list[int] | None = None,
+                   description: str = "") -> Any:
+        """The histogram of that name (all are created in __init__)."""
+        found = self._histograms.get(name)
+        if found is None:
+            found = self._histograms[name] = self._meter.create_histogram(
+                name, unit=unit, description=description or self._DESCRIPTIONS.get(name, ""),
+                explicit_bucket_boundaries_advisory=buckets,
+            )
+        return found
 
     def labels(self, operation: str, provider: Any, model: Any, task: Any, error_type: str | None) -> LabelSet:
         """Histogram labels (plain and per token type) and the counters' (model, task) key, built once each.
@@ -195,16 +219,23 @@ class Telemetry:
         key = (operation, provider, model, task, error_type)
         found = self._labels.get(key)
         if found is None:
-            labels = {"gen_ai.operation.name": operation, "gen_ai.provider.name": provider}
+            labels = {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_PROVIDER_NAME: provider}
             if model is not None:
-                labels["gen_ai.request.model"] = model
+                labels[sc.GEN_AI_REQUEST_MODEL] = model
             if task is not None:
-                labels["otel_claude.task"] = task
+                labels[sc.TASK] = task
             if error_type is not None:
-                labels["error.type"] = error_type
-            short = tuple((k, labels[k]) for k in ("gen_ai.request.model", "otel_claude.task") if k in labels)
-            found = LabelSet(labels, {**labels, "gen_ai.token.type": "input"},
-                             {**labels, "gen_ai.token.type": "output"}, short)
+                labels[sc.ERROR_TYPE] = error_type
+            short = tuple((k, labels[k]) for k in (sc.GEN_AI_REQUEST_MODEL, sc.TASK) if k in labels)
+            duration = self._histograms[self.naming.duration_metric(operation)]
+            if self.naming.latest:
+                found = LabelSet(labels, labels, labels, short, duration,
+                                 self._histograms[sc.METRIC_INFERENCE_INPUT_TOKENS],
+                                 self._histograms[sc.METRIC_INFERENCE_OUTPUT_TOKENS])
+            else:
+                tokens = self._histograms[sc.METRIC_TOKEN_USAGE]
+                found = LabelSet(labels, {**labels, sc.GEN_AI_TOKEN_TYPE: "input"},
+                                 {**labels, sc.GEN_AI_TOKEN_TYPE: "output"}, short, duration, tokens, tokens)
             if len(self._labels) < _MAX_LABEL_SETS:
                 self._labels[key] = found
         return found
@@ -219,19 +250,19 @@ class Telemetry:
         # Batched records run outside the call's context: an exemplar taken now would point at whatever trace is
         # current, so records carry a context without a valid span (no exemplar) where the API accepts one.
         extra = _NO_EXEMPLAR if _RECORD_TAKES_CONTEXT else {}
-        duration, ttft, tokens = self.duration.record, self.ttft.record, self.tokens.record
+        ttft = self.ttft.record
         while True:
             try:
                 seconds, first_chunk, tokens_in, tokens_out, labels = pending.popleft()
             except IndexError:
                 return
-            duration(seconds, labels.histograms, **extra)
+            labels.duration.record(seconds, labels.histograms, **extra)
             if first_chunk is not None:
                 ttft(first_chunk, labels.histograms, **extra)
             if tokens_in is not None:
-                tokens(tokens_in, labels.input_tokens, **extra)
+                labels.input_histogram.record(tokens_in, labels.input_tokens, **extra)
             if tokens_out is not None:
-                tokens(tokens_out, labels.output_tokens, **extra)
+                labels.output_histogram.record(tokens_out, labels.output_tokens, **extra)
 
     def _flush_then_observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
         # The SDK runs observable callbacks before it reads its storage, so histograms recorded here are in

@@ -82,6 +82,7 @@ PREFIX_FINGERPRINT = "otel_claude.prefix.fingerprint"
 PREFIX_TOKENS_ESTIMATE = "otel_claude.prefix.tokens_estimate"
 INPUT_TOKENS_ESTIMATE = "otel_claude.input.tokens_estimate"
 CACHE_BREAKPOINTS = "otel_claude.cache.breakpoints"
+CANCELLED = "otel_claude.cancelled"
 BATCH_ID = "otel_claude.batch.id"
 BATCH_STATUS = "otel_claude.batch.status"
 # --- otel-claude: what a policy did --------------------------------------------------------------------------------
@@ -217,6 +218,8 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(RETRIES, "int", "retries the SDK took inside this call"),
         Attribute(STREAM_COMPLETE, "bool", "streams: `true` when `message_stop` arrived, `false` when the stream "
                   "ended early (break, close, GC, error, cancel)"),
+        Attribute(CANCELLED, "bool", "`true` when the application stopped the call (asyncio cancellation, "
+                  "`GeneratorExit`, `KeyboardInterrupt`): no `error.type`, status unset"),
         Attribute(TIME_PER_OUTPUT_TOKEN, "double (s)", "streams: (end - first token) / (output tokens - 1)"),
         Attribute(PREFIX_FINGERPRINT, "string", "16 hex chars: a hash of the tools + system prompt (never the "
                   "content)"),
