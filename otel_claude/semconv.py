@@ -99,8 +99,22 @@ POLICY_CACHE_BREAKPOINTS_ADDED = "otel_claude.policy.cache_breakpoints_added"
 POLICY_EXPLORATION = "otel_claude.policy.exploration"
 POLICY_SAFETY_RETRY = "otel_claude.policy.safety_retry"
 
+# --- otel-claude: paired evaluation (a candidate model shadows a share of a task's calls) ----------------------------
+# On a call span: the role of a call the instrumentor made itself (absent on the application's own calls).
+EVALUATION_ROLE = "otel_claude.evaluation.role"  # "shadow" (the candidate's copy of a call) | "judge" (an LLM judge)
+# On a verdict span ("evaluation pairwise", a child of the application's call it judges):
+EVALUATION_INCUMBENT_MODEL = "otel_claude.evaluation.incumbent_model"
+EVALUATION_CANDIDATE_MODEL = "otel_claude.evaluation.candidate_model"
+EVALUATION_CANDIDATE_RESPONSE_ID = "otel_claude.evaluation.candidate_response_id"
+# gen_ai.evaluation.score.value on a verdict: the candidate's quality minus the incumbent's as the grader judged it,
+# in [-1, 1] (0: agree or tie); gen_ai.evaluation.score.label: one of VERDICT_LABELS.
+VERDICT_LABELS = ("agree", "candidate_better", "candidate_worse", "tie", "unsettled")
+ROLE_SHADOW = "shadow"
+ROLE_JUDGE = "judge"
+
 # --- span and event names ----------------------------------------------------------------------------------------
 FEEDBACK_SPAN = "evaluation feedback"
+VERDICT_SPAN = "evaluation pairwise"
 EVALUATION_RESULT_EVENT = "gen_ai.evaluation.result"
 FEEDBACK_EVALUATION_NAME = "feedback"
 CHAT_OPERATION = "chat"
@@ -118,6 +132,7 @@ METRIC_INFERENCE_OUTPUT_TOKENS = "gen_ai.client.inference.operation.output_token
 METRIC_COST = "otel_claude.cost"
 METRIC_CALLS = "otel_claude.calls"
 METRIC_CACHE_TOKENS = "otel_claude.cache.tokens"
+METRIC_EVALUATION_COST = "otel_claude.evaluation.cost"
 # metric-only labels
 FINISH_REASON_LABEL = "gen_ai.response.finish_reason"
 CACHE_KIND_LABEL = "otel_claude.cache.kind"
