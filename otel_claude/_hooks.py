@@ -29,7 +29,7 @@ from ._policy_engine import PolicyEngine, write_request
 from ._results import ResultRouter
 from ._safety import report_failure
 from ._start import CallStarter
-from ._stream_hooks import patch_old_message_streams, patch_stream_close
+from ._stream_hooks import patch_stream_close
 from ._telemetry import Telemetry
 
 __all__ = ["Hooks"]
@@ -43,7 +43,7 @@ class Hooks:
         self.config = config
         self.policy = policy
         self.starter = CallStarter(telemetry, config, policy)
-        self.results = ResultRouter(adopting=False)
+        self.results = ResultRouter()
         self._patches = Patches()
         self._sdk = importlib.import_module("anthropic._base_client")
 
@@ -54,7 +54,6 @@ class Hooks:
         patches.patch(sdk.SyncAPIClient, "_process_response", _sync_process_response)
         patches.patch(sdk.AsyncAPIClient, "_process_response", _async_process_response)
         patch_stream_close(patches)
-        self.results.adopting = patch_old_message_streams(patches)
         if not self.config.keep_native_spans and isinstance(sdk.BaseClient.__dict__.get("_tracer"), property):
             patches.patch(sdk.BaseClient, "_tracer", lambda _orig: property(lambda _self: None))
 

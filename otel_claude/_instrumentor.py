@@ -34,7 +34,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _telemetry: Telemetry | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
-        return ("anthropic >= 0.40",)
+        return ("anthropic >= 0.125",)
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer_provider = kwargs.pop("tracer_provider", None)

@@ -76,12 +76,10 @@ class _DeferredParse:
 
 
 class ResultRouter:
-    def __init__(self, adopting: bool) -> None:
+    def __init__(self) -> None:
         streaming = importlib.import_module("anthropic._streaming")
         self._stream_types = (streaming.Stream, streaming.AsyncStream)
         self._response_types = _response_classes()
-        # Old SDKs rebuild `.stream()`'s MessageStream from the response: the watch must be findable there too.
-        self.adopting = adopting
 
     def succeed(self, call: Call, result: Any) -> Any:
         """Attach to or read the result; returns it unchanged."""
@@ -98,11 +96,6 @@ class ResultRouter:
             return
         if isinstance(result, self._stream_types[1]):
             self._watch(call, result, watch_async)
-            return
-        if call.streaming and hasattr(result, "_iterator") and hasattr(result, "response"):
-            # SDKs before ~0.50 return their own MessageStream class (not a Stream subclass) from `.stream()`.
-            is_async = hasattr(result._iterator, "__anext__")
-            self._watch(call, result, watch_async if is_async else watch_sync)
             return
         # isinstance first: a failed getattr on a pydantic Message (the common result) raises inside pydantic.
         raw = getattr(result, "http_response", None) if isinstance(result, self._response_types) else None
@@ -125,5 +118,3 @@ class ResultRouter:
         inner = stream._iterator
         stream._iterator = wrap(inner, watch)
         stream.__dict__[WATCH_KEY] = watch
-        if self.adopting:
-            stream.response.__dict__[WATCH_KEY] = watch
