@@ -23,12 +23,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "CacheAction",
     "Conditions",
+    "DEFAULT_EVALUATION_BUDGET",
+    "Evaluate",
     "Explore",
+    "Judge",
+    "MAX_EVALUATE_SHARE",
     "Policy",
     "PolicyError",
     "Rule",
     "dump_policy",
     "load_policy_text",
+    "parse_judge",
     "parse_policy",
 ]
 
@@ -39,6 +44,10 @@ CACHE_TTLS = ("5m", "1h", "none")
 CACHE_TARGETS = ("tools", "system")
 # Exploration sends real traffic to a model with unproven quality on the task; the bound keeps that risk small.
 MAX_EXPLORE_SHARE = 0.2
+# Paired evaluation serves nobody the candidate's answer, so it may sample more; it still doubles those calls' load.
+MAX_EVALUATE_SHARE = 0.5
+DEFAULT_EVALUATION_BUDGET = 0.05
+_MAX_RUBRIC_CHARS = 8_000
 
 # Limits for untrusted YAML: nesting depth and the node count after alias expansion (billion-laughs guard).
 _MAX_DEPTH = 64
@@ -70,6 +79,25 @@ class Explore:
 
 
 @dataclass(frozen=True)
+class Judge:
+    """An LLM judge for pairs the cheap graders cannot settle; `rubric` None: the built-in rubric."""
+
+    model: str
+    rubric: str | None = None
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    """Paired evaluation: a share of the rule's calls is also sent to `model` in the background and graded."""
+
+    model: str
+    share: float
+    budget: float = DEFAULT_EVALUATION_BUDGET  # evaluation spend at most this share of the task's own spend
+    max_tokens: int | None = None  # the candidate's own cap (always a cap)
+    judge: Judge | None = None
+
+
+@dataclass(frozen=True)
 class Rule:
     task: str
     id: str = ""
@@ -79,6 +107,7 @@ class Rule:
     max_tokens_mode: str = "cap"
     cache: CacheAction | None = None
     explore: Explore | None = None
+    evaluate: Evaluate | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
@@ -220,7 +249,40 @@ def _parse_explore(value: object, where: _Where) -> Explore:
     )
 
 
-_RULE_KEYS = ("task", "when", "model", "max_tokens", "max_tokens_mode", "cache", "explore", "evidence")
+def _parse_judge(value: object, where: _Where, name: str) -> Judge:
+    data = _mapping(value, where, name, ("model", "rubric"))
+    if "model" not in data:
+        raise where.fail(f"{name}.model", "is required")
+    rubric = data.get("rubric")
+    if rubric is not None and (not isinstance(rubric, str) or not rubric.strip() or len(rubric) > _MAX_RUBRIC_CHARS):
+        raise where.fail(f"{name}.rubric", f"must be a non-empty string of at most {_MAX_RUBRIC_CHARS} characters")
+    return Judge(model=_known_model(data["model"], where, f"{name}.model"), rubric=rubric)
+
+
+def _parse_evaluate(value: object, where: _Where) -> Evaluate:
+    data = _mapping(value, where, "evaluate", ("model", "share", "budget", "max_tokens", "judge"))
+    for key in ("model", "share"):
+        if key not in data:
+            raise where.fail(f"evaluate.{key}", "is required")
+    share = data["share"]
+    if not _is_number(share) or not 0 < share <= MAX_EVALUATE_SHARE:
+        raise where.fail("evaluate.share", f"must be a number in (0, {MAX_EVALUATE_SHARE}], got {share!r}")
+    budget = data.get("budget", DEFAULT_EVALUATION_BUDGET)
+    if not _is_number(budget) or not 0 < budget <= 1:
+        raise where.fail("evaluate.budget", f"must be a number in (0, 1], got {budget!r}")
+    max_tokens = _int_in(data["max_tokens"], where, "evaluate.max_tokens", 1) if "max_tokens" in data else None
+    return Evaluate(
+        model=_known_model(data["model"], where, "evaluate.model"),
+        share=float(share),
+        budget=float(budget),
+        max_tokens=max_tokens,
+        judge=_parse_judge(data["judge"], where, "evaluate.judge") if "judge" in data else None,
+    )
+
+
+_RULE_KEYS = (
+    "task", "when", "model", "max_tokens", "max_tokens_mode", "cache", "explore", "evaluate", "evidence"
+)
 
 
 def _parse_rule(value: object, index: int, seen: dict[str, int], base: _Where) -> Rule:
@@ -244,8 +306,14 @@ def _parse_rule(value: object, index: int, seen: dict[str, int], base: _Where) -
         max_tokens_mode=_choice(data.get("max_tokens_mode", "cap"), where, "max_tokens_mode", MAX_TOKENS_MODES),
         cache=_parse_cache(data["cache"], where) if "cache" in data else None,
         explore=_parse_explore(data["explore"], where) if "explore" in data else None,
+        evaluate=_parse_evaluate(data["evaluate"], where) if "evaluate" in data else None,
         evidence=_free_form(data.get("evidence", {}), where, "evidence") or {},
     )
+
+
+def parse_judge(data: object, source: str) -> Judge:
+    """A judge given outside a policy (the `judge` option of `instrument()`), validated as a rule's judge is."""
+    return _parse_judge(data, _Where(source), "judge")
 
 
 _TOP_KEYS = ("schema_version", "version", "mode", "rollout_percent", "metadata", "rules")
@@ -379,8 +447,21 @@ def _rule_data(rule: Rule) -> dict[str, Any]:
         out["explore"] = {"model": rule.explore.model, "share": rule.explore.share}
         if rule.explore.max_tokens is not None:
             out["explore"]["max_tokens"] = rule.explore.max_tokens
+    if rule.evaluate is not None:
+        out["evaluate"] = _evaluate_data(rule.evaluate)
     if rule.evidence:
         out["evidence"] = _sorted(rule.evidence)
+    return out
+
+
+def _evaluate_data(evaluate: Evaluate) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": evaluate.model, "share": evaluate.share, "budget": evaluate.budget}
+    if evaluate.max_tokens is not None:
+        out["max_tokens"] = evaluate.max_tokens
+    if evaluate.judge is not None:
+        out["judge"] = {"model": evaluate.judge.model}
+        if evaluate.judge.rubric is not None:
+            out["judge"]["rubric"] = evaluate.judge.rubric
     return out
 
 

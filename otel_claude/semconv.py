@@ -111,6 +111,14 @@ EVALUATION_CANDIDATE_RESPONSE_ID = "otel_claude.evaluation.candidate_response_id
 VERDICT_LABELS = ("agree", "candidate_better", "candidate_worse", "tie", "unsettled")
 ROLE_SHADOW = "shadow"
 ROLE_JUDGE = "judge"
+# Grader names (gen_ai.evaluation.name on a verdict); a user grader is named by its registration.
+GRADER_EXACT = "exact"
+GRADER_TOOL_CALL = "tool_call"
+GRADER_JSON_SCHEMA = "json_schema"
+GRADER_JUDGE = "judge"
+# Why a sampled call produced no verdict (label of otel_claude.evaluation.skipped).
+EVALUATION_SKIP_REASON = "otel_claude.evaluation.skip_reason"
+SKIP_REASONS = ("budget", "queue_full", "incumbent_failed", "shadow_failed", "shutdown")
 
 # --- span and event names ----------------------------------------------------------------------------------------
 FEEDBACK_SPAN = "evaluation feedback"
@@ -133,6 +141,7 @@ METRIC_COST = "otel_claude.cost"
 METRIC_CALLS = "otel_claude.calls"
 METRIC_CACHE_TOKENS = "otel_claude.cache.tokens"
 METRIC_EVALUATION_COST = "otel_claude.evaluation.cost"
+METRIC_EVALUATION_SKIPPED = "otel_claude.evaluation.skipped"
 # metric-only labels
 FINISH_REASON_LABEL = "gen_ai.response.finish_reason"
 CACHE_KIND_LABEL = "otel_claude.cache.kind"
@@ -185,6 +194,7 @@ CALL = "call"
 POLICY = "policy"
 CONTENT = "content"
 FEEDBACK = "feedback"
+EVALUATION = "evaluation"
 
 ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
     CALL: (
@@ -244,6 +254,8 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(CACHE_BREAKPOINTS, "int", "`cache_control` markers in the request as sent"),
         Attribute(BATCH_ID, "string", "batch operations: the batch id"),
         Attribute(BATCH_STATUS, "string", "batch operations: the batch's processing status"),
+        Attribute(EVALUATION_ROLE, "string", "only on calls the instrumentor made itself: `shadow` (a candidate's "
+                  "copy of a sampled call) or `judge` (an LLM judge); a child of the application's call"),
     ),
     POLICY: (
         Attribute(POLICY_VERSION, "string", "the policy file's `version`"),
@@ -271,6 +283,19 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(GEN_AI_EVALUATION_SCORE_VALUE, "double", "always"),
         Attribute(GEN_AI_EVALUATION_SCORE_LABEL, "string", "when given"),
         Attribute(TASK, "string", "when the call happened in this process and had a task"),
+    ),
+    EVALUATION: (
+        Attribute(GEN_AI_EVALUATION_NAME, "string", "always: the grader that settled the pair (`exact`, "
+                  "`tool_call`, `json_schema`, a user grader's name, `judge`), or the last one tried"),
+        Attribute(GEN_AI_EVALUATION_SCORE_VALUE, "double", "always: the candidate's quality minus the incumbent's as "
+                  "judged, in [-1, 1]; 0 for `agree`, `tie` and `unsettled`"),
+        Attribute(GEN_AI_EVALUATION_SCORE_LABEL, "string", "always: `agree`, `candidate_better`, `candidate_worse`, "
+                  "`tie`, or `unsettled` (the answers differ and nothing could settle it)"),
+        Attribute(GEN_AI_RESPONSE_ID, "string", "always: the incumbent's response id (joins the application's call)"),
+        Attribute(EVALUATION_CANDIDATE_RESPONSE_ID, "string", "always: the shadow call's response id"),
+        Attribute(EVALUATION_INCUMBENT_MODEL, "string", "always: the model that answered the caller"),
+        Attribute(EVALUATION_CANDIDATE_MODEL, "string", "always: the candidate model"),
+        Attribute(TASK, "string", "when the call had a task"),
     ),
 }
 
