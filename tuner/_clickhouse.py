@@ -119,7 +119,7 @@ def _samples_sql(table: str) -> str:
     # Hash order is a deterministic pseudo-random sample, which keeps the conformal exchangeability assumption.
     return f"""
     WITH calls AS ({_calls_sql(table)}), fb AS ({_feedback_sql(table)})
-    SELECT task, model, output_tokens, input_estimate, finish = 'max_tokens' AS censored, max_tokens, score
+    SELECT task, model, output_tokens, input_estimate, finish = 'max_tokens' AS censored, max_tokens, score, start_ns
     FROM calls LEFT JOIN fb USING (response_id) WHERE NOT is_error AND output_tokens >= 0
     ORDER BY task, model, cityHash64(span_id)
     LIMIT {SAMPLE_LIMIT} BY task, model
@@ -171,7 +171,7 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
         if isinstance(err, TraceInputError):
             raise
         raise TraceInputError(f"clickhouse table {table}: query failed: {err}") from None
-    samples: dict[tuple[str, str], list[tuple[float, ...]]] = {}
+    samples: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     for row in sample_rows:
         key = (row["task"], row["model"])
         score = float("nan") if row["score"] is None else float(row["score"])
@@ -181,11 +181,14 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
             bool(row["censored"]),
             int(row["max_tokens"]),
             score,
+            int(row["start_ns"]),
         )
         samples.setdefault(key, []).append(sample)
     models = []
     for row in model_rows:
-        sample = np.array(samples.get((row["task"], row["model"]), []), dtype=np.float64).reshape(-1, 5)
+        rows = sorted(samples.get((row["task"], row["model"]), []), key=lambda r: r[5])  # time order, as files
+        sample = np.array([r[:5] for r in rows], dtype=np.float64).reshape(-1, 5)
+        times = np.array([r[5] for r in rows], dtype=np.int64)
         scored = int(row["scored"])
         quality = Quality(scored, float(row["q_mean"]), float(row["q_sd"] or 0.0)) if scored else None
         models.append(
@@ -213,6 +216,7 @@ def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
                 censored=sample[:, 2].astype(bool),
                 caps=sample[:, 3].astype(np.int64),
                 scores=sample[:, 4],
+                times=times,
             )
         )
     prefixes = [

@@ -59,6 +59,7 @@ class ModelStats:
     censored: np.ndarray = field(repr=False)
     caps: np.ndarray = field(repr=False)  # max_tokens each sampled call was sent with
     scores: np.ndarray = field(repr=False)  # feedback score of each sampled call, NaN when unscored
+    times: np.ndarray = field(repr=False)  # start time (ns) of each sampled call, in time order
 
     @property
     def cost_per_call(self) -> float:
@@ -85,6 +86,18 @@ class PrefixStats:
     cache_write_tokens: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class VerdictStream:
+    """Paired verdicts of one task and model pair, in time order: d = quality(candidate) - quality(incumbent)."""
+
+    task: str
+    incumbent: str
+    candidate: str
+    times: np.ndarray = field(repr=False)
+    values: np.ndarray = field(repr=False)  # d in [-1, 1]
+    settled: np.ndarray = field(repr=False)  # False: the answers differ and no grader could say which is better
+
+
 @dataclass
 class Dataset:
     models: list[ModelStats]
@@ -95,12 +108,23 @@ class Dataset:
     feedback_unmatched: int
     start_ns: int | None
     end_ns: int | None
+    verdicts: list[VerdictStream] = field(default_factory=list)
+
+    @property
+    def days(self) -> float | None:
+        """The data window's length in days (None for an empty or single-instant window)."""
+        if self.start_ns is None or self.end_ns is None or self.end_ns <= self.start_ns:
+            return None
+        return (self.end_ns - self.start_ns) / 86_400e9
 
     def tasks(self) -> list[str]:
         return sorted({m.task for m in self.models})
 
     def for_task(self, task: str) -> list[ModelStats]:
         return [m for m in self.models if m.task == task]
+
+    def verdicts_for(self, task: str) -> list[VerdictStream]:
+        return [v for v in self.verdicts if v.task == task]
 
 
 def size_edges(sizes: np.ndarray, buckets: int = 3) -> np.ndarray:
@@ -130,6 +154,7 @@ def restrict(stats: ModelStats, inside: np.ndarray) -> ModelStats:
         censored=stats.censored[inside],
         caps=stats.caps[inside],
         scores=stats.scores[inside],
+        times=stats.times[inside],
     )
 
 
@@ -209,6 +234,7 @@ def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
         censored=c.outcome[sample] == TRUNCATED,
         caps=c.max_tokens[sample].astype(np.int64),
         scores=c.score[sample],
+        times=c.start_ns[sample],
     )
 
 

@@ -14,8 +14,6 @@ from tuner._dataset import Dataset
 from tuner._issues import Issues
 from tuner._tune import TaskDecision
 
-_Z = 1.96
-
 
 @dataclass(frozen=True)
 class Heading:
@@ -55,7 +53,12 @@ def summary_rows(decisions: list[TaskDecision]) -> list[tuple[str, ...]]:
         model = caller if d.route.model == caller else f"{caller} -> {d.route.model}"
         if d.segments:
             model = f"{caller} -> by input size: " + " / ".join(s.segment.route.model for s in d.segments)
-        explore = f"{d.route.explore_model} {d.route.explore_share:.1%}" if d.route.explore_model else "-"
+        plans = []
+        if d.route.evaluate_model:
+            plans.append(f"evaluate {d.route.evaluate_model} {d.route.evaluate_share:.1%}")
+        if d.route.explore_model:
+            plans.append(f"explore {d.route.explore_model} {d.route.explore_share:.1%}")
+        explore = "; ".join(plans) or "-"
         rows.append(
             (
                 d.task,
@@ -79,7 +82,7 @@ SUMMARY_HEADERS = (
     "model",
     "max_tokens",
     "cache",
-    "explore",
+    "evidence plan",
     "cost/call before",
     "cost/call after",
     "saving /1k calls",
@@ -104,7 +107,10 @@ def _task_blocks(dataset: Dataset, d: TaskDecision) -> list[Block]:
     rows = []
     for s in dataset.for_task(d.task):
         q = s.quality
-        quality = f"{q.mean:.3f} [{q.mean - _Z * q.se:.3f}, {q.mean + _Z * q.se:.3f}] (n={q.n})" if q else "no scores"
+        gap = d.route.gaps.get(s.model)
+        quality = f"{q.mean:.3f} (n={q.n})" if q else "no scores"
+        if gap is not None and gap.known:
+            quality += f"; gap vs {d.route.current} [{gap.low:+.3f}, {gap.high:+.3f}] ({gap.pairs} paired)"
         ttft = f"{s.ttft_p95:.2f}s" if s.ttft_p95 is not None else "-"
         rows.append(
             (
@@ -118,11 +124,13 @@ def _task_blocks(dataset: Dataset, d: TaskDecision) -> list[Block]:
                 str(s.errors),
             )
         )
-    headers = ("model", "calls", "cost/call", "quality [95% CI]", "p95 TTFT", "truncated", "refusals", "errors")
+    headers = ("model", "calls", "cost/call", "feedback; anytime-valid quality gap", "p95 TTFT", "truncated",
+               "refusals", "errors")
     blocks.append(Table(headers, rows))
-    target = next(s for s in dataset.for_task(d.task) if s.model == d.route.model)
-    title = f"{d.task} on {target.model}: output tokens"
-    blocks.append(Chart(_svg.histogram(target.lengths, d.cap.max_tokens, target.max_tokens, title)))
+    target = next((s for s in dataset.for_task(d.task) if s.model == d.route.model), None)
+    if target is not None:
+        title = f"{d.task} on {target.model}: output tokens"
+        blocks.append(Chart(_svg.histogram(target.lengths, d.cap.max_tokens, target.max_tokens, title)))
     return blocks
 
 
@@ -155,16 +163,12 @@ def build_blocks(policy: Policy, dataset: Dataset, decisions: list[TaskDecision]
         Chart(
             _svg.intervals(
                 [
-                    (
-                        f"{m.task} / {m.model}",
-                        m.quality.mean,
-                        m.quality.mean - _Z * m.quality.se,
-                        m.quality.mean + _Z * m.quality.se,
-                    )
-                    for m in dataset.models
-                    if m.quality is not None and m.quality.n > 1
+                    (f"{d.task}: {name} - {d.route.current}", gap.estimate, gap.low, gap.high)
+                    for d in decisions
+                    for name, gap in sorted(d.route.gaps.items())
+                    if gap.known and gap.estimate is not None
                 ],
-                "Quality per model (feedback score, 95% CI)",
+                "Quality gap to the current model (anytime-valid bounds)",
             )
         ),
         Chart(

@@ -1,8 +1,17 @@
-"""Routing: the cheapest model whose quality is provably within a margin of the best observed on a task.
+"""Routing: the cheapest model whose quality is shown, with anytime-valid confidence, to be within a margin of the
+model the task's callers ask for; and how to get the evidence that is still missing.
 
-Traces only show the outcome of the model that was called, so a model is judged on a task only from its own
-scored calls there. A candidate is accepted when the lower confidence bound of (its quality - the best's quality)
-is above -margin; a cheaper candidate without enough scored calls gets a bounded exploration share instead.
+Evidence per model pair comes from `_evidence` (paired shadow verdicts and user feedback, accumulated across
+windows); costs from `_costs` (each model with its own best caching). The burden of proof is on change: a model
+other than the one serving the task is taken only when the lower bound of its quality gap clears the margin; the
+callers' own model needs no proof. While a task is routed (an earlier policy sends it to another model), a further
+move must fit in what the route left of the margin: the route's own lower bound is subtracted, so losses against
+the callers' model never add up beyond the margin. The tuner never spends more for quality: a pricier model is
+taken only to undo a route whose quality has been shown to fall beyond the margin.
+
+A cheaper model that is neither shown close nor shown worse gets an evaluation share: paired shadow calls sized to
+the verdicts still missing, within the evaluation budget (a share of the task's own spend). Exploration (serving
+the candidate's answers to users) stays available as an option for tasks with user feedback.
 """
 
 from __future__ import annotations
@@ -12,64 +21,110 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from otel_claude.catalog import Usage, cost_usd, resolve
-from tuner._dataset import ModelStats, in_range, restrict, size_edges
+from otel_claude.catalog import resolve
+from tuner._costs import CostEstimate
+from tuner._dataset import ModelStats, in_range, restrict
+from tuner._evidence import Gap, TaskEvidence, needed_pairs
+from tuner._state import TaskMemory
 
-_Z = 1.96  # two-sided 95% normal interval
+__all__ = [
+    "SIZE_EDGES",
+    "RouteDecision",
+    "RoutingOptions",
+    "Segment",
+    "current_model",
+    "decide_route",
+    "decide_route_by_size",
+]
+
+# Fixed input-size buckets (tokens): stable across windows, so per-bucket evidence means the same thing each time.
+SIZE_EDGES = (500, 2000, 8000, 32000)
+_MIN_SHARE = 0.01
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RoutingOptions:
+    """Explicit, validated parameters of the routing decision (checked here, wherever they come from)."""
+
     quality_margin: float = 0.02
+    alpha: float = 0.05
     min_samples: int = 30
     max_ttft_p95: float | None = None
     max_duration_p95: float | None = None
-    explore_share: float = 0.05
+    evaluate_share: float = 0.2
+    evaluation_budget: float = 0.05
+    explore_share: float = 0.0
     candidates: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 < self.quality_margin < 1:
+            problems.append(f"quality_margin must be in (0, 1), got {self.quality_margin}")
+        if not 0 < self.alpha < 0.5:
+            problems.append(f"alpha must be in (0, 0.5), got {self.alpha}")
+        if self.min_samples < 1:
+            problems.append(f"min_samples must be at least 1, got {self.min_samples}")
+        for name in ("max_ttft_p95", "max_duration_p95"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                problems.append(f"{name} must be positive, got {value}")
+        if not 0 <= self.evaluate_share <= 0.5:
+            problems.append(f"evaluate_share must be in [0, 0.5], got {self.evaluate_share}")
+        if not 0 < self.evaluation_budget <= 1:
+            problems.append(f"evaluation_budget must be in (0, 1], got {self.evaluation_budget}")
+        if not 0 <= self.explore_share <= 0.2:
+            problems.append(f"explore_share must be in [0, 0.2], got {self.explore_share}")
+        unknown = [name for name in self.candidates if resolve(name) is None]
+        if unknown:
+            problems.append(f"unknown candidate model(s): {', '.join(unknown)}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class RouteDecision:
-    current: str
-    model: str
+    current: str  # the model serving the task now
+    reference: str  # the model its callers ask for: quality is judged against it
+    model: str  # the choice
     reason: str
+    gaps: dict[str, Gap] = field(default_factory=dict)  # per other model: quality minus the serving model's
+    slack: float = 0.0  # how much of the margin a move from the current model may use
+    evaluate_model: str | None = None
+    evaluate_share: float | None = None
+    needed: int | None = None  # about how many more paired verdicts settle the question
     explore_model: str | None = None
     explore_share: float | None = None
-    evidence: dict[str, object] = field(default_factory=dict)
-    evidenced: bool = False  # the choice rests on scored calls, not on a lack of them
+    rejected: dict[str, str] = field(default_factory=dict)  # model -> why it cannot be chosen
+    evidenced: bool = False  # the choice rests on evidence (not on its absence)
 
     @property
     def changed(self) -> bool:
         return self.model != self.current
 
+    def evidence(self, costs: dict[str, CostEstimate]) -> dict[str, object]:
+        """What the policy records about this decision (rounded for people; the decision used unrounded values)."""
+        models: dict[str, object] = {}
+        for name, estimate in sorted(costs.items()):
+            row: dict[str, object] = {"cost_per_call": round(estimate.per_call, 8), "cache_ttl": estimate.cache.ttl}
+            if name in self.gaps:
+                row.update(self.gaps[name].evidence())
+            models[name] = row
+        out: dict[str, object] = {"models": models, "quality_margin_left": round(self.slack, 4)}
+        if self.rejected:
+            out["rejected"] = dict(sorted(self.rejected.items()))
+        if self.needed is not None:
+            out["verdicts_needed"] = self.needed
+        return out
+
 
 def current_model(stats: list[ModelStats]) -> ModelStats:
-    """The model the task runs on today: most non-exploration calls (ties broken by name)."""
+    """The model the task runs on today: most application calls (ties broken by name)."""
     return max(stats, key=lambda s: (s.calls - s.explore_calls, s.model))
 
 
-def repriced_cost(template: ModelStats, model: str) -> float | None:
-    """Cost per call of the task's observed token mix on another model's prices."""
-    info = resolve(model)
-    if info is None:
+def _latency_problem(stats: ModelStats | None, options: RoutingOptions) -> str | None:
+    if stats is None:
         return None
-    usage = Usage(
-        input_tokens=round(template.mean_input),
-        output_tokens=round(template.mean_output),
-        cache_read_tokens=round(template.mean_cache_read),
-        cache_write_5m_tokens=round(template.mean_cache_write),
-    )
-    return cost_usd(info, usage)
-
-
-def _cost(stats: ModelStats, template: ModelStats) -> float:
-    observed = stats.cost_per_call
-    if observed > 0:
-        return observed
-    return repriced_cost(template, stats.model) or 0.0
-
-
-def _latency_problem(stats: ModelStats, options: RoutingOptions) -> str | None:
     if options.max_ttft_p95 is not None and stats.ttft_p95 is not None and stats.ttft_p95 > options.max_ttft_p95:
         return f"p95 TTFT {stats.ttft_p95:.2f}s above the limit {options.max_ttft_p95:.2f}s"
     if (
@@ -81,107 +136,130 @@ def _latency_problem(stats: ModelStats, options: RoutingOptions) -> str | None:
     return None
 
 
-def _quality_row(stats: ModelStats, cost: float) -> dict[str, object]:
-    q = stats.quality
-    row: dict[str, object] = {"calls": stats.calls, "cost_per_call": round(cost, 8), "scored": q.n if q else 0}
-    if q is not None and q.n > 1:
-        row["quality"] = round(q.mean, 4)
-        row["quality_ci95"] = [round(q.mean - _Z * q.se, 4), round(q.mean + _Z * q.se, 4)]
-    if stats.ttft_p95 is not None:
-        row["ttft_p95_s"] = round(stats.ttft_p95, 4)
-    return row
-
-
-def _close_enough(
-    s: ModelStats, best: ModelStats, is_current: bool, options: RoutingOptions, per_model: dict[str, dict[str, object]]
-) -> bool:
-    """Within the margin of the best, with the burden of proof on change.
-
-    Another model must be shown close (lower bound of the gap above -margin); the current model stays acceptable
-    unless shown worse (upper bound below -margin), so sampling noise in the best's score cannot force a switch.
-    """
-    low, high = _gap_interval(s, best)
-    per_model[s.model]["quality_gap_ci95"] = [round(low, 4), round(high, 4)]
-    return (high if is_current else low) >= -options.quality_margin
-
-
-def _gap_interval(s: ModelStats, reference: ModelStats) -> tuple[float, float]:
-    """95% normal interval of s's mean score minus the reference's (both must have scores)."""
-    q, r = s.quality, reference.quality
-    assert q is not None and r is not None
-    gap = q.mean - r.mean
-    half = _Z * math.sqrt(q.se**2 + r.se**2)
-    return gap - half, gap + half
-
-
-def _acceptable(
-    s: ModelStats,
-    best: ModelStats,
-    base: ModelStats,
-    evidenced: list[ModelStats],
+def decide_route(
+    stats: list[ModelStats],
     options: RoutingOptions,
-    per_model: dict[str, dict[str, object]],
-) -> bool:
-    """The current model: unless shown worse than the best. Any other: shown close to the best and to the current
-    model, so a small sample whose mean came out on top by chance is not taken on its luck alone."""
-    if s is base:
-        return s is best or _close_enough(s, best, True, options, per_model)
-    # Both judged (no short cut), the best last: the evidence then records the gap to the best, as for the current
-    # model, or to the current model where this one is the best.
-    references = [r for r in (base, best) if r is not s and any(r is e for e in evidenced)]
-    return all([_close_enough(s, r, False, options, per_model) for r in references])
-
-
-def _inconclusive(s: ModelStats, base: ModelStats, margin: float) -> bool:
-    """The 95% interval of the gap to the current model contains -margin: neither shown close nor shown worse."""
-    if s is base or s.quality is None or base.quality is None:
-        return False
-    low, high = _gap_interval(s, base)
-    return low < -margin <= high
-
-
-def decide_route(stats: list[ModelStats], options: RoutingOptions) -> RouteDecision:
-    """Stats: every model observed on one task."""
+    *,
+    evidence: TaskEvidence,
+    costs: dict[str, CostEstimate],
+    memory: TaskMemory | None = None,
+    window_calls: int | None = None,
+) -> RouteDecision:
+    """`stats`: every model observed on one task; `costs`: every model that could serve it (`_costs`);
+    `window_calls`: the task's application calls in this window, the volume an evaluation share is sized to."""
+    memory = memory or TaskMemory()
     base = current_model(stats)
     by_model = {s.model: s for s in stats}
-    costs = {s.model: _cost(s, base) for s in stats}
-    per_model = {s.model: _quality_row(s, costs[s.model]) for s in stats}
-    evidence: dict[str, object] = {"models": per_model, "quality_margin": options.quality_margin}
+    reference = base.requested_model or base.model
+    margin = options.quality_margin
+    # What a move from the serving model may still lose: all of the margin, less what an earlier route lost.
+    slack = margin
+    if base.model != reference and memory.route == base.model and memory.route_low is not None:
+        slack = max(margin + min(memory.route_low, 0.0), 0.0)
+
+    gaps = {name: evidence.gap(name, base.model) for name in costs if name != base.model}
     rejected: dict[str, str] = {}
-    evidenced = []
-    for s in stats:
-        problem = _latency_problem(s, options)
+    acceptable = [base.model]
+    for name, gap in gaps.items():
+        problem = _latency_problem(by_model.get(name), options)
         if problem:
-            rejected[s.model] = problem
-        elif s.quality is not None and s.quality.n >= options.min_samples:
-            evidenced.append(s)
-    if rejected:
-        evidence["rejected"] = rejected
+            rejected[name] = problem
+        elif name in memory.rejected or gap.worse(slack):
+            rejected[name] = f"quality shown more than {slack:.3g} below {base.model}"
+        elif gap.pairs + min(gap.scores) >= options.min_samples and gap.within(slack):
+            acceptable.append(name)
 
-    chosen, reason, judged = base, "", False
-    if not evidenced:
-        reason = f"insufficient evidence: no model has {options.min_samples} scored calls on this task"
-    elif base not in evidenced and base.model not in rejected:
-        reason = f"insufficient evidence: {base.model}, the current model, has fewer than {options.min_samples} scores"
-    else:
-        best = max(evidenced, key=lambda s: (s.quality.mean, s.model))  # type: ignore[union-attr]
-        accepted = [s for s in evidenced if _acceptable(s, best, base, evidenced, options, per_model)]
-        chosen = min(accepted, key=lambda s: (costs[s.model], s.model))
-        judged = True
-        if base.model in rejected and chosen is base:
-            reason = f"keep {base.model}: no alternative meets the limits"
-        elif chosen is base:
-            reason = f"{base.model} is already the cheapest model within {options.quality_margin} of the best"
-        else:
-            reason = (
-                f"{chosen.model} costs {costs[chosen.model] / costs[base.model]:.0%} of {base.model} per call and "
-                f"its quality is within {options.quality_margin} of the best ({best.model}) at 95% confidence"
-            )
-    explore_model, share = _exploration(stats, by_model, chosen, costs, options, base)
-    return RouteDecision(base.model, chosen.model, reason, explore_model, share, evidence, judged)
+    undo = None
+    if base.model != reference and reference in costs:
+        back = evidence.gap(base.model, reference)
+        if back.worse(margin):
+            # The route itself is now shown to lose more than the margin: go back to what the callers ask for.
+            undo = reference
+            acceptable = [reference]
+    chosen = min(acceptable, key=lambda name: (costs[name].per_call if name in costs else math.inf, name))
+    if undo is not None:
+        chosen = undo
+
+    decision = RouteDecision(current=base.model, reference=reference, model=chosen, reason="", gaps=gaps,
+                             slack=slack, rejected=rejected, evidenced=chosen != base.model)
+    decision = _plan_evidence(decision, costs, evidence, options, window_calls, base)
+    return replace(decision, reason=_reason(decision, costs, options, window_calls))
 
 
-@dataclass(frozen=True)
+def _plan_evidence(decision: RouteDecision, costs: dict[str, CostEstimate], evidence: TaskEvidence,
+                   options: RoutingOptions, window_calls: int | None, base: ModelStats) -> RouteDecision:
+    """The cheapest model cheaper than the choice that is neither shown close nor shown worse, and the shares that
+    would settle it."""
+    chosen_cost = costs[decision.model].per_call if decision.model in costs else math.inf
+    open_question = [
+        name for name, gap in decision.gaps.items()
+        if name not in decision.rejected and name != decision.model and not gap.within(decision.slack)
+        and costs[name].per_call < chosen_cost
+    ]
+    if not open_question:
+        return decision
+    candidate = min(open_question, key=lambda name: (costs[name].per_call, name))
+    gap = decision.gaps[candidate]
+    needed = needed_pairs(gap, decision.slack, options.alpha) if gap.pairs else None
+    share = evaluate_share = None
+    if options.evaluate_share > 0 and window_calls:
+        # The shadow copy costs the candidate's price on each sampled call: stay within the budget.
+        budget_share = options.evaluation_budget * costs[decision.current].per_call / max(costs[candidate].per_call,
+                                                                                           1e-12)
+        wanted = needed / window_calls if needed is not None else options.evaluate_share
+        evaluate_share = round(min(max(wanted, _MIN_SHARE), options.evaluate_share, budget_share), 4)
+        if evaluate_share < _MIN_SHARE / 2:
+            evaluate_share = None
+    explore_model = None
+    if options.explore_share > 0 and base.quality is not None and window_calls:
+        scored = max(base.quality.n / max(base.calls, 1), 1e-9)
+        wanted_scores = options.min_samples if needed is None else needed
+        share = round(min(options.explore_share, max(wanted_scores / (window_calls * scored), _MIN_SHARE)), 4)
+        explore_model = candidate
+    return replace(decision, evaluate_model=candidate if evaluate_share else None, evaluate_share=evaluate_share,
+                   needed=needed, explore_model=explore_model, explore_share=share if explore_model else None)
+
+
+def _reason(d: RouteDecision, costs: dict[str, CostEstimate], options: RoutingOptions,
+            window_calls: int | None) -> str:
+    """The actual reason for the choice, and what would change it."""
+    if d.changed and d.model == d.reference and d.current != d.reference:
+        return (f"back to {d.model}: the route to {d.current} is now shown to lose more than "
+                f"{options.quality_margin} of quality")
+    if d.changed:
+        gap = d.gaps[d.model]
+        ratio = costs[d.model].per_call / costs[d.current].per_call if costs[d.current].per_call else 0.0
+        return (f"{d.model} costs {ratio:.0%} of {d.current} per call (each with its best caching) and its quality "
+                f"is at most {-gap.low:.3f} below at {1 - options.alpha:.0%} confidence, anytime-valid "
+                f"({gap.pairs} paired verdicts, {gap.scores[0]}/{gap.scores[1]} feedback scores); margin left "
+                f"{d.slack:.3f}")
+    cheaper = [n for n in costs if costs[n].per_call < costs[d.current].per_call and n != d.current]
+    if not cheaper:
+        return f"{d.current} is already the cheapest model for this task (each priced with its best caching)"
+    if d.evaluate_model or d.explore_model:
+        name = d.evaluate_model or d.explore_model
+        gap = d.gaps[name]  # type: ignore[index]
+        state = ("no evidence yet" if not gap.known else
+                 f"quality gap bounds [{gap.low:.3f}, {gap.high:.3f}] still straddle -{d.slack:.3f}")
+        plan = f"evaluating {name} on {d.evaluate_share:.1%} of calls" if d.evaluate_model else \
+            f"exploring {name} on {d.explore_share:.1%} of calls"
+        more = ""
+        if d.needed is not None:
+            more = f"; needs about {d.needed:,} more paired verdicts"
+            rate = (d.evaluate_share or 0) * (window_calls or 0)
+            if rate:
+                more += f" (about {d.needed / rate:.1f} windows like this one)"
+        return f"insufficient evidence for {name}, which would cost less: {state}; {plan}{more}"
+    if all(n in d.rejected for n in cheaper):
+        return f"every cheaper model is ruled out: {'; '.join(f'{n}: {d.rejected[n]}' for n in sorted(cheaper))}"
+    return ("insufficient evidence for a cheaper model, and no evaluation is possible: enable paired evaluation "
+            "(the policy's `evaluate` share) or give feedback with otel_claude.feedback()")
+
+
+# -- by input size ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
 class Segment:
     """An input-size range of a task with its own routing decision; `share` of the task's calls fall in it."""
 
@@ -191,82 +269,39 @@ class Segment:
     route: RouteDecision
 
 
-def decide_route_by_size(stats: list[ModelStats], options: RoutingOptions) -> tuple[Segment, ...]:
-    """Routing per input-size bucket, only where every bucket has the evidence to decide and they disagree."""
-    sizes = np.concatenate([s.sizes for s in stats])
-    edges = size_edges(sizes).tolist()
+def decide_route_by_size(
+    stats: list[ModelStats], options: RoutingOptions, *, costs: dict[str, CostEstimate], alpha: float | None = None
+) -> tuple[Segment, ...]:
+    """Routing per fixed input-size bucket from the feedback scores inside it, only where every bucket has the
+    evidence to decide and they disagree; a bucket moves off the cheapest choice only where that choice is shown
+    worse than the margin allows there (smaller buckets have wider bounds: a lack of proof is no reason to split)."""
+    sizes = np.concatenate([s.sizes for s in stats]) if stats else np.empty(0, np.int64)
+    if not len(sizes):
+        return ()
+    edges = [edge for edge in SIZE_EDGES if np.any(sizes < edge) and np.any(sizes >= edge)]
     if not edges:
         return ()
     segments = []
     for low, high in zip([0, *edges], [*edges, None], strict=True):
         inside = [restrict(s, in_range(s.sizes, low, high)) for s in stats]
-        # Exploration stays a task-level choice; here only the evidence inside the bucket counts.
-        route = decide_route(inside, replace(options, candidates=()))
-        if not route.evidenced:
+        inside = [s for s in inside if len(s.sizes)]
+        evidence = TaskEvidence(alpha or options.alpha)
+        for s in inside:
+            scored = ~np.isnan(s.scores)
+            if np.any(scored):
+                evidence.add_scores(s.model, s.times[scored], s.scores[scored])
+        route = decide_route(inside, replace(options, evaluate_share=0.0, explore_share=0.0), evidence=evidence,
+                             costs={n: c for n, c in costs.items() if any(s.model == n for s in inside)})
+        if not route.evidenced and not route.rejected:
             return ()
         share = float(np.count_nonzero(in_range(sizes, low, high)) / len(sizes))
-        segments.append(Segment(low, high, round(share, 4), route))
+        segments.append(Segment(input_min=low, input_max=high, share=round(share, 4), route=route))
     if len({segment.route.model for segment in segments}) < 2:
         return ()
-    # Split only on a real difference: where the cheapest bucket choice is not taken, it must be shown worse
-    # than the margin allows, not merely lack the power to be shown close (smaller buckets mean wider intervals).
-    cheapest = min((s.route for s in segments), key=lambda r: _price(r, r.model)).model
+    cheapest = min((s.route.model for s in segments), key=lambda name: costs[name].per_call)
     for segment in segments:
         if segment.route.model != cheapest:
-            gap = segment.route.evidence["models"].get(cheapest, {}).get("quality_gap_ci95")  # type: ignore[union-attr]
-            if gap is None or gap[1] >= -options.quality_margin:
+            gap = segment.route.gaps.get(cheapest)
+            if gap is None or not gap.worse(segment.route.slack):
                 return ()
     return tuple(segments)
-
-
-def _price(route: RouteDecision, model: str) -> float:
-    row = route.evidence["models"][model]  # type: ignore[index]
-    return float(row["cost_per_call"])
-
-
-def samples_to_resolve(base: ModelStats, margin: float) -> int:
-    """Scores a candidate needs for the 95% interval of its gap to the current model to be narrower than the margin.
-
-    Half-width of a difference of two means with equal n and spread: z * sd * sqrt(2 / n) <= margin.
-    """
-    sd = base.quality.sd if base.quality is not None and base.quality.n > 1 else 0.5
-    return math.ceil(2 * (_Z * max(sd, 0.05) / margin) ** 2)
-
-
-def _exploration(
-    stats: list[ModelStats],
-    by_model: dict[str, ModelStats],
-    chosen: ModelStats,
-    costs: dict[str, float],
-    options: RoutingOptions,
-    base: ModelStats,
-) -> tuple[str | None, float | None]:
-    """The cheapest candidate cheaper than the choice that lacks evidence, and the share that gathers it."""
-    if not any(s.quality is not None for s in stats):
-        # Without feedback on this task, calls sent to a candidate would teach nothing about its quality.
-        return None, None
-    names = sorted({*options.candidates, *by_model})
-    chosen_cost = costs[chosen.model]
-    to_resolve = samples_to_resolve(base, options.quality_margin)
-    lacking = []
-    for name in names:
-        if resolve(name) is None:
-            continue
-        s = by_model.get(name)
-        scored = s.quality.n if s is not None and s.quality is not None else 0
-        cost = costs[name] if s is not None else repriced_cost(base, name)
-        # Past min_samples a candidate still lacks evidence while its interval straddles the margin: it is neither
-        # shown close nor shown worse, and stopping there would leave the question open for good.
-        unresolved = scored < options.min_samples or (
-            s is not None and scored < to_resolve and _inconclusive(s, base, options.quality_margin)
-        )
-        if unresolved and cost is not None and cost < chosen_cost:
-            lacking.append((cost, name, scored))
-    if not lacking:
-        return None, None
-    _, name, scored = min(lacking)
-    scored_calls = sum(s.quality.n for s in stats if s.quality is not None)
-    needed = max(options.min_samples, to_resolve) - scored
-    # The share of one more window like this one that collects the missing scores at this task's feedback rate.
-    share = min(options.explore_share, max(needed / scored_calls, 0.01))
-    return name, round(share, 3)

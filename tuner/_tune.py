@@ -1,40 +1,49 @@
-"""From a dataset to decisions per task and a policy: routing first, then the cap and caching for the chosen model."""
+"""From a dataset (and what earlier windows established) to decisions per task and a policy.
+
+Per task: the quality evidence is updated (`_evidence`, carried in `_state`), every candidate model is priced with
+its own best caching (`_costs`), routing picks the cheapest model shown close enough and plans the evidence still
+missing (`_routing`), and the cap is fitted on the chosen model's own lengths (`_max_tokens`). Decisions are made
+from unrounded values; the policy's evidence and the report are derived from the decisions afterwards.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from otel_claude.policy import CacheAction, Conditions, Explore, Policy, Rule, dump_policy
-from tuner._caching import CacheDecision, decide_cache
+import numpy as np
+
+from otel_claude.policy import CacheAction, Conditions, Evaluate, Explore, Policy, Rule, dump_policy
+from tuner._caching import CacheDecision
+from tuner._costs import CostEstimate, estimate_cost
 from tuner._dataset import Dataset, ModelStats, in_range, restrict
+from tuner._evidence import TaskEvidence
 from tuner._max_tokens import CapDecision, decide_max_tokens
 from tuner._records import UNLABELLED, UNTRACKED
-from tuner._routing import (
-    RouteDecision,
-    RoutingOptions,
-    Segment,
-    current_model,
-    decide_route,
-    decide_route_by_size,
-    repriced_cost,
-)
+from tuner._routing import RouteDecision, RoutingOptions, Segment, current_model, decide_route, decide_route_by_size
+from tuner._state import TunerState
 from tuner._version import TUNER_VERSION
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TuneOptions:
+    """Explicit, validated parameters of a tuning run."""
+
     truncation_target: float = 0.01
     routing: RoutingOptions = field(default_factory=RoutingOptions)
 
+    def __post_init__(self) -> None:
+        if not 0 < self.truncation_target <= 0.5:
+            raise ValueError(f"truncation_target must be in (0, 0.5], got {self.truncation_target}")
+
     def as_metadata(self) -> dict[str, object]:
-        routing = asdict(self.routing)
+        routing = {name: getattr(self.routing, name) for name in self.routing.__dataclass_fields__}
         routing["candidates"] = list(self.routing.candidates)
         return {"truncation_target": self.truncation_target, **routing}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SegmentDecision:
     """Routing and cap for one input-size range of a task (conditional rules)."""
 
@@ -42,27 +51,25 @@ class SegmentDecision:
     cap: CapDecision
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TaskDecision:
     task: str
-    calls: int
+    calls: int  # the task's application calls in this window
     route: RouteDecision
     cap: CapDecision
     cache: CacheDecision
-    cost_before: float
-    cost_after: float
+    costs: dict[str, CostEstimate]
+    cost_before: float  # observed $ per call on the current model
+    cost_after: float  # expected $ per call under the decision
     segments: tuple[SegmentDecision, ...] = ()
-    explore_cap: int | None = None  # the exploration candidate's own cap, where its lengths support one
+    explore_cap: int | None = None  # a candidate's own cap, where its lengths support one
     # Callers of one task on different models, kept as they are: each model's own cap where it differs.
     model_caps: tuple[tuple[str, CapDecision], ...] = ()
-    # The model the task's callers ask for. It differs from route.current when an earlier policy routes the task:
-    # keeping today's model then still needs a rule that routes, or the callers' model would come back.
-    caller_model: str | None = None
 
     @property
     def asked_for(self) -> str:
-        """The model the callers ask for (the current model when the data does not say)."""
-        return self.caller_model or self.route.current
+        """The model the callers ask for."""
+        return self.route.reference
 
     def routes_to(self, model: str) -> str | None:
         """The rule's `model` for sending this task to `model`: None when that is what the callers ask for."""
@@ -73,62 +80,115 @@ class TaskDecision:
         return self.cost_before - self.cost_after
 
 
-def _already_caching(dataset: Dataset, task: str) -> bool:
-    return any(p.cache_read_tokens > 0 for p in dataset.prefixes if p.task == task)
+def _already_caching(stats: list[ModelStats]) -> bool:
+    return any(s.mean_cache_read > 0 for s in stats)
 
 
-def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecision:
+def _evidence_for(dataset: Dataset, task: str, stats: list[ModelStats], options: TuneOptions,
+                  state: TunerState) -> TaskEvidence:
+    evidence = TaskEvidence.restore(options.routing.alpha, state.task(task).evidence)
+    for s in stats:
+        scored = ~np.isnan(s.scores)
+        if np.any(scored):
+            evidence.add_scores(s.model, s.times[scored], s.scores[scored])
+    for stream in dataset.verdicts_for(task):
+        evidence.add_verdicts(stream.incumbent, stream.candidate, stream.times, stream.values, stream.settled)
+    return evidence
+
+
+def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerState | None = None) -> TaskDecision:
+    """The decision for one task; `state` (updated in place) carries evidence and decisions across windows."""
+    state = state if state is not None else TunerState()
+    memory = state.task(task)
     stats = dataset.for_task(task)
     base = current_model(stats)
-    # Every model seen anywhere is a candidate for every task: evidence on one task may be missing on another.
-    candidates = tuple(sorted({*options.routing.candidates, *(m.model for m in dataset.models)}))
-    route = decide_route(stats, replace(options.routing, candidates=candidates))
     by_model = {s.model: s for s in stats}
-    target: ModelStats = by_model[route.model]
-    # The target model's own lengths decide its cap; a model never seen on this task would have none.
-    cap = decide_max_tokens(target, options.truncation_target)
-    segments = tuple(
-        SegmentDecision(
-            segment,
-            decide_max_tokens(
-                restrict(chosen, in_range(chosen.sizes, segment.input_min, segment.input_max)),
-                options.truncation_target,
-            ),
-        )
-        for segment in decide_route_by_size(stats, options.routing)
-        for chosen in [by_model[segment.route.model]]
-    )
     prefixes = [p for p in dataset.prefixes if p.task == task]
-    cache = decide_cache(prefixes, route.model)
-    if cache.ttl != "none" and _already_caching(dataset, task):
+    names = sorted({*options.routing.candidates, *(m.model for m in dataset.models), base.requested_model})
+    costs = {name: c for name in names if (c := estimate_cost(name, stats, prefixes, base)) is not None}
+    calls = sum(s.calls for s in stats)
+    evidence = _evidence_for(dataset, task, stats, options, state)
+    route = decide_route(stats, options.routing, evidence=evidence, costs=costs, memory=memory, window_calls=calls)
+    segments = _segments(stats, options, costs, by_model)
+
+    target = by_model.get(route.model)
+    current_cap = memory.max_tokens
+    if target is not None:
+        if current_cap is not None and target.model == base.model:
+            # The cap in force is the one the last policy set, not the most common value in this window's data.
+            target = replace(target, max_tokens=current_cap)
+        cap = decide_max_tokens(target, options.truncation_target)
+    else:
+        cap = CapDecision(None, "cap", f"no calls of {route.model} on this task yet: keep the callers' max_tokens",
+                          False)
+    cache = costs[route.model].cache if route.model in costs else CacheDecision("none", "no prices", 0.0)
+    if cache.ttl != "none" and _already_caching(stats):
         # Observed costs already include today's cache reads: do not count those savings twice.
         cache = replace(cache, saving_per_call=0.0, reason=cache.reason + " (already caching: costs include it)")
-    before = base.cost_per_call or (repriced_cost(base, base.model) or 0.0)
+
+    before = base.cost_per_call or (costs[base.model].uncached_per_call if base.model in costs else 0.0)
+    as_is = costs.get(base.model)
     if segments:
-        model_cost = sum(d.segment.share * by_model[d.segment.route.model].cost_per_call for d in segments)
+        chosen = sum(d.segment.share * costs[d.segment.route.model].per_call for d in segments)
     else:
-        model_cost = target.cost_per_call or (repriced_cost(base, target.model) or 0.0)
-    calls = sum(s.calls for s in stats)
+        chosen = costs[route.model].per_call if route.model in costs else before
+    if as_is is not None:
+        today = as_is.per_call if _already_caching(stats) else as_is.uncached_per_call
+        after = max(before - (today - chosen), 0.0)
+    else:
+        after = before
+
     explore_cap = None
-    if route.explore_model in by_model:
-        # Per model where they differ: the candidate's lengths (e.g. from earlier exploration) give it its own cap.
-        own = decide_max_tokens(by_model[route.explore_model], options.truncation_target).max_tokens
+    other = route.evaluate_model or route.explore_model
+    if other in by_model:
+        # The candidate's lengths (from exploration or shadow calls) give it its own cap where they differ.
+        own = decide_max_tokens(by_model[other], options.truncation_target).max_tokens
         explore_cap = own if own is not None and own != cap.max_tokens else None
     model_caps: tuple[tuple[str, CapDecision], ...] = ()
     # (Not while a policy routes the task: these rules match on the model callers ask for, which is then the same
     # for the calls on every model.)
     if not route.changed and not segments and not cap.buckets and base.requested_model == base.model:
-        others = (s for s in stats if s.model not in (route.model, route.explore_model) and s.calls > s.explore_calls)
+        others = (s for s in stats if s.model not in (route.model, other) and s.calls > s.explore_calls)
         decided = ((s.model, decide_max_tokens(s, options.truncation_target)) for s in others)
         model_caps = tuple((m, c) for m, c in decided if c.max_tokens is not None and c.max_tokens != cap.max_tokens)
-    saving_after = max(model_cost - cache.saving_per_call, 0.0)
-    return TaskDecision(
-        task, calls, route, cap, cache, before, saving_after, segments, explore_cap, model_caps, base.requested_model
+    _remember(state, task, evidence, route, cap)
+    return TaskDecision(task=task, calls=calls, route=route, cap=cap, cache=cache, costs=costs, cost_before=before,
+                        cost_after=after, segments=segments, explore_cap=explore_cap, model_caps=model_caps)
+
+
+def _segments(stats: list[ModelStats], options: TuneOptions, costs: dict[str, CostEstimate],
+              by_model: dict[str, ModelStats]) -> tuple[SegmentDecision, ...]:
+    return tuple(
+        SegmentDecision(
+            segment=segment,
+            cap=decide_max_tokens(
+                restrict(chosen, in_range(chosen.sizes, segment.input_min, segment.input_max)),
+                options.truncation_target,
+            ),
+        )
+        for segment in decide_route_by_size(stats, options.routing, costs=costs)
+        for chosen in [by_model[segment.route.model]]
     )
 
 
-def decide_all(dataset: Dataset, options: TuneOptions) -> list[TaskDecision]:
-    return [decide_task(dataset, task, options) for task in dataset.tasks() if task not in (UNLABELLED, UNTRACKED)]
+def _remember(state: TunerState, task: str, evidence: TaskEvidence, route: RouteDecision, cap: CapDecision) -> None:
+    memory = state.task(task)
+    memory.evidence = evidence.state()
+    memory.rejected = sorted({*memory.rejected, *(name for name, why in route.rejected.items()
+                                                   if why.startswith("quality"))})
+    if route.model == route.reference:
+        memory.route, memory.route_low = None, None
+    elif route.changed:
+        # The bound that justified the move, against the callers' model: through the route it replaced, if any.
+        earlier = memory.route_low if route.current != route.reference and memory.route_low is not None else 0.0
+        memory.route = route.model
+        memory.route_low = route.gaps[route.model].low + earlier
+    memory.max_tokens = cap.max_tokens
+
+
+def decide_all(dataset: Dataset, options: TuneOptions, state: TunerState | None = None) -> list[TaskDecision]:
+    return [decide_task(dataset, task, options, state) for task in dataset.tasks() if task not in (UNLABELLED,
+                                                                                                  UNTRACKED)]
 
 
 def _evidence(d: TaskDecision) -> dict[str, object]:
@@ -138,7 +198,7 @@ def _evidence(d: TaskDecision) -> dict[str, object]:
         "cost_per_call_after": round(d.cost_after, 8),
         "saving_per_1k_calls": round(d.saving_per_call * 1000, 6),
         "saving_at_observed_volume": round(d.saving_per_call * d.calls, 6),
-        "routing": {"reason": d.route.reason, **d.route.evidence,
+        "routing": {"reason": d.route.reason, **d.route.evidence(d.costs),
                     **({"callers_ask_for": d.asked_for} if d.asked_for != d.route.current else {})},
         "max_tokens": {"reason": d.cap.reason, **d.cap.evidence},
         "cache": {"reason": d.cache.reason, **d.cache.evidence},
@@ -146,14 +206,18 @@ def _evidence(d: TaskDecision) -> dict[str, object]:
 
 
 def rules_for(d: TaskDecision) -> list[Rule]:
+    route = d.route
     rule = Rule(
         task=d.task,
-        model=d.routes_to(d.route.model),
+        model=d.routes_to(route.model),
         max_tokens=d.cap.max_tokens,
         max_tokens_mode=d.cap.mode,
         cache=CacheAction(ttl=d.cache.ttl) if d.cache.ttl != "none" else None,
-        explore=Explore(d.route.explore_model, d.route.explore_share, d.explore_cap)
-        if d.route.explore_model and d.route.explore_share
+        explore=Explore(route.explore_model, route.explore_share, d.explore_cap)
+        if route.explore_model and route.explore_share
+        else None,
+        evaluate=Evaluate(route.evaluate_model, route.evaluate_share, max_tokens=d.explore_cap)
+        if route.evaluate_model and route.evaluate_share
         else None,
         evidence=_evidence(d),
     )
@@ -170,7 +234,7 @@ def rules_for(d: TaskDecision) -> list[Rule]:
                     **rule.evidence,
                     "segment": {
                         "share": s.segment.share,
-                        "routing": {"reason": s.segment.route.reason, **s.segment.route.evidence},
+                        "routing": {"reason": s.segment.route.reason, **s.segment.route.evidence(d.costs)},
                         "max_tokens": {"reason": s.cap.reason, **s.cap.evidence},
                     },
                 },
@@ -186,6 +250,7 @@ def rules_for(d: TaskDecision) -> list[Rule]:
                 max_tokens=cap.max_tokens,
                 max_tokens_mode=cap.mode,
                 explore=None,
+                evaluate=None,
                 evidence={**rule.evidence, "max_tokens": {"reason": cap.reason, **cap.evidence}, "for_model": model},
             )
             for model, cap in d.model_caps
@@ -215,7 +280,7 @@ MAX_RULES = 500
 
 
 def _acts(rule: Rule) -> bool:
-    return any(x is not None for x in (rule.model, rule.max_tokens, rule.cache, rule.explore))
+    return any(x is not None for x in (rule.model, rule.max_tokens, rule.cache, rule.explore, rule.evaluate))
 
 
 def build_policy(dataset: Dataset, decisions: list[TaskDecision], options: TuneOptions) -> Policy:

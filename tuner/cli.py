@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otel_claude.catalog import resolve
-from otel_claude.policy import MAX_EXPLORE_SHARE, PolicyError, dump_policy
+from otel_claude.policy import MAX_EVALUATE_SHARE, MAX_EXPLORE_SHARE, PolicyError, dump_policy
 from tuner._issues import Issues, TraceInputError
 
 if TYPE_CHECKING:
@@ -52,13 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--report", action="append", default=[], help="report to write: .md for Markdown, else HTML (repeatable)"
     )
     parser.add_argument("--truncation-target", type=_fraction(0, 0.5, "truncation target"), default=0.01)
-    parser.add_argument("--quality-margin", type=_fraction(0, 1e9, "quality margin"), default=0.02)
-    parser.add_argument("--min-samples", type=int, default=30, help="scored calls a model needs on a task (30)")
+    parser.add_argument("--quality-margin", type=_fraction(0, 1, "quality margin"), default=0.02)
+    parser.add_argument("--alpha", type=_fraction(0, 0.5, "alpha"), default=0.05,
+                        help="error rate of each routing claim, anytime-valid across windows (0.05)")
+    parser.add_argument("--min-samples", type=int, default=30,
+                        help="verdicts or scores a model needs on a task before it is judged (30)")
     parser.add_argument("--max-ttft-p95", type=float, default=None, help="latency limit for routing, seconds")
     parser.add_argument("--max-duration-p95", type=float, default=None, help="latency limit for routing, seconds")
+    parser.add_argument("--evaluate-share", type=_fraction(-1e-9, MAX_EVALUATE_SHARE, "evaluate share"), default=0.2,
+                        help="max share of a task's calls sent to a candidate as paired shadow calls (0.2; 0 = off)")
+    parser.add_argument("--evaluation-budget", type=_fraction(0, 1, "evaluation budget"), default=0.05,
+                        help="evaluation spend per task at most this share of its own spend (0.05)")
     parser.add_argument(
-        "--explore-share", type=_fraction(0, MAX_EXPLORE_SHARE, "explore share"), default=0.05, help="max share (0.05)"
+        "--explore-share", type=_fraction(-1e-9, MAX_EXPLORE_SHARE, "explore share"), default=0.0,
+        help="max share of a task's calls SERVED by an unproven candidate (0 = off, default; needs user feedback)",
     )
+    parser.add_argument("--state", default=None,
+                        help="JSON file carrying evidence and decisions across tuning windows (read, then updated)")
     parser.add_argument("--candidates", type=_models, default=(), help="comma-separated models to consider")
     parser.add_argument("--clickhouse-table", default="otel_traces", help="table name for chdb: inputs")
     progress = parser.add_mutually_exclusive_group()
@@ -75,19 +85,28 @@ def main(argv: list[str] | None = None) -> int:
     # Heavy imports (numpy, scikit-learn) only once the arguments are known to be good.
     from tuner._report import SUMMARY_HEADERS, build_blocks, render_html, render_markdown, summary_rows
     from tuner._routing import RoutingOptions
+    from tuner._state import StateError, TunerState
     from tuner._tune import TuneOptions, build_policy, decide_all
 
-    options = TuneOptions(
-        truncation_target=args.truncation_target,
-        routing=RoutingOptions(
-            quality_margin=args.quality_margin,
-            min_samples=args.min_samples,
-            max_ttft_p95=args.max_ttft_p95,
-            max_duration_p95=args.max_duration_p95,
-            explore_share=args.explore_share,
-            candidates=args.candidates,
-        ),
-    )
+    try:
+        options = TuneOptions(
+            truncation_target=args.truncation_target,
+            routing=RoutingOptions(
+                quality_margin=args.quality_margin,
+                alpha=args.alpha,
+                min_samples=args.min_samples,
+                max_ttft_p95=args.max_ttft_p95,
+                max_duration_p95=args.max_duration_p95,
+                evaluate_share=max(args.evaluate_share, 0.0),
+                evaluation_budget=args.evaluation_budget,
+                explore_share=max(args.explore_share, 0.0),
+                candidates=args.candidates,
+            ),
+        )
+        state = TunerState.load(args.state) if args.state else TunerState()
+    except (ValueError, StateError) as err:
+        print(f"otel-claude tune: {err}", file=sys.stderr)
+        return 2
     try:
         dataset, issues = _load(args)
     except TraceInputError as err:
@@ -96,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if not dataset.calls:
         print("otel-claude tune: no call spans (gen_ai.operation.name = chat) in the input", file=sys.stderr)
         return 2
-    decisions = decide_all(dataset, options)
+    decisions = decide_all(dataset, options, state)
     try:
         policy = build_policy(dataset, decisions, options)
         text = dump_policy(policy)
@@ -104,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"otel-claude tune: internal error, the policy does not validate: {err}", file=sys.stderr)
         return 1
     Path(args.output).write_text(text, encoding="utf-8")
+    if args.state:
+        state.windows += 1
+        state.policy_version = policy.version
+        state.save(args.state)
     blocks = build_blocks(policy, dataset, decisions, issues)
     for report in args.report:
         rendered = render_markdown(blocks) if report.lower().endswith(".md") else render_html(blocks)

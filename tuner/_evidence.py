@@ -1,0 +1,220 @@
+"""Quality evidence per task, accumulated across tuning windows: how much worse (or better) a candidate model is.
+
+Two sources, each an anytime-valid bound (`_sequential`), so re-tuning every window never inflates false moves:
+
+- **Paired verdicts**: the instrumentor sends a share of a task's calls to a candidate as well and grades the two
+  answers in-process; a verdict d in [-1, 1] is the candidate's quality minus the other model's on that request
+  (0 when they agree). Paired differences of correlated models have far smaller variance than independent scores.
+  A verdict the graders could not settle ("unsettled": the answers differ, nothing judged them) is counted as the
+  worst case for the claim being made: -1 for the lower bound, +1 for the upper. That is the label-free bound
+  q(candidate) >= q(incumbent) - P(disagree): valid whatever the unsettled pairs hide.
+- **User feedback**: scores in [0, 1] on served calls, per model, independent samples. The gap's bounds combine
+  each model's own bounds (lower of one minus upper of the other).
+
+Each claim (a lower or an upper bound on the gap) spends alpha once: half on the paired sequence, a quarter on each
+model's feedback sequence; the claim holds when both sources' bounds hold, so taking the tighter of the two is valid
+at alpha. The split is fixed in advance (a split that followed the data would not be).
+
+Streams are keyed by the ordered model pair as recorded (d = quality of `candidate` minus `incumbent`); a question
+about the reverse pair flips signs and swaps the worst cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tuner._sequential import BettingBound, half_width_after
+
+__all__ = ["Gap", "TaskEvidence", "needed_pairs"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gap:
+    """Bounds on quality(candidate) - quality(reference), each valid at the stated alpha under repeated looks."""
+
+    low: float
+    high: float
+    estimate: float | None  # the plain mean difference (paired if there are pairs, else from feedback)
+    spread: float | None  # standard deviation of one paired verdict, for planning
+    pairs: int
+    scores: tuple[int, int]  # feedback scores of (candidate, reference)
+
+    @property
+    def known(self) -> bool:
+        return self.pairs > 0 or min(self.scores) > 0
+
+    def within(self, margin: float) -> bool:
+        return self.low >= -margin
+
+    def worse(self, margin: float) -> bool:
+        return self.high < -margin
+
+    def evidence(self) -> dict[str, object]:
+        """For the policy's evidence and the report (rounded for people; decisions used the unrounded values)."""
+        return {
+            "gap_bounds": [round(self.low, 4), round(self.high, 4)],
+            "gap_estimate": None if self.estimate is None else round(self.estimate, 4),
+            "paired_verdicts": self.pairs,
+            "feedback_scores": list(self.scores),
+        }
+
+
+class _Pair:
+    """The two one-sided sequences of one (incumbent, candidate) stream of verdicts, on the [0, 1] scale."""
+
+    def __init__(self, alpha: float, state: dict[str, Any] | None = None) -> None:
+        if state is None:
+            self.low = BettingBound(alpha, "lower")
+            self.high = BettingBound(alpha, "upper")
+            self.through_ns = 0
+            self.squares = 0.0
+        else:
+            self.low = BettingBound.restore(state["low"])
+            self.high = BettingBound.restore(state["high"])
+            self.through_ns = int(state["through_ns"])
+            self.squares = float(state["squares"])
+
+    def add(self, times: np.ndarray, values: np.ndarray, settled: np.ndarray) -> None:
+        """Verdicts newer than what this stream has absorbed, in time order (a re-read window is not counted twice)."""
+        fresh = times > self.through_ns
+        if not np.any(fresh):
+            return
+        order = np.argsort(times[fresh], kind="stable")
+        d = np.clip(values[fresh][order], -1.0, 1.0)
+        ok = settled[fresh][order]
+        self.low.update((np.where(ok, d, -1.0) + 1) / 2)
+        self.high.update((np.where(ok, d, 1.0) + 1) / 2)
+        self.squares += float(np.sum(np.where(ok, d, 0.0) ** 2))
+        self.through_ns = int(times[fresh].max())
+
+    def state(self) -> dict[str, Any]:
+        return {"low": self.low.state(), "high": self.high.state(), "through_ns": self.through_ns,
+                "squares": self.squares}
+
+
+class _Scores:
+    """Feedback scores of one model on one task: two one-sided sequences on [0, 1]."""
+
+    def __init__(self, alpha: float, state: dict[str, Any] | None = None) -> None:
+        if state is None:
+            self.low = BettingBound(alpha, "lower")
+            self.high = BettingBound(alpha, "upper")
+            self.through_ns = 0
+        else:
+            self.low = BettingBound.restore(state["low"])
+            self.high = BettingBound.restore(state["high"])
+            self.through_ns = int(state["through_ns"])
+
+    def add(self, times: np.ndarray, scores: np.ndarray) -> None:
+        fresh = times > self.through_ns
+        if not np.any(fresh):
+            return
+        order = np.argsort(times[fresh], kind="stable")
+        values = np.clip(scores[fresh][order], 0.0, 1.0)
+        self.low.update(values)
+        self.high.update(values)
+        self.through_ns = int(times[fresh].max())
+
+    def state(self) -> dict[str, Any]:
+        return {"low": self.low.state(), "high": self.high.state(), "through_ns": self.through_ns}
+
+
+@dataclass
+class TaskEvidence:
+    """Everything known about quality on one task; `state()` carries it to the next window."""
+
+    alpha: float
+    pairs: dict[tuple[str, str], _Pair] = field(default_factory=dict)  # (incumbent, candidate)
+    scores: dict[str, _Scores] = field(default_factory=dict)
+
+    @classmethod
+    def restore(cls, alpha: float, state: dict[str, Any] | None) -> TaskEvidence:
+        evidence = cls(alpha)
+        if state:
+            if abs(float(state.get("alpha", alpha)) - alpha) > 1e-12:
+                # Another confidence level cannot continue these sequences: start again rather than mix them.
+                return evidence
+            for key, value in state.get("pairs", {}).items():
+                incumbent, _, candidate = key.partition("|")
+                evidence.pairs[(incumbent, candidate)] = _Pair(alpha / 2, value)
+            for model, value in state.get("scores", {}).items():
+                evidence.scores[model] = _Scores(alpha / 4, value)
+        return evidence
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "alpha": self.alpha,
+            "pairs": {f"{a}|{b}": pair.state() for (a, b), pair in sorted(self.pairs.items())},
+            "scores": {model: scores.state() for model, scores in sorted(self.scores.items())},
+        }
+
+    def add_verdicts(self, incumbent: str, candidate: str, times: np.ndarray, values: np.ndarray,
+                     settled: np.ndarray) -> None:
+        pair = self.pairs.get((incumbent, candidate))
+        if pair is None:
+            pair = self.pairs[(incumbent, candidate)] = _Pair(self.alpha / 2)
+        pair.add(times, values, settled)
+
+    def add_scores(self, model: str, times: np.ndarray, scores: np.ndarray) -> None:
+        stream = self.scores.get(model)
+        if stream is None:
+            stream = self.scores[model] = _Scores(self.alpha / 4)
+        stream.add(times, scores)
+
+    def gap(self, candidate: str, reference: str) -> Gap:
+        """Bounds on quality(candidate) - quality(reference) from every source, the tighter of each side."""
+        low, high = -1.0, 1.0
+        estimate = spread = None
+        pairs = 0
+        direct = self.pairs.get((reference, candidate))
+        reverse = self.pairs.get((candidate, reference))
+        for pair, sign in ((direct, 1.0), (reverse, -1.0)):
+            if pair is None or pair.low.n == 0:
+                continue
+            n = pair.low.n
+            pairs += n
+            if sign > 0:
+                low = max(low, 2 * pair.low.bound() - 1)
+                high = min(high, 2 * pair.high.bound() - 1)
+            else:  # d measured the other way round: its upper bound (unsettled as +1) bounds our gap from below
+                low = max(low, -(2 * pair.high.bound() - 1))
+                high = min(high, -(2 * pair.low.bound() - 1))
+            settled_mean = (pair.low.mean + pair.high.mean) - 1  # unsettled counted as 0 (mean of -1 and +1)
+            estimate = sign * settled_mean
+            spread = max(pair.squares / n - settled_mean**2, 0.0) ** 0.5
+        mine, theirs = self.scores.get(candidate), self.scores.get(reference)
+        counts = (mine.low.n if mine else 0, theirs.low.n if theirs else 0)
+        if mine is not None and theirs is not None and min(counts) > 0:
+            low = max(low, mine.low.bound() - theirs.high.bound())
+            high = min(high, mine.high.bound() - theirs.low.bound())
+            if estimate is None:
+                estimate = float(mine.low.mean) - float(theirs.low.mean)  # type: ignore[arg-type]
+        return Gap(low=low, high=high, estimate=estimate, spread=spread, pairs=pairs, scores=counts)
+
+
+def needed_pairs(gap: Gap, margin: float, alpha: float, limit: int = 50_000) -> int | None:
+    """About how many more paired verdicts settle the question (within the margin, or worse than it), from the
+    current estimate and spread; None when the estimate sits too close to the margin to plan for (or is unknown)."""
+    if gap.estimate is None or gap.spread is None:
+        return None
+    distance = abs(gap.estimate + margin)
+    if distance < 1e-4:
+        return None
+    # The bound on the d scale is twice the [0, 1]-scale half-width (d = 2x - 1); alpha/2 is the paired share.
+    sd = max(gap.spread / 2, 0.02)
+    n = max(gap.pairs, 1)
+    while 2 * half_width_after(n, sd, alpha / 2) > distance:
+        n *= 2
+        if n > limit:
+            return None
+    low, high = max(gap.pairs, 1), n
+    while low < high:  # the smallest n whose planned width fits
+        middle = (low + high) // 2
+        if 2 * half_width_after(middle, sd, alpha / 2) > distance:
+            low = middle + 1
+        else:
+            high = middle
+    return max(low - gap.pairs, 0)
