@@ -166,7 +166,7 @@ def decide_route(
             rejected[name] = problem
         elif name in memory.rejected or gap.worse(slack):
             rejected[name] = f"quality shown more than {slack:.3g} below {base.model}"
-        elif gap.pairs + min(gap.scores) >= options.min_samples and gap.within(slack):
+        elif _judged(gap, options) and gap.within(slack):
             acceptable.append(name)
 
     undo = None
@@ -186,6 +186,12 @@ def decide_route(
     return replace(decision, reason=_reason(decision, costs, options, window_calls))
 
 
+def _judged(gap: Gap, options: RoutingOptions) -> bool:
+    """Enough verdicts or scores to judge at all (the bounds are valid at any n; this guards against acting on a
+    handful of calls whose conditions may not be typical)."""
+    return gap.pairs + min(gap.scores) >= options.min_samples
+
+
 def _plan_evidence(decision: RouteDecision, costs: dict[str, CostEstimate], evidence: TaskEvidence,
                    options: RoutingOptions, window_calls: int | None, base: ModelStats) -> RouteDecision:
     """The cheapest model cheaper than the choice that is neither shown close nor shown worse, and the shares that
@@ -193,8 +199,8 @@ def _plan_evidence(decision: RouteDecision, costs: dict[str, CostEstimate], evid
     chosen_cost = costs[decision.model].per_call if decision.model in costs else math.inf
     open_question = [
         name for name, gap in decision.gaps.items()
-        if name not in decision.rejected and name != decision.model and not gap.within(decision.slack)
-        and costs[name].per_call < chosen_cost
+        if name not in decision.rejected and name != decision.model and costs[name].per_call < chosen_cost
+        and not (gap.within(decision.slack) and _judged(gap, options))
     ]
     if not open_question:
         return decision
@@ -239,8 +245,13 @@ def _reason(d: RouteDecision, costs: dict[str, CostEstimate], options: RoutingOp
     if d.evaluate_model or d.explore_model:
         name = d.evaluate_model or d.explore_model
         gap = d.gaps[name]  # type: ignore[index]
-        state = ("no evidence yet" if not gap.known else
-                 f"quality gap bounds [{gap.low:.3f}, {gap.high:.3f}] still straddle -{d.slack:.3f}")
+        if not gap.known:
+            state = "no evidence yet"
+        elif gap.within(d.slack):
+            state = (f"{gap.pairs} paired verdicts and {min(gap.scores)} feedback scores, fewer than the "
+                     f"{options.min_samples} a model is judged on")
+        else:
+            state = f"quality gap bounds [{gap.low:.3f}, {gap.high:.3f}] still straddle -{d.slack:.3f}"
         plan = f"evaluating {name} on {d.evaluate_share:.1%} of calls" if d.evaluate_model else \
             f"exploring {name} on {d.explore_share:.1%} of calls"
         more = ""
