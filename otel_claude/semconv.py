@@ -77,6 +77,7 @@ TASK = "otel_claude.task"
 COST_USD = "otel_claude.cost_usd"
 RETRIES = "otel_claude.retries"
 STREAM_COMPLETE = "otel_claude.stream.complete"
+CANCELLED = "otel_claude.cancelled"
 TIME_PER_OUTPUT_TOKEN = "otel_claude.time_per_output_token"
 PREFIX_FINGERPRINT = "otel_claude.prefix.fingerprint"
 PREFIX_TOKENS_ESTIMATE = "otel_claude.prefix.tokens_estimate"
@@ -217,6 +218,8 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(RETRIES, "int", "retries the SDK took inside this call"),
         Attribute(STREAM_COMPLETE, "bool", "streams: `true` when `message_stop` arrived, `false` when the stream "
                   "ended early (break, close, GC, error, cancel)"),
+        Attribute(CANCELLED, "bool", "`true` when the caller cancelled the call (asyncio `CancelledError`, "
+                  "`GeneratorExit`, `KeyboardInterrupt`); such a call has no `error.type` and no ERROR status"),
         Attribute(TIME_PER_OUTPUT_TOKEN, "double (s)", "streams: (end - first token) / (output tokens - 1)"),
         Attribute(PREFIX_FINGERPRINT, "string", "16 hex chars: a hash of the tools + system prompt (never the "
                   "content)"),

@@ -46,6 +46,7 @@ def _stats(
         errors=0,
         truncated=int(censored.sum()),
         refusals=0,
+        cancelled=0,
         cost_total=cost * n,
         mean_input=1000,
         mean_output=200,
