@@ -11,6 +11,7 @@ that is also ingesting, and every server error becomes one line that names no cr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -170,6 +171,8 @@ class HttpRunner:
             ) from None
         self.source = address.display
         self._errors = ClickHouseError
+        # The driver logs transport failures with a traceback before raising; the tune reports them in one line.
+        logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
         self._settings = limits.settings()
         user = address.user or os.environ.get(USER_VARIABLE) or "default"
         try:
@@ -193,10 +196,17 @@ class HttpRunner:
 
     def _describe(self, err: Exception) -> str:
         code = getattr(err, "code", None)
-        message = str(err)
-        if code is None and ("Connection refused" in message or "Max retries" in message or "timed out" in message):
-            return "the server did not answer (check host, port and scheme: clickhouse:// is HTTP, https:// is TLS)"
-        return describe_failure(code, re.sub(r"^.*server response: ", "", message))
+        if code is None and err.__cause__ is not None:
+            # A transport failure: the innermost cause says what happened (refused, timed out, TLS handshake).
+            cause: BaseException = err
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            reason = str(cause).split(": ")[-1].strip("')\"") or type(cause).__name__
+            return (
+                f"the server did not answer ({reason}); check host, port and scheme "
+                "(clickhouse:// is HTTP, https:// is TLS)"
+            )
+        return describe_failure(code, re.sub(r"^.*server response: ", "", str(err)))
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         try:
