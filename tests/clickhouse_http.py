@@ -155,10 +155,10 @@ class ChdbHttpServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet: tests read stats instead
+            def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read the stats
                 return
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 if urlsplit(self.path).path in ("/ping", "/_stats"):
                     stats = server.stats
                     body = b"Ok.\n" if self.path.startswith("/ping") else json.dumps(
@@ -167,7 +167,7 @@ class ChdbHttpServer:
                     return
                 self._serve(b"")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self._serve(self.rfile.read(length))
 

@@ -15,7 +15,7 @@ import pytest
 from otel_claude import semconv as sc
 from otel_claude.policy import dump_policy
 from tuner import synthetic as syn
-from tuner._dataset import Dataset
+from tuner._dataset import Dataset, ModelStats
 from tuner._ingest import load_dataset
 from tuner._issues import TraceInputError
 from tuner._tune import TuneOptions, build_policy, decide_all
@@ -24,11 +24,11 @@ from tuner._window import Window
 pytest.importorskip("chdb", reason="chdb (in-process ClickHouse) is not installed")
 pytest.importorskip("clickhouse_connect", reason="clickhouse-connect is not installed")
 
-from clickhouse_http import ChdbHttpServer  # noqa: E402
-from clickhouse_tables import JSON_DDL, JSON_TABLE, MAP_DDL, MAP_TABLE, insert_statements  # noqa: E402
+from clickhouse_http import ChdbHttpServer
+from clickhouse_tables import JSON_DDL, JSON_TABLE, MAP_DDL, MAP_TABLE, insert_statements
 
-from tuner._clickhouse import load_clickhouse  # noqa: E402
-from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, parse_server_url  # noqa: E402
+from tuner._clickhouse import load_clickhouse
+from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, parse_server_url
 
 T0 = 1_763_900_000_000_000_000
 DAY = 86_400 * 10**9
@@ -101,8 +101,8 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     runner.close()
 
 
-def _http(loaded: Loaded, limits: Limits = Limits(), password: str = PASSWORD, path: str = "") -> HttpRunner:
-    return HttpRunner(parse_server_url(loaded.server.url(user=USER, path=path)), password, limits)
+def _http(loaded: Loaded, limits: Limits | None = None, password: str = PASSWORD, path: str = "") -> HttpRunner:
+    return HttpRunner(parse_server_url(loaded.server.url(user=USER, path=path)), password, limits or Limits())
 
 
 def _assert_same(sql: Dataset, file: Dataset) -> None:
@@ -120,9 +120,10 @@ def _assert_same(sql: Dataset, file: Dataset) -> None:
             assert s.quality.n == f.quality.n
             assert s.quality.mean == pytest.approx(f.quality.mean) and s.quality.sd == pytest.approx(f.quality.sd)
         # Samples are all rows here (below the bound), in a different order.
-        assert sorted(zip(s.lengths.tolist(), s.sizes.tolist(), s.caps.tolist(), s.censored.tolist())) == sorted(
-            zip(f.lengths.tolist(), f.sizes.tolist(), f.caps.tolist(), f.censored.tolist())
-        )
+        def rows(m: ModelStats) -> list[tuple]:
+            return sorted(zip(m.lengths.tolist(), m.sizes.tolist(), m.caps.tolist(), m.censored.tolist(), strict=True))
+
+        assert rows(s) == rows(f)
         assert np.nansum(s.scores) == pytest.approx(np.nansum(f.scores))
         assert np.count_nonzero(~np.isnan(s.scores)) == np.count_nonzero(~np.isnan(f.scores))
     assert sql.prefixes == file.prefixes
