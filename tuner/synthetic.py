@@ -126,7 +126,8 @@ def feedback(*, start_ns: int, response_id: str, score: float, task: str | None 
     return Span(sc.FEEDBACK_SPAN, start_ns, start_ns + 1000, attrs, SpanKind.INTERNAL)
 
 
-def _readable(span: Span, number: int) -> ReadableSpan:
+def readable(span: Span, number: int) -> ReadableSpan:
+    """The span as the OpenTelemetry SDK hands it to exporters; `number` makes its trace and span ids."""
     context = SpanContext(trace_id=number + 1, span_id=number + 1, is_remote=False)
     return ReadableSpan(
         name=span.name,
@@ -144,7 +145,7 @@ def otlp_lines(spans: Iterable[Span], batch: int = 64) -> Iterator[str]:
     """OTLP JSON lines, one export request per `batch` spans, as the file exporter writes them."""
     pending: list[ReadableSpan] = []
     for number, span in enumerate(spans):
-        pending.append(_readable(span, number))
+        pending.append(readable(span, number))
         if len(pending) == batch:
             yield json.dumps(encode_request(pending), separators=(",", ":"))
             pending = []

@@ -3,7 +3,6 @@ policy equal the ones the file path builds from the same spans."""
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from otel_claude import semconv as sc
 from otel_claude.policy import dump_policy
 from tuner import synthetic as syn
 from tuner._dataset import Dataset, ModelStats
@@ -26,54 +24,13 @@ pytest.importorskip("clickhouse_connect", reason="clickhouse-connect is not inst
 
 from clickhouse_http import ChdbHttpServer
 from clickhouse_tables import JSON_DDL, JSON_TABLE, MAP_DDL, MAP_TABLE, insert_statements
+from span_sets import T0, mixed_calls
 
 from tuner._clickhouse import load_clickhouse
 from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, parse_server_url
 
-T0 = 1_763_900_000_000_000_000
 DAY = 86_400 * 10**9
 USER, PASSWORD = "tuner", "s3cret-Pa55"
-
-
-def _spans(seed: int = 3) -> list[syn.Span]:
-    rng = random.Random(seed)
-    spans = []
-    t = T0
-    for i in range(600):
-        t += int(rng.expovariate(1 / 400) * 1e9)  # about 2.8 days: several daily partitions
-        model = "claude-sonnet-4-6" if i % 3 else "claude-haiku-4-5"
-        task = "classify" if i % 2 else "summarize"
-        rid = f"msg_{i}"
-        span = syn.call(
-            start_ns=t,
-            model=model,
-            task=task,
-            output_tokens=int(rng.lognormvariate(5, 0.6)),
-            max_tokens=600,
-            input_tokens=rng.randint(3000, 9000),
-            response_id=rid,
-            prefix=f"fp-{task}-{i % 2 + (i % 5 == 0)}",
-            prefix_tokens=4500,
-            cache_write=400 if i % 11 == 0 else 0,
-            ttft=rng.uniform(0.2, 1.5),
-            error="overloaded_error" if i % 97 == 0 else None,
-            exploration=i % 7 == 0,
-            requested_max_tokens=4096 if i % 5 else None,
-            requested_model="claude-sonnet-4-6" if i % 6 == 0 else None,
-            cancelled=i % 53 == 0,
-        )
-        if i % 89 == 0:  # recorded before otel_claude.cancelled existed
-            span.attributes[sc.ERROR_TYPE] = "CancelledError"
-        if i % 22 == 11 and sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS in span.attributes:
-            # gen_ai_latest_experimental: only the newer cache-write name
-            span.attributes[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = span.attributes.pop(
-                sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS
-            )
-        spans.append(span)
-        if i % 4:
-            spans.append(syn.feedback(start_ns=t + 1000, response_id=rid, score=float(rng.random() < 0.85)))
-    spans.append(syn.feedback(start_ns=T0 + 5000, response_id="msg_nowhere", score=1.0))
-    return spans
 
 
 @dataclass
@@ -90,7 +47,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     # chdb serves one data directory per process: every test of this module shares it, and so does the server.
     path = tmp_path_factory.mktemp("chdb")
     runner = ChdbRunner(str(path))
-    spans = _spans()
+    spans = mixed_calls()
     for ddl, table in ((MAP_DDL, MAP_TABLE), (JSON_DDL, JSON_TABLE)):
         runner.rows(ddl)
         for statement in insert_statements(spans, table):
