@@ -116,9 +116,11 @@ def _task_blocks(dataset: Dataset, d: TaskDecision) -> list[Block]:
                 f"{s.truncation_rate:.2%}",
                 str(s.refusals),
                 str(s.errors),
+                str(s.cancelled),
             )
         )
-    headers = ("model", "calls", "cost/call", "quality [95% CI]", "p95 TTFT", "truncated", "refusals", "errors")
+    headers = ("model", "calls", "cost/call", "quality [95% CI]", "p95 TTFT", "truncated", "refusals", "errors",
+               "cancelled")
     blocks.append(Table(headers, rows))
     target = next(s for s in dataset.for_task(d.task) if s.model == d.route.model)
     title = f"{d.task} on {target.model}: output tokens"
