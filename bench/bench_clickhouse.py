@@ -7,9 +7,9 @@ clickhouseexporter's Map table (generated once, reused while the directory holds
 other, each in its own child process: `otel-claude tune chdb:DIR` (the baseline: the engine runs inside the tuner's
 process), and `otel-claude tune clickhouse://...` against tests/clickhouse_http.py serving the same directory from
 another process (chdb behind a loopback server that speaks ClickHouse's HTTP interface). Printed: wall time of each
-(interpreter start and imports included), the tuner's own peak RSS and the server's (wait4), the bytes of response bodies that left
-the server (compressed, as sent), and whether both policies are identical. Targets (issue 18): at most 100 MB leaving
-the server, the tuner's peak RSS under 500 MB.
+(interpreter start and imports included), the tuner's own peak RSS and the server's (wait4), the bytes of response
+bodies that left the server (compressed, as sent), and whether both policies are identical. Targets (issue 18): at
+most 100 MB leaving the server, the tuner's peak RSS under 500 MB.
 """
 
 from __future__ import annotations
