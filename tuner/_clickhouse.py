@@ -1,246 +1,296 @@
 """ClickHouse `otel_traces` (the Collector's clickhouseexporter schema): the tuner's dataset computed in SQL.
 
-Grouping, counts, means, quantiles, the feedback join and the reuse gaps run inside ClickHouse; only one row per
-(task, model) and (task, prefix) plus a bounded hash-ordered sample of output lengths per (task, model) leave it.
-That is what lets the tuner serve a fleet whose traces no longer fit one machine. Map values are strings there,
-so every attribute is cast; arrays (finish reasons) are JSON text.
+Grouping, counts, means, quantiles, the feedback join, the length samples and the reuse gaps run inside ClickHouse;
+only one row per (task, model) with a bounded hash-ordered sample of its output lengths, one row per (task, prefix)
+and one row of totals leave it. That is what lets the tuner serve a fleet whose traces no longer fit one machine.
+
+The exporter writes `SpanAttributes` either as `Map(LowCardinality(String), String)` (values as text, arrays as
+JSON text) or, in its JSON variant, as a `JSON` column (typed values, dotted keys as nested paths). The column's
+type is read first and every attribute is read as text through `_Attributes`, so the rest of the SQL is shared.
+The data window is pushed into `WHERE` on `Timestamp`, whose date is the partition key: a tune reads the days it
+covers, not the whole table.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
+from otel_claude import semconv as sc
 from tuner._dataset import SAMPLE_LIMIT, TTL_SECONDS, Dataset, ModelStats, PrefixStats, Quality
 from tuner._issues import TraceInputError
-from tuner._records import UNLABELLED
+from tuner._records import CACHE_WRITE_ATTRIBUTES, CANCELLATION_ERRORS, UNLABELLED
+from tuner._window import ALL_TIME, Window
 
-Runner = Callable[[str], list[dict[str, Any]]]
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_KEY = re.compile(r"^[A-Za-z0-9_.]+$")
+# What each sampled call carries, in order (the tuple the SQL sorts by its first element, a hash of the span id).
+_SAMPLE_FIELDS = ("output_tokens", "input_estimate", "censored", "max_tokens", "score", "start_ns")
 
 
-class ChdbRunner:
-    """Runs SQL in an in-process ClickHouse (chdb) over a data directory."""
-
-    def __init__(self, path: str) -> None:
-        try:
-            from chdb import session
-        except ImportError:
-            raise TraceInputError("chdb: inputs need 'chdb' (pip install 'otel-claude[clickhouse]')") from None
-        self._session = session.Session(path)
-
-    def __call__(self, sql: str) -> list[dict[str, Any]]:
-        result = self._session.query(sql, "JSONEachRow")
-        return [json.loads(line) for line in result.bytes().splitlines() if line.strip()]
-
-    def close(self) -> None:
-        self._session.close()
+class QueryError(Exception):
+    """A query the database refused or could not finish; the message is one line, without credentials."""
 
 
-def _attr(name: str) -> str:
-    return f"SpanAttributes['{name}']"
+class Runner(Protocol):
+    """Runs one SELECT and returns its rows as dicts; raises QueryError with a one-line reason."""
+
+    source: str  # how messages name the database (a path or a URL without credentials)
+
+    def rows(self, sql: str) -> list[dict[str, Any]]: ...
 
 
-def _calls_sql(table: str) -> str:
-    # One row per call span with typed columns; everything else is computed from this.
-    return f"""
-    SELECT
-        if({_attr("otel_claude.task")} = '', '{UNLABELLED}', {_attr("otel_claude.task")}) AS task,
-        {_attr("gen_ai.request.model")} AS model,
-        toInt64(toUnixTimestamp64Nano(Timestamp)) AS start_ns,
-        Duration / 1e9 AS duration,
-        {_attr("error.type")} != '' AS is_error,
-        JSONExtractString({_attr("gen_ai.response.finish_reasons")}, 1) AS finish,
-        toInt64OrZero({_attr("gen_ai.usage.input_tokens")}) AS input_tokens,
-        toInt64OrDefault({_attr("gen_ai.usage.output_tokens")}, toInt64(-1)) AS output_tokens,
-        toInt64OrZero({_attr("gen_ai.usage.cache_read.input_tokens")}) AS cache_read,
-        toInt64OrZero({_attr("gen_ai.usage.cache_creation.input_tokens")}) AS cache_write,
-        toInt64OrZero({_attr("gen_ai.request.max_tokens")}) AS max_tokens,
-        toInt64OrDefault({_attr("otel_claude.policy.requested_max_tokens")}, max_tokens) AS requested_max_tokens,
-        if({_attr("otel_claude.policy.requested_model")} = '', model,
-           {_attr("otel_claude.policy.requested_model")}) AS requested_model,
-        toInt64OrDefault({_attr("otel_claude.input.tokens_estimate")}, input_tokens) AS input_estimate,
-        {_attr("otel_claude.prefix.fingerprint")} AS prefix,
-        toInt64OrZero({_attr("otel_claude.prefix.tokens_estimate")}) AS prefix_tokens,
-        toFloat64OrNull({_attr("otel_claude.cost_usd")}) AS cost,
-        toFloat64OrNull({_attr("gen_ai.response.time_to_first_chunk")}) AS ttft,
-        {_attr("otel_claude.policy.exploration")} = 'true' AS exploration,
-        {_attr("gen_ai.response.id")} AS response_id,
-        SpanId AS span_id
-    FROM {table}
-    WHERE {_attr("gen_ai.operation.name")} = 'chat' AND {_attr("gen_ai.request.model")} != ''
-    """
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _feedback_sql(table: str) -> str:
-    return f"""
-    SELECT {_attr("gen_ai.response.id")} AS response_id,
-           avg(toFloat64OrNull({_attr("gen_ai.evaluation.score.value")})) AS score,
-           count() AS scores
-    FROM {table}
-    WHERE (SpanName = 'evaluation feedback' OR mapContains(SpanAttributes, 'gen_ai.evaluation.score.value'))
-      AND {_attr("gen_ai.response.id")} != ''
-    GROUP BY response_id
-    """
+@dataclass(frozen=True)
+class _Attributes:
+    """SQL expressions reading one span attribute as text ('' when absent) in either table variant."""
+
+    json_column: bool
+
+    def text(self, key: str) -> str:
+        if not _KEY.match(key):
+            raise ValueError(f"attribute name {key!r} cannot be spliced into SQL")
+        return f"toString(SpanAttributes.`{key}`)" if self.json_column else f"SpanAttributes[{_literal(key)}]"
+
+    def json(self, key: str) -> str:
+        """The value as JSON text: arrays are stored that way in a Map; the JSON variant holds them typed."""
+        return f"toJSONString(SpanAttributes.`{key}`)" if self.json_column else self.text(key)
+
+    def first_present(self, keys: tuple[str, ...]) -> str:
+        expression = self.text(keys[-1])
+        for key in reversed(keys[:-1]):
+            expression = f"if({self.text(key)} != '', {self.text(key)}, {expression})"
+        return expression
 
 
-def _models_sql(table: str) -> str:
-    return f"""
-    WITH calls AS ({_calls_sql(table)}), fb AS ({_feedback_sql(table)})
-    SELECT task, model, count() AS calls, countIf(exploration) AS explore_calls, countIf(is_error) AS errors,
-        countIf(NOT is_error AND finish = 'max_tokens') AS truncated,
-        countIf(NOT is_error AND finish = 'refusal') AS refusals,
-        sum(ifNull(cost, 0)) AS cost_total,
-        avg(input_tokens - cache_read - cache_write) AS mean_input, avg(greatest(output_tokens, 0)) AS mean_output,
-        avg(cache_read) AS mean_cache_read, avg(cache_write) AS mean_cache_write,
-        quantileExactInclusiveIf(0.95)(ttft, isNotNull(ttft)) AS ttft_p95, countIf(isNotNull(ttft)) AS ttft_n,
-        quantileExactInclusive(0.95)(duration) AS duration_p95,
-        arraySort(x -> (-x.2, x.1), arrayZip(mapKeys(sumMapIf(map(max_tokens, toUInt64(1)), max_tokens > 0)),
-            mapValues(sumMapIf(map(max_tokens, toUInt64(1)), max_tokens > 0))))[1].1 AS max_tokens_mode,
-        arraySort(x -> (-x.2, x.1), arrayZip(
-            mapKeys(sumMapIf(map(requested_max_tokens, toUInt64(1)), requested_max_tokens > 0)),
-            mapValues(sumMapIf(map(requested_max_tokens, toUInt64(1)), requested_max_tokens > 0))))[1].1
-            AS requested_max_tokens_mode,
-        arraySort(x -> (-x.2, x.1), arrayZip(mapKeys(sumMap(map(requested_model, toUInt64(1)))),
-            mapValues(sumMap(map(requested_model, toUInt64(1))))))[1].1 AS requested_model_mode,
-        countIf(isNotNull(score)) AS scored, avgIf(score, isNotNull(score)) AS q_mean,
-        stddevSampIf(score, isNotNull(score)) AS q_sd
-    FROM calls LEFT JOIN fb USING (response_id)
-    GROUP BY task, model ORDER BY task, model
-    SETTINGS join_use_nulls = 1
-    """
+def _window_sql(window: Window) -> str:
+    conditions = ["1"]
+    if window.since_ns is not None:
+        conditions.append(f"Timestamp >= fromUnixTimestamp64Nano(toInt64({window.since_ns}))")
+    if window.until_ns is not None:
+        conditions.append(f"Timestamp < fromUnixTimestamp64Nano(toInt64({window.until_ns}))")
+    return " AND ".join(conditions)
 
 
-def _samples_sql(table: str) -> str:
-    # Hash order is a deterministic pseudo-random sample, which keeps the conformal exchangeability assumption.
-    return f"""
-    WITH calls AS ({_calls_sql(table)}), fb AS ({_feedback_sql(table)})
-    SELECT task, model, output_tokens, input_estimate, finish = 'max_tokens' AS censored, max_tokens, score, start_ns
-    FROM calls LEFT JOIN fb USING (response_id) WHERE NOT is_error AND output_tokens >= 0
-    ORDER BY task, model, cityHash64(span_id)
-    LIMIT {SAMPLE_LIMIT} BY task, model
-    SETTINGS join_use_nulls = 1
-    """
+@dataclass(frozen=True)
+class _Queries:
+    table: str
+    a: _Attributes
+    window: Window
+
+    def calls(self) -> str:
+        # One row per call span with typed columns; everything else is computed from this.
+        a = self.a
+        task, model = a.text(sc.TASK), a.text(sc.GEN_AI_REQUEST_MODEL)
+        error = a.text(sc.ERROR_TYPE)
+        max_tokens = f"toInt64OrZero({a.text(sc.GEN_AI_REQUEST_MAX_TOKENS)})"
+        input_tokens = f"toInt64OrZero({a.text(sc.GEN_AI_USAGE_INPUT_TOKENS)})"
+        cancelled = (
+            f"({a.text(sc.CANCELLED)} = 'true' OR {error} IN ({', '.join(map(_literal, CANCELLATION_ERRORS))}))"
+        )
+        requested_model = a.text(sc.POLICY_REQUESTED_MODEL)
+        return f"""
+        SELECT
+            if({task} = '', {_literal(UNLABELLED)}, {task}) AS task,
+            {model} AS model,
+            toInt64(toUnixTimestamp64Nano(Timestamp)) AS start_ns,
+            Duration / 1e9 AS duration,
+            {cancelled} AS is_cancelled,
+            {error} != '' AND NOT is_cancelled AS is_error,
+            ifNull(JSONExtractString({a.json(sc.GEN_AI_RESPONSE_FINISH_REASONS)}, 1), '') AS finish,
+            {input_tokens} AS input_tokens,
+            toInt64OrDefault({a.text(sc.GEN_AI_USAGE_OUTPUT_TOKENS)}, toInt64(-1)) AS output_tokens,
+            toInt64OrZero({a.text(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)}) AS cache_read,
+            toInt64OrZero({a.first_present(CACHE_WRITE_ATTRIBUTES)}) AS cache_write,
+            {max_tokens} AS max_tokens,
+            toInt64OrDefault({a.text(sc.POLICY_REQUESTED_MAX_TOKENS)}, max_tokens) AS requested_max_tokens,
+            if({requested_model} = '', model, {requested_model}) AS requested_model,
+            toInt64OrDefault({a.text(sc.INPUT_TOKENS_ESTIMATE)}, input_tokens) AS input_estimate,
+            {a.text(sc.PREFIX_FINGERPRINT)} AS prefix,
+            toInt64OrZero({a.text(sc.PREFIX_TOKENS_ESTIMATE)}) AS prefix_tokens,
+            toFloat64OrNull({a.text(sc.COST_USD)}) AS cost,
+            toFloat64OrNull({a.text(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)}) AS ttft,
+            {a.text(sc.POLICY_EXPLORATION)} = 'true' AS exploration,
+            {a.text(sc.GEN_AI_RESPONSE_ID)} AS response_id,
+            SpanId AS span_id
+        FROM {self.table}
+        WHERE {a.text(sc.GEN_AI_OPERATION_NAME)} = {_literal(sc.CHAT_OPERATION)} AND {model} != ''
+            AND {_window_sql(self.window)}
+        """
+
+    def feedback(self) -> str:
+        a = self.a
+        score = f"toFloat64OrNull({a.text(sc.GEN_AI_EVALUATION_SCORE_VALUE)})"
+        return f"""
+        SELECT {a.text(sc.GEN_AI_RESPONSE_ID)} AS response_id, avg({score}) AS score, count() AS scores
+        FROM {self.table}
+        WHERE (SpanName = {_literal(sc.FEEDBACK_SPAN)} OR {a.text(sc.GEN_AI_EVALUATION_SCORE_VALUE)} != '')
+            AND response_id != '' AND {score} IS NOT NULL AND {_window_sql(self.window)}
+        GROUP BY response_id
+        """
+
+    def models(self) -> str:
+        def mode(column: str, condition: str = "1") -> str:
+            # The most common value, the smallest on ties (numpy's unique + argmax in the file path).
+            counts = f"sumMapIf(map({column}, toUInt64(1)), {condition})"
+            return f"arraySort(x -> (-x.2, x.1), arrayZip(mapKeys({counts}), mapValues({counts})))[1].1"
+
+        completed = "NOT is_error AND NOT is_cancelled"
+        sample = f"({', '.join(('cityHash64(span_id)', *_SAMPLE_FIELDS))})"
+        return f"""
+        WITH calls AS ({self.calls()}), fb AS ({self.feedback()})
+        SELECT * EXCEPT (samples),
+            arrayMap(s -> s.2, samples) AS sample_output_tokens, arrayMap(s -> s.3, samples) AS sample_input_estimate,
+            arrayMap(s -> s.4, samples) AS sample_censored, arrayMap(s -> s.5, samples) AS sample_max_tokens,
+            arrayMap(s -> s.6, samples) AS sample_score, arrayMap(s -> s.7, samples) AS sample_start_ns
+        FROM (
+            SELECT task, model, count() AS calls, countIf(exploration) AS explore_calls,
+                countIf(is_error) AS errors, countIf(is_cancelled) AS cancelled,
+                countIf({completed} AND finish = 'max_tokens') AS truncated,
+                countIf({completed} AND finish = 'refusal') AS refusals,
+                sum(ifNull(cost, 0)) AS cost_total,
+                avg(input_tokens - cache_read - cache_write) AS mean_input,
+                avg(greatest(output_tokens, 0)) AS mean_output,
+                avg(cache_read) AS mean_cache_read, avg(cache_write) AS mean_cache_write,
+                quantileExactInclusiveIf(0.95)(ttft, isNotNull(ttft)) AS ttft_p95, countIf(isNotNull(ttft)) AS ttft_n,
+                quantileExactInclusive(0.95)(duration) AS duration_p95,
+                {mode("max_tokens", "max_tokens > 0")} AS max_tokens_mode,
+                {mode("requested_max_tokens", "requested_max_tokens > 0")} AS requested_max_tokens_mode,
+                {mode("requested_model")} AS requested_model_mode,
+                countIf(isNotNull(score)) AS scored, avgIf(score, isNotNull(score)) AS q_mean,
+                stddevSampIf(score, isNotNull(score)) AS q_sd, sum(ifNull(scores, 0)) AS matched_feedback,
+                min(start_ns) AS first_ns, max(start_ns) AS last_ns,
+                groupArraySortedIf({SAMPLE_LIMIT})({sample}, {completed} AND output_tokens >= 0) AS samples
+            FROM (SELECT *, finish = 'max_tokens' AS censored FROM calls LEFT JOIN fb USING (response_id))
+            GROUP BY task, model
+        )
+        ORDER BY task, model
+        SETTINGS join_use_nulls = 1
+        """
+
+    def prefixes(self) -> str:
+        within = ", ".join(f"arrayCount(g -> g < {s * 10**9}, gaps) AS gaps_{ttl}" for ttl, s in TTL_SECONDS.items())
+        return f"""
+        SELECT task, prefix, calls, prefix_tokens, model_mode, length(gaps) AS gap_count, {within},
+            cache_read_tokens, cache_write_tokens
+        FROM (
+            SELECT task, prefix, count() AS calls,
+                toInt64(quantileExactInclusive(0.5)(prefix_tokens)) AS prefix_tokens, topK(1)(model) AS model_mode,
+                arrayPopFront(arrayDifference(arraySort(groupArray(start_ns)))) AS gaps,
+                sum(cache_read) AS cache_read_tokens, sum(cache_write) AS cache_write_tokens
+            FROM ({self.calls()}) WHERE prefix != ''
+            GROUP BY task, prefix
+        )
+        ORDER BY task, prefix
+        """
+
+    def totals(self) -> str:
+        return f"""
+        SELECT (SELECT count() FROM {self.table} WHERE {_window_sql(self.window)}) AS spans,
+            (SELECT sum(scores) FROM ({self.feedback()})) AS feedback
+        """
 
 
-def _prefixes_sql(table: str) -> str:
-    within = ", ".join(f"countIf(rn > 1 AND gap < {s * 10**9}) AS gaps_{ttl}" for ttl, s in TTL_SECONDS.items())
-    return f"""
-    WITH calls AS ({_calls_sql(table)})
-    SELECT task, prefix, count() AS calls, toInt64(quantileExactInclusive(0.5)(prefix_tokens)) AS prefix_tokens,
-        topK(1)(model) AS model_mode, countIf(rn > 1) AS gaps, {within},
-        sum(cache_read) AS cache_read_tokens, sum(cache_write) AS cache_write_tokens
-    FROM (
-        SELECT *,
-            start_ns - lagInFrame(start_ns) OVER w AS gap,
-            row_number() OVER w AS rn
-        FROM calls WHERE prefix != ''
-        WINDOW w AS (PARTITION BY task, prefix ORDER BY start_ns ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
-    )
-    GROUP BY task, prefix ORDER BY task, prefix
-    """
+def _column_type(run: Runner, table: str, column: str) -> str:
+    described = {row["name"]: row["type"] for row in run.rows(f"DESCRIBE TABLE {table}")}
+    if column not in described:
+        raise TraceInputError(f"{run.source}: table {table} has no {column} column: not the clickhouseexporter schema")
+    return str(described[column])
 
 
-def _totals_sql(table: str) -> str:
-    return f"""
-    WITH calls AS ({_calls_sql(table)}), fb AS ({_feedback_sql(table)})
-    SELECT (SELECT count() FROM {table}) AS spans, (SELECT count() FROM calls) AS calls,
-        (SELECT sum(scores) FROM fb) AS feedback,
-        (SELECT sum(scores) FROM fb WHERE response_id NOT IN (SELECT response_id FROM calls)) AS unmatched,
-        (SELECT min(start_ns) FROM calls) AS start_ns, (SELECT max(start_ns) FROM calls) AS end_ns
-    """
+def queries_for(run: Runner, table: str, window: Window) -> _Queries:
+    """The SQL for this table: its SpanAttributes variant is read from the schema, not guessed."""
+    kind = _column_type(run, table, "SpanAttributes")
+    if kind.startswith("Map("):
+        return _Queries(table, _Attributes(json_column=False), window)
+    if kind.startswith("JSON"):
+        return _Queries(table, _Attributes(json_column=True), window)
+    raise TraceInputError(f"{run.source}: {table}.SpanAttributes is {kind}; expected Map(String, String) or JSON")
 
 
 def _opt_float(value: Any, present: bool = True) -> float | None:
     return float(value) if present and value is not None else None
 
 
-def load_clickhouse(run: Runner, table: str = "otel_traces") -> Dataset:
+def _array(values: Any, dtype: type, convert: Callable[[Any], Any] | None = None) -> np.ndarray:
+    if convert is not None:
+        values = [convert(v) for v in values]
+    return np.asarray(values, dtype=dtype)
+
+
+def _model_stats(row: dict[str, Any]) -> ModelStats:
+    scored = int(row["scored"])
+    quality = Quality(scored, float(row["q_mean"]), float(row["q_sd"] or 0.0)) if scored else None
+    return ModelStats(
+        task=row["task"],
+        model=row["model"],
+        calls=int(row["calls"]),
+        explore_calls=int(row["explore_calls"]),
+        errors=int(row["errors"]),
+        truncated=int(row["truncated"]),
+        refusals=int(row["refusals"]),
+        cancelled=int(row["cancelled"]),
+        cost_total=float(row["cost_total"]),
+        mean_input=float(row["mean_input"]),
+        mean_output=float(row["mean_output"]),
+        mean_cache_read=float(row["mean_cache_read"]),
+        mean_cache_write=float(row["mean_cache_write"]),
+        ttft_p95=_opt_float(row["ttft_p95"], int(row["ttft_n"]) > 0),
+        duration_p95=_opt_float(row["duration_p95"]),
+        max_tokens=int(row["max_tokens_mode"]) or None,
+        requested_max_tokens=int(row["requested_max_tokens_mode"]) or None,
+        requested_model=str(row["requested_model_mode"]),
+        quality=quality,
+        lengths=_array(row["sample_output_tokens"], np.int64),
+        sizes=_array(row["sample_input_estimate"], np.int64),
+        censored=_array(row["sample_censored"], bool),
+        caps=_array(row["sample_max_tokens"], np.int64),
+        scores=_array(row["sample_score"], np.float64, lambda s: np.nan if s is None else s),
+        times=_array(row["sample_start_ns"], np.int64),
+    )
+
+
+def _prefix_stats(row: dict[str, Any]) -> PrefixStats:
+    return PrefixStats(
+        task=row["task"],
+        fingerprint=row["prefix"],
+        model=row["model_mode"][0],
+        calls=int(row["calls"]),
+        prefix_tokens=int(row["prefix_tokens"]),
+        gaps=int(row["gap_count"]),
+        gaps_within={ttl: int(row[f"gaps_{ttl}"]) for ttl in TTL_SECONDS},
+        cache_read_tokens=int(row["cache_read_tokens"]),
+        cache_write_tokens=int(row["cache_write_tokens"]),
+    )
+
+
+def load_clickhouse(run: Runner, table: str = "otel_traces", window: Window = ALL_TIME) -> Dataset:
     if not _TABLE_NAME.match(table):
-        raise TraceInputError(f"clickhouse: bad table name {table!r}")
+        raise TraceInputError(f"{run.source}: bad table name {table!r}")
     try:
-        totals = run(_totals_sql(table))[0]
-        model_rows = run(_models_sql(table))
-        sample_rows = run(_samples_sql(table))
-        prefix_rows = run(_prefixes_sql(table))
-    except Exception as err:
-        if isinstance(err, TraceInputError):
-            raise
-        raise TraceInputError(f"clickhouse table {table}: query failed: {err}") from None
-    samples: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
-    for row in sample_rows:
-        key = (row["task"], row["model"])
-        score = float("nan") if row["score"] is None else float(row["score"])
-        sample = (
-            int(row["output_tokens"]),
-            int(row["input_estimate"]),
-            bool(row["censored"]),
-            int(row["max_tokens"]),
-            score,
-            int(row["start_ns"]),
-        )
-        samples.setdefault(key, []).append(sample)
-    models = []
-    for row in model_rows:
-        rows = sorted(samples.get((row["task"], row["model"]), []), key=lambda r: r[5])  # time order, as files
-        sample = np.array([r[:5] for r in rows], dtype=np.float64).reshape(-1, 5)
-        times = np.array([r[5] for r in rows], dtype=np.int64)
-        scored = int(row["scored"])
-        quality = Quality(scored, float(row["q_mean"]), float(row["q_sd"] or 0.0)) if scored else None
-        models.append(
-            ModelStats(
-                task=row["task"],
-                model=row["model"],
-                calls=int(row["calls"]),
-                explore_calls=int(row["explore_calls"]),
-                errors=int(row["errors"]),
-                truncated=int(row["truncated"]),
-                refusals=int(row["refusals"]),
-                cost_total=float(row["cost_total"]),
-                mean_input=float(row["mean_input"]),
-                mean_output=float(row["mean_output"]),
-                mean_cache_read=float(row["mean_cache_read"]),
-                mean_cache_write=float(row["mean_cache_write"]),
-                ttft_p95=_opt_float(row["ttft_p95"], int(row["ttft_n"]) > 0),
-                duration_p95=_opt_float(row["duration_p95"]),
-                max_tokens=int(row["max_tokens_mode"]) or None,
-                requested_max_tokens=int(row["requested_max_tokens_mode"]) or None,
-                requested_model=str(row["requested_model_mode"]),
-                quality=quality,
-                lengths=sample[:, 0].astype(np.int64),
-                sizes=sample[:, 1].astype(np.int64),
-                censored=sample[:, 2].astype(bool),
-                caps=sample[:, 3].astype(np.int64),
-                scores=sample[:, 4],
-                times=times,
-            )
-        )
-    prefixes = [
-        PrefixStats(
-            task=row["task"],
-            fingerprint=row["prefix"],
-            model=row["model_mode"][0],
-            calls=int(row["calls"]),
-            prefix_tokens=int(row["prefix_tokens"]),
-            gaps=int(row["gaps"]),
-            gaps_within={ttl: int(row[f"gaps_{ttl}"]) for ttl in TTL_SECONDS},
-            cache_read_tokens=int(row["cache_read_tokens"]),
-            cache_write_tokens=int(row["cache_write_tokens"]),
-        )
-        for row in prefix_rows
-    ]
-    calls = int(totals["calls"])
+        queries = queries_for(run, table, window)
+        model_rows = run.rows(queries.models())
+        prefix_rows = run.rows(queries.prefixes())
+        totals = run.rows(queries.totals())[0]
+    except QueryError as err:
+        raise TraceInputError(f"{run.source} table {table}: {err}") from None
+    models = [_model_stats(row) for row in model_rows]
+    calls = sum(m.calls for m in models)
+    feedback = int(totals["feedback"] or 0)
     return Dataset(
         models=models,
-        prefixes=prefixes,
+        prefixes=[_prefix_stats(row) for row in prefix_rows],
         spans=int(totals["spans"]),
         calls=calls,
-        feedback=int(totals["feedback"] or 0),
-        feedback_unmatched=int(totals["unmatched"] or 0),
-        start_ns=int(totals["start_ns"]) if calls else None,
-        end_ns=int(totals["end_ns"]) if calls else None,
+        feedback=feedback,
+        feedback_unmatched=feedback - sum(int(row["matched_feedback"]) for row in model_rows),
+        start_ns=min(int(row["first_ns"]) for row in model_rows) if calls else None,
+        end_ns=max(int(row["last_ns"]) for row in model_rows) if calls else None,
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from tuner._records import ERROR, FLAG_EXPLORATION, REFUSAL, TRUNCATED, Columns
+from tuner._records import CANCELLED, ERROR, FLAG_EXPLORATION, REFUSAL, TRUNCATED, Columns
 
 # A read refreshes a 5-minute cache entry; the 1-hour TTL is fixed (Anthropic prompt caching docs).
 TTL_SECONDS = {"5m": 300, "1h": 3600}
@@ -43,6 +43,7 @@ class ModelStats:
     errors: int
     truncated: int
     refusals: int
+    cancelled: int  # calls the caller abandoned: no outcome of the model, not in any rate
     cost_total: float
     mean_input: float
     mean_output: float
@@ -67,7 +68,7 @@ class ModelStats:
 
     @property
     def truncation_rate(self) -> float:
-        completed = self.calls - self.errors
+        completed = self.calls - self.errors - self.cancelled
         return self.truncated / completed if completed > 0 else 0.0
 
 
@@ -207,7 +208,7 @@ def _sample(rows: np.ndarray, limit: int) -> np.ndarray:
 
 def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
     outcome = c.outcome[rows]
-    completed = rows[(outcome != ERROR) & (c.output_tokens[rows] >= 0)]
+    completed = rows[(outcome != ERROR) & (outcome != CANCELLED) & (c.output_tokens[rows] >= 0)]
     sample = _sample(completed[np.argsort(c.start_ns[completed], kind="stable")], SAMPLE_LIMIT)
     cost = c.cost[rows]
     return ModelStats(
@@ -218,6 +219,7 @@ def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
         errors=int(np.count_nonzero(outcome == ERROR)),
         truncated=int(np.count_nonzero(outcome == TRUNCATED)),
         refusals=int(np.count_nonzero(outcome == REFUSAL)),
+        cancelled=int(np.count_nonzero(outcome == CANCELLED)),
         cost_total=float(np.nansum(cost)),
         mean_input=float(np.mean(c.input_tokens[rows] - c.cache_read[rows] - c.cache_write[rows])),
         mean_output=float(np.mean(np.maximum(c.output_tokens[rows], 0))),

@@ -1,7 +1,8 @@
 """Read trace files of any supported format into a call table, one file at a time, in bounded memory.
 
-Each file is sniffed from its first record: OTLP JSON lines, a Jaeger JSON document, or a pretty-printed single
-document of either kind. Bad lines and spans are skipped and reported; a file with no trace record fails.
+Each file is sniffed from its first record: OTLP JSON lines (either spelling, bare or wrapped in Jaeger api/v3's
+`{"result": ...}`), Jaeger JSON of any shape, or a pretty-printed single document of any of these. Bad lines and
+spans are skipped and reported; a file with no trace record fails.
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ from tuner._dataset import Dataset, build_dataset
 from tuner._issues import Issues, TraceInputError
 from tuner._records import CallTable
 from tuner._sources import Progress, expand_inputs, records, total_size
+from tuner._window import ALL_TIME, Window
 
 _NOT_TRACES = (
-    "not trace data: expected OTLP JSON lines ('resourceSpans') or a Jaeger JSON document ('data'); "
-    "the Collector's 'format: proto' is not supported, use 'format: json'"
+    "not trace data: expected OTLP JSON lines ('resourceSpans' or 'resource_spans', bare or as a Jaeger api/v3 "
+    "'result') or Jaeger JSON ('data', a trace, or a list of traces); the Collector's 'format: proto' is not "
+    "supported, use 'format: json'"
 )
 
 
 def _dispatch(obj: Any, table: CallTable, issues: Issues, where: str) -> bool:
-    if isinstance(obj, dict) and "resourceSpans" in obj:
+    if isinstance(obj, dict) and isinstance(obj.get("result"), dict) and _otlp.request_names(obj["result"]):
+        obj = obj["result"]  # Jaeger api/v3: the TracesData inside a grpc-gateway wrapper
+    if _otlp.request_names(obj):
         _otlp.read_request(obj, table, issues, where)
         return True
-    if isinstance(obj, dict) and "data" in obj:
-        _jaeger.read_document(obj, table, issues, where)
+    jaeger = _jaeger.traces_of(obj)
+    if jaeger is not None:
+        _jaeger.read_traces(*jaeger, table, issues, where)
         return True
     return False
 
@@ -95,10 +101,12 @@ def read_files(paths: list[Path], table: CallTable, issues: Issues, progress: Pr
     progress.close()
 
 
-def load_dataset(inputs: list[str], show_progress: bool = False) -> tuple[Dataset, Issues]:
+def load_dataset(
+    inputs: list[str], show_progress: bool = False, window: Window = ALL_TIME
+) -> tuple[Dataset, Issues]:
     """Read every input file and aggregate it; the call table is dropped once the dataset is built."""
     paths = expand_inputs(inputs)
-    table = CallTable()
+    table = CallTable(window.since_ns, window.until_ns)
     issues = Issues()
     # Parsed JSON is acyclic and freed by reference counting; the cyclic collector would rescan every live
     # container on each burst of parsing, which more than doubled ingest time in bench/bench_tune.py.

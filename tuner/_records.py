@@ -3,19 +3,25 @@
 Readers of every format hand over a span as (name, start, end, attributes with plain values); this module decides
 what a span means (call, feedback, neither) so that meaning lives in one place. Columns are `array` buffers and
 strings are interned to small ints, so a million calls cost tens of megabytes instead of a million dicts.
+
+`COLUMNS` is the whole layout: a column's name, its storage type and how a row value is read from a span. The
+buffers, the append and the numpy view all follow from it, so adding a column is one line there.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, make_dataclass
 from typing import Any
 
 import numpy as np
 
-# Outcome codes per call; TRUNCATED rows are right-censored output lengths.
-OK, TRUNCATED, REFUSAL, ERROR, CONTEXT_EXCEEDED, INCOMPLETE = range(6)
+from otel_claude import semconv as sc
+
+# Outcome codes per call; TRUNCATED rows are right-censored output lengths. CANCELLED calls were abandoned by the
+# caller: neither an error of the model nor a completed answer, so they count in no rate and give no length.
+OK, TRUNCATED, REFUSAL, ERROR, CONTEXT_EXCEEDED, INCOMPLETE, CANCELLED = range(7)
 _FINISH = {
     "end_turn": OK,
     "tool_use": OK,
@@ -25,59 +31,13 @@ _FINISH = {
     "refusal": REFUSAL,
     "model_context_window_exceeded": CONTEXT_EXCEEDED,
 }
+# Before `otel_claude.cancelled` existed, the instrumentor recorded a cancellation as error.type = the exception.
+CANCELLATION_ERRORS = ("CancelledError", "GeneratorExit", "KeyboardInterrupt")
+# Cache writes under today's name or the newer one (only the newer with gen_ai_latest_experimental); same value.
+CACHE_WRITE_ATTRIBUTES = (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
 # Columns are int64 arrays: a larger value would raise OverflowError halfway through appending a row.
 _INT64_MAX = 2**63 - 1
 FLAG_EXPLORATION = 1
-
-# Attribute names read from spans (docs/telemetry.md); readers keep only these, which is what keeps ingest cheap.
-A_OPERATION = "gen_ai.operation.name"
-A_MODEL = "gen_ai.request.model"
-A_MAX_TOKENS = "gen_ai.request.max_tokens"
-# Under a policy, the caller's own value (gen_ai.request.max_tokens is then what the policy applied).
-A_REQUESTED_MAX_TOKENS = "otel_claude.policy.requested_max_tokens"
-A_REQUESTED_MODEL = "otel_claude.policy.requested_model"
-A_RESPONSE_ID = "gen_ai.response.id"
-A_FINISH = "gen_ai.response.finish_reasons"
-A_TTFT = "gen_ai.response.time_to_first_chunk"
-A_INPUT = "gen_ai.usage.input_tokens"
-A_OUTPUT = "gen_ai.usage.output_tokens"
-A_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
-A_CACHE_WRITE = "gen_ai.usage.cache_creation.input_tokens"
-A_ERROR = "error.type"
-A_TASK = "otel_claude.task"
-A_COST = "otel_claude.cost_usd"
-A_COMPLETE = "otel_claude.stream.complete"
-A_PREFIX = "otel_claude.prefix.fingerprint"
-A_PREFIX_TOKENS = "otel_claude.prefix.tokens_estimate"
-A_INPUT_ESTIMATE = "otel_claude.input.tokens_estimate"
-A_EXPLORATION = "otel_claude.policy.exploration"
-A_SCORE = "gen_ai.evaluation.score.value"
-WANTED = frozenset(
-    {
-        A_OPERATION,
-        A_MODEL,
-        A_MAX_TOKENS,
-        A_REQUESTED_MAX_TOKENS,
-        A_REQUESTED_MODEL,
-        A_RESPONSE_ID,
-        A_FINISH,
-        A_TTFT,
-        A_INPUT,
-        A_OUTPUT,
-        A_CACHE_READ,
-        A_CACHE_WRITE,
-        A_ERROR,
-        A_TASK,
-        A_COST,
-        A_COMPLETE,
-        A_PREFIX,
-        A_PREFIX_TOKENS,
-        A_INPUT_ESTIMATE,
-        A_EXPLORATION,
-        A_SCORE,
-    }
-)
-FEEDBACK_SPAN = "evaluation feedback"
 UNLABELLED = "(unlabelled)"
 # Calls whose task label arrived after MAX_TASKS distinct labels had been seen: counted, never tuned.
 UNTRACKED = "(labels past the limit)"
@@ -113,7 +73,7 @@ class Interner:
         return found
 
 
-def _int(attrs: Mapping[str, Any], key: str, missing: int) -> int:
+def _int(attrs: Mapping[str, Any], key: str, missing: int | None) -> int | None:
     value = attrs.get(key)
     if value is None:
         return missing
@@ -140,154 +100,186 @@ def _float(attrs: Mapping[str, Any], key: str) -> float:
         raise BadSpan(f"attribute {key!r} must be a number, got {value!r}") from None
 
 
+def is_cancelled(attrs: Mapping[str, Any]) -> bool:
+    return attrs.get(sc.CANCELLED) is True or attrs.get(sc.ERROR_TYPE) in CANCELLATION_ERRORS
+
+
 def _outcome(attrs: Mapping[str, Any]) -> int:
-    if attrs.get(A_ERROR) is not None:
+    if is_cancelled(attrs):
+        return CANCELLED
+    if attrs.get(sc.ERROR_TYPE) is not None:
         return ERROR
-    reasons = attrs.get(A_FINISH)
+    reasons = attrs.get(sc.GEN_AI_RESPONSE_FINISH_REASONS)
     reason = (reasons[0] if reasons else None) if isinstance(reasons, (list, tuple)) else reasons
     if reason is None:
         return INCOMPLETE
     code = _FINISH.get(str(reason), OK)
-    if code == OK and attrs.get(A_COMPLETE) is False:
+    if code == OK and attrs.get(sc.STREAM_COMPLETE) is False:
         return INCOMPLETE
     return code
 
 
+# --- readers: a row value from (attributes, start ns, end ns); None means "absent, use the fallback column" ------
+
+Reader = Callable[[Mapping[str, Any], int, int], Any]
+
+
+def _ints(*keys: str, missing: int | None) -> Reader:
+    """The first of `keys` present, as an integer count."""
+
+    def read(attrs: Mapping[str, Any], _start: int, _end: int) -> int | None:
+        for key in keys:
+            if attrs.get(key) is not None:
+                return _int(attrs, key, missing)
+        return missing
+
+    return read
+
+
+def _number(key: str) -> Reader:
+    return lambda attrs, _start, _end: _float(attrs, key)
+
+
+def _text(key: str, missing: str | None) -> Reader:
+    def read(attrs: Mapping[str, Any], _start: int, _end: int) -> str | None:
+        value = attrs.get(key)
+        return value if isinstance(value, str) and value else missing
+
+    return read
+
+
+def _exploration(attrs: Mapping[str, Any], _start: int, _end: int) -> int:
+    return FLAG_EXPLORATION if attrs.get(sc.POLICY_EXPLORATION) is True else 0
+
+
 @dataclass(frozen=True)
-class Columns:
-    """The frozen table as numpy arrays plus the interned names."""
+class Column:
+    """One column of the call table.
 
-    tasks: list[str]
-    models: list[str]
-    prefixes: list[str]
-    start_ns: np.ndarray
-    task: np.ndarray
-    model: np.ndarray
-    prefix: np.ndarray
-    outcome: np.ndarray
-    flags: np.ndarray
-    input_tokens: np.ndarray
-    output_tokens: np.ndarray
-    cache_read: np.ndarray
-    cache_write: np.ndarray
-    max_tokens: np.ndarray
-    requested_max_tokens: np.ndarray
-    requested_model: np.ndarray  # the model the caller asked for, before any policy routing
-    input_estimate: np.ndarray
-    prefix_tokens: np.ndarray
-    cost: np.ndarray
-    ttft: np.ndarray
-    duration: np.ndarray
-    score: np.ndarray
+    `typecode` is the `array` typecode, which numpy reads as the same C type. `names` interns the value through the
+    table's interner of that name (the column holds the id). `fallback` names an earlier column whose value is used
+    when this one reads None (a policy records the caller's own value only when it changed it).
+    """
 
-    def __len__(self) -> int:
-        return len(self.start_ns)
+    name: str
+    typecode: str
+    read: Reader
+    keys: tuple[str, ...] = ()
+    names: str | None = None
+    fallback: str | None = None
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("start_ns", "q", lambda _attrs, start, _end: start),
+    Column("duration", "d", lambda _attrs, start, end: (end - start) / 1e9),
+    Column("model", "i", _text(sc.GEN_AI_REQUEST_MODEL, None), (sc.GEN_AI_REQUEST_MODEL,), names="models"),
+    Column("task", "i", _text(sc.TASK, UNLABELLED), (sc.TASK,), names="tasks"),
+    Column("prefix", "i", _text(sc.PREFIX_FINGERPRINT, None), (sc.PREFIX_FINGERPRINT,), names="prefixes"),
+    Column("outcome", "b", lambda attrs, _start, _end: _outcome(attrs),
+           (sc.CANCELLED, sc.ERROR_TYPE, sc.GEN_AI_RESPONSE_FINISH_REASONS, sc.STREAM_COMPLETE)),
+    Column("flags", "b", _exploration, (sc.POLICY_EXPLORATION,)),
+    Column("input_tokens", "q", _ints(sc.GEN_AI_USAGE_INPUT_TOKENS, missing=0), (sc.GEN_AI_USAGE_INPUT_TOKENS,)),
+    Column("output_tokens", "q", _ints(sc.GEN_AI_USAGE_OUTPUT_TOKENS, missing=-1), (sc.GEN_AI_USAGE_OUTPUT_TOKENS,)),
+    Column("cache_read", "q", _ints(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, missing=0),
+           (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,)),
+    Column("cache_write", "q", _ints(*CACHE_WRITE_ATTRIBUTES, missing=0), CACHE_WRITE_ATTRIBUTES),
+    Column("max_tokens", "q", _ints(sc.GEN_AI_REQUEST_MAX_TOKENS, missing=0), (sc.GEN_AI_REQUEST_MAX_TOKENS,)),
+    Column("requested_max_tokens", "q", _ints(sc.POLICY_REQUESTED_MAX_TOKENS, missing=None),
+           (sc.POLICY_REQUESTED_MAX_TOKENS,), fallback="max_tokens"),
+    Column("requested_model", "i", _text(sc.POLICY_REQUESTED_MODEL, None), (sc.POLICY_REQUESTED_MODEL,),
+           names="models", fallback="model"),
+    Column("input_estimate", "q", _ints(sc.INPUT_TOKENS_ESTIMATE, missing=None), (sc.INPUT_TOKENS_ESTIMATE,),
+           fallback="input_tokens"),
+    Column("prefix_tokens", "q", _ints(sc.PREFIX_TOKENS_ESTIMATE, missing=0), (sc.PREFIX_TOKENS_ESTIMATE,)),
+    Column("cost", "d", _number(sc.COST_USD), (sc.COST_USD,)),
+    Column("ttft", "d", _number(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK), (sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,)),
+)
+_POSITION = {column.name: number for number, column in enumerate(COLUMNS)}
+_FALLBACKS = tuple((_POSITION[c.name], _POSITION[c.fallback]) for c in COLUMNS if c.fallback is not None)
+_MODEL = _POSITION["model"]
+
+# Attribute names read from spans (docs/telemetry.md); readers keep only these, which is what keeps ingest cheap.
+WANTED = frozenset(
+    {key for column in COLUMNS for key in column.keys}
+    | {sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_RESPONSE_ID, sc.GEN_AI_EVALUATION_SCORE_VALUE}
+)
+
+# The frozen table: the interned names, one numpy array per column, and the joined feedback score per row.
+Columns = make_dataclass(
+    "Columns",
+    [("tasks", list[str]), ("models", list[str]), ("prefixes", list[str])]
+    + [(column.name, np.ndarray) for column in COLUMNS]
+    + [("score", np.ndarray)],
+    frozen=True,
+    namespace={"__len__": lambda self: len(self.start_ns), "__module__": __name__},
+)
 
 
 class CallTable:
     """Accumulates call rows and feedback scores from any reader."""
 
-    def __init__(self) -> None:
+    def __init__(self, since_ns: int | None = None, until_ns: int | None = None) -> None:
         self.tasks = Interner(limit=MAX_TASKS, overflow=UNTRACKED)
         self.models = Interner()
         self.prefixes = Interner()
-        self._start = array("q")
-        self._task = array("i")
-        self._model = array("i")
-        self._prefix = array("i")
-        self._outcome = array("b")
-        self._flags = array("b")
-        self._input = array("q")
-        self._output = array("q")
-        self._cache_read = array("q")
-        self._cache_write = array("q")
-        self._max_tokens = array("q")
-        self._requested = array("q")
-        self._requested_model = array("i")
-        self._input_estimate = array("q")
-        self._prefix_tokens = array("q")
-        self._cost = array("d")
-        self._ttft = array("d")
-        self._duration = array("d")
+        self._since = since_ns if since_ns is not None else -1
+        self._until = until_ns if until_ns is not None else _INT64_MAX + 1
+        self._columns = [array(column.typecode) for column in COLUMNS]
+        self._interners = [getattr(self, c.names) if c.names else None for c in COLUMNS]
         self._row_of_response: dict[str, int] = {}
         self._scores: dict[str, list[float]] = {}
         self.spans = 0
+        self.outside = 0  # spans whose start falls outside the data window
 
     def add_span(self, name: str, start_ns: int, end_ns: int, attrs: Mapping[str, Any]) -> None:
         """One span of any kind; raises BadSpan for a call or feedback span that cannot be read."""
+        if not self._since <= start_ns < self._until:
+            self.outside += 1
+            return
         self.spans += 1
-        if attrs.get(A_OPERATION) == "chat":
+        if attrs.get(sc.GEN_AI_OPERATION_NAME) == sc.CHAT_OPERATION:
             self._add_call(start_ns, end_ns, attrs)
-        elif name == FEEDBACK_SPAN or A_SCORE in attrs:
+        elif name == sc.FEEDBACK_SPAN or sc.GEN_AI_EVALUATION_SCORE_VALUE in attrs:
             self._add_feedback(attrs)
 
     def _add_call(self, start_ns: int, end_ns: int, attrs: Mapping[str, Any]) -> None:
-        model = attrs.get(A_MODEL)
-        if not isinstance(model, str) or not model:
-            raise BadSpan(f"call span without {A_MODEL!r}")
         if end_ns < start_ns or start_ns <= 0 or end_ns > _INT64_MAX:
             raise BadSpan(f"bad span times: start {start_ns}, end {end_ns}")
-        # Parse every field before appending anything, so a bad span never leaves a half-written row.
-        row = (
-            _int(attrs, A_INPUT, 0),
-            _int(attrs, A_OUTPUT, -1),
-            _int(attrs, A_CACHE_READ, 0),
-            _int(attrs, A_CACHE_WRITE, 0),
-            _int(attrs, A_MAX_TOKENS, 0),
-            _int(attrs, A_INPUT_ESTIMATE, -1),
-            _int(attrs, A_PREFIX_TOKENS, 0),
-            _float(attrs, A_COST),
-            _float(attrs, A_TTFT),
-            _int(attrs, A_REQUESTED_MAX_TOKENS, -1),
-        )
-        requested_model = attrs.get(A_REQUESTED_MODEL)
-        if not isinstance(requested_model, str) or not requested_model:
-            requested_model = model  # the policy records it only when it changed the model
-        task = attrs.get(A_TASK)
-        prefix = attrs.get(A_PREFIX)
-        flags = FLAG_EXPLORATION if attrs.get(A_EXPLORATION) is True else 0
-        response_id = attrs.get(A_RESPONSE_ID)
+        # Read every column before appending anything, so a bad span never leaves a half-written row.
+        row = [column.read(attrs, start_ns, end_ns) for column in COLUMNS]
+        if row[_MODEL] is None:
+            raise BadSpan(f"call span without {sc.GEN_AI_REQUEST_MODEL!r}")
+        for position, fallback in _FALLBACKS:
+            if row[position] is None:
+                row[position] = row[fallback]
+        response_id = attrs.get(sc.GEN_AI_RESPONSE_ID)
         if isinstance(response_id, str) and response_id:
-            self._row_of_response[response_id] = len(self._start)
-        self._start.append(start_ns)
-        self._task.append(self.tasks(task if isinstance(task, str) and task else UNLABELLED))
-        self._model.append(self.models(model))
-        self._prefix.append(self.prefixes(prefix) if isinstance(prefix, str) and prefix else -1)
-        self._outcome.append(_outcome(attrs))
-        self._flags.append(flags)
-        self._input.append(row[0])
-        self._output.append(row[1])
-        self._cache_read.append(row[2])
-        self._cache_write.append(row[3])
-        self._max_tokens.append(row[4])
-        self._requested.append(row[9] if row[9] >= 0 else row[4])
-        self._requested_model.append(self.models(requested_model))
-        self._input_estimate.append(row[5] if row[5] >= 0 else row[0])
-        self._prefix_tokens.append(row[6])
-        self._cost.append(row[7])
-        self._ttft.append(row[8])
-        self._duration.append((end_ns - start_ns) / 1e9)
+            self._row_of_response[response_id] = len(self._columns[0])
+        for buffer, interner, value in zip(self._columns, self._interners, row, strict=True):
+            if interner is not None:
+                value = interner(value) if value is not None else -1
+            buffer.append(value)
 
     def _add_feedback(self, attrs: Mapping[str, Any]) -> None:
-        response_id = attrs.get(A_RESPONSE_ID)
+        response_id = attrs.get(sc.GEN_AI_RESPONSE_ID)
         if not isinstance(response_id, str) or not response_id:
-            raise BadSpan(f"feedback span without {A_RESPONSE_ID!r}")
-        score = _float(attrs, A_SCORE)
+            raise BadSpan(f"feedback span without {sc.GEN_AI_RESPONSE_ID!r}")
+        score = _float(attrs, sc.GEN_AI_EVALUATION_SCORE_VALUE)
         if score != score:
-            raise BadSpan(f"feedback span without a numeric {A_SCORE!r}")
+            raise BadSpan(f"feedback span without a numeric {sc.GEN_AI_EVALUATION_SCORE_VALUE!r}")
         self._scores.setdefault(response_id, []).append(score)
 
     @property
     def calls(self) -> int:
-        return len(self._start)
+        return len(self._columns[0])
 
     @property
     def feedback(self) -> int:
         return sum(len(scores) for scores in self._scores.values())
 
-    def columns(self) -> tuple[Columns, int]:
-        """The table as numpy columns, with feedback joined by response id; also the count of unmatched feedback."""
-        score = np.full(len(self._start), np.nan)
+    def columns(self) -> tuple[Any, int]:
+        """The table as numpy columns (a `Columns`), with feedback joined by response id; and unmatched feedback."""
+        score = np.full(self.calls, np.nan)
         unmatched = 0
         for response_id, scores in self._scores.items():
             row = self._row_of_response.get(response_id)
@@ -295,28 +287,15 @@ class CallTable:
                 unmatched += len(scores)
             else:
                 score[row] = sum(scores) / len(scores)
+        arrays = {
+            column.name: np.frombuffer(buffer, dtype=np.dtype(column.typecode))
+            for column, buffer in zip(COLUMNS, self._columns, strict=True)
+        }
         columns = Columns(
             tasks=list(self.tasks.names),
             models=list(self.models.names),
             prefixes=list(self.prefixes.names),
-            start_ns=np.frombuffer(self._start, dtype=np.int64),
-            task=np.frombuffer(self._task, dtype=np.int32),
-            model=np.frombuffer(self._model, dtype=np.int32),
-            prefix=np.frombuffer(self._prefix, dtype=np.int32),
-            outcome=np.frombuffer(self._outcome, dtype=np.int8),
-            flags=np.frombuffer(self._flags, dtype=np.int8),
-            input_tokens=np.frombuffer(self._input, dtype=np.int64),
-            output_tokens=np.frombuffer(self._output, dtype=np.int64),
-            cache_read=np.frombuffer(self._cache_read, dtype=np.int64),
-            cache_write=np.frombuffer(self._cache_write, dtype=np.int64),
-            max_tokens=np.frombuffer(self._max_tokens, dtype=np.int64),
-            requested_max_tokens=np.frombuffer(self._requested, dtype=np.int64),
-            requested_model=np.frombuffer(self._requested_model, dtype=np.int32),
-            input_estimate=np.frombuffer(self._input_estimate, dtype=np.int64),
-            prefix_tokens=np.frombuffer(self._prefix_tokens, dtype=np.int64),
-            cost=np.frombuffer(self._cost, dtype=np.float64),
-            ttft=np.frombuffer(self._ttft, dtype=np.float64),
-            duration=np.frombuffer(self._duration, dtype=np.float64),
             score=score,
+            **arrays,
         )
         return columns, unmatched

@@ -122,10 +122,11 @@ def _task_blocks(dataset: Dataset, d: TaskDecision) -> list[Block]:
                 f"{s.truncation_rate:.2%}",
                 str(s.refusals),
                 str(s.errors),
+                str(s.cancelled),
             )
         )
     headers = ("model", "calls", "cost/call", "feedback; anytime-valid quality gap", "p95 TTFT", "truncated",
-               "refusals", "errors")
+               "refusals", "errors", "cancelled")
     blocks.append(Table(headers, rows))
     target = next((s for s in dataset.for_task(d.task) if s.model == d.route.model), None)
     if target is not None:

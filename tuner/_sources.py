@@ -1,8 +1,9 @@
 """Input files: expand paths, globs and directories; open plain, gzip and zstd files as streams of records.
 
-The Collector's `file` exporter writes one JSON request per line, but with `compression: zstd` it writes each
-request as a 4-byte big-endian length followed by one zstd frame. A `zstd`-compressed copy of a plain file is a
-single stream instead. Both are accepted, told apart by the zstd magic number at the start.
+The Collector's `file` exporter writes one JSON request per line, but with `compression: zstd` (without its native
+compression feature gate) it writes each request as a 4-byte big-endian length followed by one zstd frame, whatever
+the file is called. A `zstd`-compressed copy of a plain file is a single stream instead. Both are told apart by
+content: the zstd magic number at the start, or right after the first length prefix.
 """
 
 from __future__ import annotations
@@ -110,14 +111,14 @@ def records(path: Path, progress: Progress) -> Iterator[tuple[int, bytes]]:
     except OSError as err:
         raise TraceInputError(f"{name}: cannot open: {err.strerror}") from None
     with raw:
-        head = raw.read(4)
+        head = raw.read(8)
         raw.seek(0)
         if head[:2] == b"\x1f\x8b":
             stream: BinaryIO = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
-        elif head == _ZSTD_MAGIC:
+        elif head[:4] == _ZSTD_MAGIC:
             stream = _zstd().ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[attr-defined]
             stream = io.BufferedReader(stream)  # type: ignore[arg-type]
-        elif path.suffix.lower() in (".zst", ".zstd"):
+        elif head[4:8] == _ZSTD_MAGIC or path.suffix.lower() in (".zst", ".zstd"):
             for number, record in enumerate(_length_prefixed(raw, name), start=1):
                 progress.advance(raw.tell())
                 yield number, record

@@ -31,6 +31,28 @@ def _fraction(low: float, high: float, name: str) -> object:
     return parse
 
 
+def _bound(name: str) -> object:
+    def parse(text: str) -> int:
+        from tuner._window import parse_bound
+
+        try:
+            return parse_bound(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{name}: {err}") from None
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
 def _models(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if resolve(n) is None]
@@ -43,8 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-claude tune",
         description="Turn exported spans into a policy file and a report.",
-        epilog="INPUT: OTLP JSON lines or Jaeger JSON files (.gz/.zst ok), globs, directories of rotated files, "
-        "or chdb:PATH for a ClickHouse otel_traces table in a chdb data directory.",
+        epilog="INPUT: OTLP JSON lines or Jaeger JSON files (.gz/.zst ok), globs, directories of rotated files; "
+        "chdb:PATH for a ClickHouse otel_traces table in a chdb data directory; or a ClickHouse server, "
+        "clickhouse://user@host:8123/db?table=otel_traces (https://... for TLS), password from CLICKHOUSE_PASSWORD "
+        "or --clickhouse-password-file.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT")
     parser.add_argument("-o", "--output", default="policy.yaml", help="policy file to write (default policy.yaml)")
@@ -70,7 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state", default=None,
                         help="JSON file carrying evidence and decisions across tuning windows (read, then updated)")
     parser.add_argument("--candidates", type=_models, default=(), help="comma-separated models to consider")
-    parser.add_argument("--clickhouse-table", default="otel_traces", help="table name for chdb: inputs")
+    parser.add_argument("--since", type=_bound("--since"), default=None, help="read spans starting at or after "
+                        "this time: ISO 8601 (2026-11-20T00:00Z) or back from now (24h, 7d)")
+    parser.add_argument("--until", type=_bound("--until"), default=None, help="read spans starting before this time")
+    parser.add_argument("--clickhouse-table", default="otel_traces", help="table for ClickHouse inputs (otel_traces)")
+    parser.add_argument("--clickhouse-password-file", default=None, help="file holding the ClickHouse password")
+    parser.add_argument("--clickhouse-max-execution-time", type=_positive_int, default=600, help="seconds (600)")
+    parser.add_argument("--clickhouse-max-memory", type=_positive_int, default=8 * 2**30, help="bytes (8 GiB)")
+    parser.add_argument("--clickhouse-max-result-rows", type=_positive_int, default=1_000_000, help="(1,000,000)")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
     progress.add_argument("--no-progress", dest="progress", action="store_false")
@@ -140,20 +171,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load(args: argparse.Namespace) -> tuple[Dataset, Issues]:
-    chdb_inputs = [i for i in args.inputs if i.startswith("chdb:")]
-    if chdb_inputs:
-        if len(chdb_inputs) != len(args.inputs) or len(chdb_inputs) > 1:
-            raise TraceInputError("a chdb: input cannot be combined with other inputs")
-        from tuner._clickhouse import ChdbRunner, load_clickhouse
+    from tuner._clickhouse_source import is_clickhouse_input
+    from tuner._window import Window
 
-        return load_clickhouse(ChdbRunner(chdb_inputs[0][5:]), args.clickhouse_table), Issues()
+    try:
+        window = Window(args.since, args.until)
+    except ValueError as err:
+        raise TraceInputError(str(err)) from None
+    databases = [i for i in args.inputs if is_clickhouse_input(i)]
+    if databases:
+        if len(databases) != len(args.inputs) or len(databases) > 1:
+            raise TraceInputError("a chdb: or ClickHouse server input cannot be combined with other inputs")
+        from tuner._clickhouse import load_clickhouse
+        from tuner._clickhouse_source import Limits, open_runner
+
+        limits = Limits(args.clickhouse_max_execution_time, args.clickhouse_max_memory, args.clickhouse_max_result_rows)
+        runner, table = open_runner(databases[0], limits, args.clickhouse_password_file)
+        try:
+            return load_clickhouse(runner, table or args.clickhouse_table, window), Issues()
+        finally:
+            runner.close()
     from tuner._ingest import load_dataset
     from tuner._sources import expand_inputs, total_size
 
     show = args.progress
     if show is None:
         show = sys.stderr.isatty() and total_size(expand_inputs(args.inputs)) > _PROGRESS_BYTES
-    return load_dataset(args.inputs, show_progress=show)
+    return load_dataset(args.inputs, show_progress=show, window=window)
 
 
 def _print_summary(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind
 
+from otel_claude import semconv as sc
 from otel_claude.catalog import Usage, cost_usd, resolve
 from otel_claude.otlp_file import encode_request
-from tuner._records import FEEDBACK_SPAN
 
 _RESOURCE = Resource.create({"service.name": "synthetic"})
 _SCOPE = InstrumentationScope("otel_claude", "0.1.0")
@@ -54,26 +54,34 @@ def call(
     exploration: bool = False,
     requested_max_tokens: int | None = None,
     requested_model: str | None = None,
+    cancelled: bool = False,
 ) -> Span:
-    """A chat call span; finish defaults to max_tokens when the output reached the cap, end_turn otherwise."""
+    """A chat call span; finish defaults to max_tokens when the output reached the cap, end_turn otherwise.
+
+    `cancelled`: the caller abandoned the call, recorded as the instrumentor does (no response, no error.type).
+    """
     attrs: dict[str, Any] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "anthropic",
-        "gen_ai.request.model": model,
-        "gen_ai.request.max_tokens": max_tokens,
-        "gen_ai.request.stream": ttft is not None,
-        "server.address": "127.0.0.1",
-        "server.port": 8080,
-        "otel_claude.input.tokens_estimate": input_tokens,
-        "otel_claude.retries": 0,
+        sc.GEN_AI_OPERATION_NAME: sc.CHAT_OPERATION,
+        sc.GEN_AI_PROVIDER_NAME: "anthropic",
+        sc.GEN_AI_REQUEST_MODEL: model,
+        sc.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
+        sc.GEN_AI_REQUEST_STREAM: ttft is not None,
+        sc.SERVER_ADDRESS: "127.0.0.1",
+        sc.SERVER_PORT: 8080,
+        sc.INPUT_TOKENS_ESTIMATE: input_tokens,
+        sc.RETRIES: 0,
     }
     if task is not None:
-        attrs["otel_claude.task"] = task
+        attrs[sc.TASK] = task
     if prefix is not None:
-        attrs["otel_claude.prefix.fingerprint"] = prefix
-        attrs["otel_claude.prefix.tokens_estimate"] = prefix_tokens
-    if error is not None:
-        attrs["error.type"] = error
+        attrs[sc.PREFIX_FINGERPRINT] = prefix
+        attrs[sc.PREFIX_TOKENS_ESTIMATE] = prefix_tokens
+    if cancelled:
+        attrs[sc.CANCELLED] = True
+        if ttft is not None:
+            attrs[sc.STREAM_COMPLETE] = False
+    elif error is not None:
+        attrs[sc.ERROR_TYPE] = error
     else:
         output = min(output_tokens, max_tokens)
         reason = finish or ("max_tokens" if output_tokens >= max_tokens else "end_turn")
@@ -81,44 +89,45 @@ def call(
         info = resolve(model)
         attrs.update(
             {
-                "gen_ai.response.id": response_id or f"msg_{start_ns:x}",
-                "gen_ai.response.model": model,
-                "gen_ai.response.finish_reasons": [reason],
-                "gen_ai.usage.input_tokens": input_tokens,
-                "gen_ai.usage.output_tokens": output,
-                "gen_ai.usage.cache_read.input_tokens": cache_read,
-                "gen_ai.usage.cache_creation.input_tokens": cache_write,
-                "anthropic.usage.uncached_input_tokens": uncached,
+                sc.GEN_AI_RESPONSE_ID: response_id or f"msg_{start_ns:x}",
+                sc.GEN_AI_RESPONSE_MODEL: model,
+                sc.GEN_AI_RESPONSE_FINISH_REASONS: [reason],
+                sc.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+                sc.GEN_AI_USAGE_OUTPUT_TOKENS: output,
+                sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cache_read,
+                sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: cache_write,
+                sc.ANTHROPIC_UNCACHED_INPUT_TOKENS: uncached,
             }
         )
         if info is not None:
             usage = Usage(uncached, output, cache_read, cache_write)
-            attrs["otel_claude.cost_usd"] = cost_usd(info, usage)
+            attrs[sc.COST_USD] = cost_usd(info, usage)
         if ttft is not None:
-            attrs["gen_ai.response.time_to_first_chunk"] = ttft
-            attrs["otel_claude.stream.complete"] = True
+            attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttft
+            attrs[sc.STREAM_COMPLETE] = True
     if exploration:
-        attrs["otel_claude.policy.exploration"] = True
+        attrs[sc.POLICY_EXPLORATION] = True
     if requested_max_tokens is not None:
-        attrs["otel_claude.policy.requested_max_tokens"] = requested_max_tokens
+        attrs[sc.POLICY_REQUESTED_MAX_TOKENS] = requested_max_tokens
     if requested_model is not None:  # a policy routed the call to `model`
-        attrs["otel_claude.policy.requested_model"] = requested_model
+        attrs[sc.POLICY_REQUESTED_MODEL] = requested_model
     end = start_ns + int(duration_s * 1e9)
     return Span(f"chat {model}", start_ns, end, attrs)
 
 
 def feedback(*, start_ns: int, response_id: str, score: float, task: str | None = None) -> Span:
     attrs: dict[str, Any] = {
-        "gen_ai.response.id": response_id,
-        "gen_ai.evaluation.name": "feedback",
-        "gen_ai.evaluation.score.value": float(score),
+        sc.GEN_AI_RESPONSE_ID: response_id,
+        sc.GEN_AI_EVALUATION_NAME: sc.FEEDBACK_EVALUATION_NAME,
+        sc.GEN_AI_EVALUATION_SCORE_VALUE: float(score),
     }
     if task is not None:
-        attrs["otel_claude.task"] = task
-    return Span(FEEDBACK_SPAN, start_ns, start_ns + 1000, attrs, SpanKind.INTERNAL)
+        attrs[sc.TASK] = task
+    return Span(sc.FEEDBACK_SPAN, start_ns, start_ns + 1000, attrs, SpanKind.INTERNAL)
 
 
-def _readable(span: Span, number: int) -> ReadableSpan:
+def readable(span: Span, number: int) -> ReadableSpan:
+    """The span as the OpenTelemetry SDK hands it to exporters; `number` makes its trace and span ids."""
     context = SpanContext(trace_id=number + 1, span_id=number + 1, is_remote=False)
     return ReadableSpan(
         name=span.name,
@@ -136,7 +145,7 @@ def otlp_lines(spans: Iterable[Span], batch: int = 64) -> Iterator[str]:
     """OTLP JSON lines, one export request per `batch` spans, as the file exporter writes them."""
     pending: list[ReadableSpan] = []
     for number, span in enumerate(spans):
-        pending.append(_readable(span, number))
+        pending.append(readable(span, number))
         if len(pending) == batch:
             yield json.dumps(encode_request(pending), separators=(",", ":"))
             pending = []

@@ -1,171 +1,246 @@
-"""ClickHouse `otel_traces` via chdb: the SQL-pushed-down dataset equals the one built from files."""
+"""ClickHouse `otel_traces`, both schema variants, read in chdb and through a server over HTTP: the dataset and the
+policy equal the ones the file path builds from the same spans."""
 
 from __future__ import annotations
 
-import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from otel_claude.policy import dump_policy
 from tuner import synthetic as syn
+from tuner._dataset import Dataset, ModelStats
 from tuner._ingest import load_dataset
 from tuner._issues import TraceInputError
 from tuner._tune import TuneOptions, build_policy, decide_all
+from tuner._window import Window
 
 pytest.importorskip("chdb", reason="chdb (in-process ClickHouse) is not installed")
+pytest.importorskip("clickhouse_connect", reason="clickhouse-connect is not installed")
 
-from tuner._clickhouse import ChdbRunner, load_clickhouse
+from clickhouse_http import ChdbHttpServer
+from clickhouse_tables import JSON_DDL, JSON_TABLE, MAP_DDL, MAP_TABLE, insert_statements
+from span_sets import T0, mixed_calls
 
-# The Collector clickhouseexporter's traces table (contrib exporter/clickhouseexporter, internal/sqltemplates).
-DDL = """
-CREATE TABLE IF NOT EXISTS otel_traces (
-    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
-    TraceId String CODEC(ZSTD(1)),
-    SpanId String CODEC(ZSTD(1)),
-    ParentSpanId String CODEC(ZSTD(1)),
-    TraceState String CODEC(ZSTD(1)),
-    SpanName LowCardinality(String) CODEC(ZSTD(1)),
-    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
-    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
-    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    ScopeName String CODEC(ZSTD(1)),
-    ScopeVersion String CODEC(ZSTD(1)),
-    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    Duration UInt64 CODEC(ZSTD(1)),
-    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
-    StatusMessage String CODEC(ZSTD(1)),
-    Events Nested (Timestamp DateTime64(9), Name LowCardinality(String), Attributes Map(LowCardinality(String), String))
-        CODEC(ZSTD(1)),
-    Links Nested (TraceId String, SpanId String, TraceState String, Attributes Map(LowCardinality(String), String))
-        CODEC(ZSTD(1))
-) ENGINE = MergeTree()
-PARTITION BY toDate(Timestamp)
-ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))
-"""
+from tuner._clickhouse import load_clickhouse
+from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, parse_server_url
 
-T0 = 1_763_900_000_000_000_000
+DAY = 86_400 * 10**9
+USER, PASSWORD = "tuner", "s3cret-Pa55"
 
 
-def _spans(seed: int = 3) -> list[syn.Span]:
-    rng = random.Random(seed)
-    spans = []
-    t = T0
-    for i in range(600):
-        t += int(rng.expovariate(1 / 90) * 1e9)
-        model = "claude-sonnet-4-6" if i % 3 else "claude-haiku-4-5"
-        task = "classify" if i % 2 else "summarize"
-        rid = f"msg_{i}"
-        spans.append(
-            syn.call(
-                start_ns=t,
-                model=model,
-                task=task,
-                output_tokens=int(rng.lognormvariate(5, 0.6)),
-                max_tokens=600,
-                input_tokens=rng.randint(3000, 9000),
-                response_id=rid,
-                prefix=f"fp-{task}-{i % 2 + (i % 5 == 0)}",
-                prefix_tokens=4500,
-                ttft=rng.uniform(0.2, 1.5),
-                error="overloaded_error" if i % 97 == 0 else None,
-                exploration=i % 7 == 0,
-                requested_max_tokens=4096 if i % 5 else None,
-                requested_model="claude-sonnet-4-6" if i % 6 == 0 else None,
-            )
-        )
-        if i % 4:
-            spans.append(syn.feedback(start_ns=t + 1000, response_id=rid, score=float(rng.random() < 0.85)))
-    spans.append(syn.feedback(start_ns=T0, response_id="msg_nowhere", score=1.0))
-    return spans
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _insert(runner: ChdbRunner, spans: list[syn.Span]) -> None:
-    values = []
-    for number, span in enumerate(spans):
-        attrs = syn.clickhouse_attributes(span)
-        amap = "map(" + ", ".join(f"{_sql_literal(k)}, {_sql_literal(v)}" for k, v in attrs.items()) + ")"
-        values.append(
-            f"(fromUnixTimestamp64Nano(toInt64({span.start_ns})), '{number:032x}', '{number:016x}', '', '', "
-            f"{_sql_literal(span.name)}, 'Client', 'svc', map(), 'otel_claude', '0.1.0', {amap}, "
-            f"{span.end_ns - span.start_ns}, 'Unset', '', [], [], [], [], [], [], [])"
-        )
-    for start in range(0, len(values), 200):
-        runner("INSERT INTO otel_traces VALUES " + ", ".join(values[start : start + 200]))
+@dataclass
+class Loaded:
+    runner: ChdbRunner
+    spans: list[syn.Span]
+    path: Path
+    server: ChdbHttpServer
+    file: Path
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[ChdbRunner, list[syn.Span], Path]:
-    # chdb serves one data directory per process: every test of this module shares it.
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
+    # chdb serves one data directory per process: every test of this module shares it, and so does the server.
     path = tmp_path_factory.mktemp("chdb")
     runner = ChdbRunner(str(path))
-    runner(DDL)
-    spans = _spans()
-    _insert(runner, spans)
-    yield runner, spans, path
+    spans = mixed_calls()
+    for ddl, table in ((MAP_DDL, MAP_TABLE), (JSON_DDL, JSON_TABLE)):
+        runner.rows(ddl)
+        for statement in insert_statements(spans, table):
+            runner.rows(statement)
+    file = syn.write_otlp(tmp_path_factory.mktemp("file") / "t.json", spans)
+    with ChdbHttpServer(runner._session, USER, PASSWORD) as server:
+        yield Loaded(runner, spans, path, server, file)
     runner.close()
 
 
-def test_sql_dataset_matches_the_file_dataset(loaded: tuple, tmp_path: Path) -> None:
-    runner, spans, _ = loaded
-    from_sql = load_clickhouse(runner)
-    from_file, issues = load_dataset([str(syn.write_otlp(tmp_path / "t.json", spans))])
-    assert issues.total == 0
+def _http(loaded: Loaded, limits: Limits | None = None, password: str = PASSWORD, path: str = "") -> HttpRunner:
+    return HttpRunner(parse_server_url(loaded.server.url(user=USER, path=path)), password, limits or Limits())
+
+
+def _assert_same(sql: Dataset, file: Dataset) -> None:
     for name in ("spans", "calls", "feedback", "feedback_unmatched", "start_ns", "end_ns"):
-        assert getattr(from_sql, name) == getattr(from_file, name), name
-    # Feedback on the 5 failed calls (no response id: i = 97, 194, 291, 485, 582) and on msg_nowhere.
-    assert from_sql.feedback_unmatched == 6
-    assert [(m.task, m.model) for m in from_sql.models] == [(m.task, m.model) for m in from_file.models]
-    assert any(m.requested_model != m.model for m in from_sql.models)  # calls a policy routed are in the data
-    for sql, file in zip(from_sql.models, from_file.models, strict=True):
-        for name in ("calls", "explore_calls", "errors", "truncated", "refusals", "max_tokens", "requested_max_tokens",
-                     "requested_model"):
-            assert getattr(sql, name) == getattr(file, name), (sql.task, sql.model, name)
-        for name in ("cost_total", "mean_input", "mean_output", "ttft_p95", "duration_p95"):
-            assert getattr(sql, name) == pytest.approx(getattr(file, name), rel=1e-6), (sql.task, sql.model, name)
-        assert sql.quality is not None and file.quality is not None
-        assert sql.quality.n == file.quality.n
-        assert sql.quality.mean == pytest.approx(file.quality.mean) and sql.quality.sd == pytest.approx(file.quality.sd)
+        assert getattr(sql, name) == getattr(file, name), name
+    assert [(m.task, m.model) for m in sql.models] == [(m.task, m.model) for m in file.models]
+    for s, f in zip(sql.models, file.models, strict=True):
+        for name in ("calls", "explore_calls", "errors", "truncated", "refusals", "cancelled", "max_tokens",
+                     "requested_max_tokens", "requested_model"):
+            assert getattr(s, name) == getattr(f, name), (s.task, s.model, name)
+        for name in ("cost_total", "mean_input", "mean_output", "mean_cache_write", "ttft_p95", "duration_p95"):
+            assert getattr(s, name) == pytest.approx(getattr(f, name), rel=1e-6), (s.task, s.model, name)
+        assert (s.quality is None) == (f.quality is None)
+        if s.quality is not None and f.quality is not None:
+            assert s.quality.n == f.quality.n
+            assert s.quality.mean == pytest.approx(f.quality.mean) and s.quality.sd == pytest.approx(f.quality.sd)
         # Samples are all rows here (below the bound), in a different order.
-        assert sorted(sql.lengths.tolist()) == sorted(file.lengths.tolist())
-        assert np.count_nonzero(sql.censored) == np.count_nonzero(file.censored)
-        assert np.nansum(sql.scores) == pytest.approx(np.nansum(file.scores))
-        assert np.count_nonzero(~np.isnan(sql.scores)) == np.count_nonzero(~np.isnan(file.scores))
-    assert from_sql.prefixes == from_file.prefixes
+        def rows(m: ModelStats) -> list[tuple]:
+            return sorted(zip(m.lengths.tolist(), m.sizes.tolist(), m.caps.tolist(), m.censored.tolist(), strict=True))
+
+        assert rows(s) == rows(f)
+        assert np.nansum(s.scores) == pytest.approx(np.nansum(f.scores))
+        assert np.count_nonzero(~np.isnan(s.scores)) == np.count_nonzero(~np.isnan(f.scores))
+    assert sql.prefixes == file.prefixes
 
 
-def test_sql_dataset_gives_the_same_policy(loaded: tuple, tmp_path: Path) -> None:
-    runner, spans, _ = loaded
+def _policy(dataset: Dataset) -> str:
     options = TuneOptions()
-    from_sql = load_clickhouse(runner)
-    from_file, _ = load_dataset([str(syn.write_otlp(tmp_path / "t.json", spans))])
-    sql_policy = build_policy(from_sql, decide_all(from_sql, options), options)
-    file_policy = build_policy(from_file, decide_all(from_file, options), options)
-    # classify's callers use two models with different lengths: a rule per model, then the task's own.
-    assert list(dict.fromkeys(r.task for r in sql_policy.rules)) == ["classify", "summarize"]
-    assert sql_policy.version == file_policy.version
+    return dump_policy(build_policy(dataset, decide_all(dataset, options), options))
 
 
-def test_bad_table_and_missing_table_fail_clearly(loaded: tuple) -> None:
-    runner, _, _ = loaded
+@pytest.mark.parametrize("table", [MAP_TABLE, JSON_TABLE])
+def test_sql_dataset_matches_the_file_dataset(loaded: Loaded, table: str) -> None:
+    from_file, issues = load_dataset([str(loaded.file)])
+    assert issues.total == 0
+    from_sql = load_clickhouse(loaded.runner, table)
+    _assert_same(from_sql, from_file)
+    # Feedback on failed and cancelled calls (no response id) and on msg_nowhere finds no call.
+    assert from_sql.feedback_unmatched > 1
+    assert any(m.requested_model != m.model for m in from_sql.models)  # calls a policy routed are in the data
+    # Cancelled calls, new-style (otel_claude.cancelled) and old (error.type CancelledError), are not errors.
+    cancelled = sum(m.cancelled for m in from_sql.models)
+    assert cancelled == len({i for i in range(600) if i % 53 == 0 or i % 89 == 0})
+    assert sum(m.errors for m in from_sql.models) == len({i for i in range(600) if i % 97 == 0} - {0})
+    # Cache writes recorded under either name are all counted.
+    assert sum(p.cache_write_tokens for p in from_sql.prefixes) == 400 * sum(
+        1 for i in range(600) if i % 11 == 0 and i % 97 and i % 53 and i % 89
+    )
+
+
+@pytest.mark.parametrize("table", [MAP_TABLE, JSON_TABLE])
+def test_server_over_http_gives_the_same_dataset_and_policy(loaded: Loaded, table: str) -> None:
+    runner = _http(loaded)
+    before = len(loaded.server.stats.queries)
+    try:
+        from_server = load_clickhouse(runner, table)
+    finally:
+        runner.close()
+    from_file, _ = load_dataset([str(loaded.file)])
+    _assert_same(from_server, from_file)
+    assert _policy(from_server) == _policy(from_file) == _policy(load_clickhouse(loaded.runner, table))
+    tuner_queries = loaded.server.stats.queries[before:]
+    assert any(table in q for q in tuner_queries)
+    # Every query of the tune carried the limits on the server's time, memory and result size.
+    for settings in loaded.server.stats.settings[before:]:
+        assert {"max_execution_time", "max_memory_usage", "max_result_rows", "result_overflow_mode"} <= set(settings)
+    assert set(loaded.server.stats.encodings[before:]) == {"lz4"}  # the client's first choice, as a server does
+
+
+@pytest.mark.parametrize("table", [MAP_TABLE, JSON_TABLE])
+def test_window_is_pushed_into_where_and_prunes_partitions(loaded: Loaded, table: str) -> None:
+    day_start = (T0 // DAY + 1) * DAY  # the first whole day of the data
+    window = Window(day_start, day_start + DAY)
+    from_sql = load_clickhouse(loaded.runner, table, window)
+    from_file, _ = load_dataset([str(loaded.file)], window=window)
+    _assert_same(from_sql, from_file)
+    everything = load_clickhouse(loaded.runner, table)
+    assert 0 < from_sql.calls < everything.calls
+    assert day_start <= from_sql.start_ns <= from_sql.end_ns < day_start + DAY
+    # The date partitions outside the window are never opened.
+    from tuner._clickhouse import queries_for
+
+    plan = loaded.runner.rows(f"EXPLAIN indexes = 1 {queries_for(loaded.runner, table, window).calls()}")
+    text = "\n".join(row["explain"] for row in plan)
+    selected, total = map(int, re.search(r"Min-Max.*?Parts: (\d+)/(\d+)", text, re.S).groups())
+    assert selected < total, text
+
+
+def test_bad_table_and_missing_table_fail_clearly(loaded: Loaded) -> None:
     with pytest.raises(TraceInputError, match="bad table name"):
-        load_clickhouse(runner, "otel_traces; DROP TABLE x")
-    with pytest.raises(TraceInputError, match="clickhouse table nope: query failed"):
-        load_clickhouse(runner, "nope")
+        load_clickhouse(loaded.runner, "otel_traces; DROP TABLE x")
+    with pytest.raises(TraceInputError, match="table nope: the table does not exist"):
+        load_clickhouse(loaded.runner, "nope")
+    runner = _http(loaded)
+    try:
+        with pytest.raises(TraceInputError) as caught:
+            load_clickhouse(runner, "nope")
+    finally:
+        runner.close()
+    message = str(caught.value)
+    assert "\n" not in message and "the table does not exist" in message and "version" not in message
 
 
-def test_cli_reads_a_chdb_table(loaded: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_limits_bound_the_server_and_fail_in_one_line(loaded: Loaded) -> None:
+    runner = _http(loaded, Limits(max_result_rows=1))
+    try:
+        with pytest.raises(TraceInputError) as caught:
+            load_clickhouse(runner, MAP_TABLE)
+    finally:
+        runner.close()
+    message = str(caught.value)
+    assert "larger than max_result_rows" in message and "\n" not in message
+    # The limit held for that request only: the next client's tune reads everything.
+    runner = _http(loaded)
+    try:
+        assert load_clickhouse(runner, MAP_TABLE).calls == load_clickhouse(loaded.runner, MAP_TABLE).calls
+    finally:
+        runner.close()
+
+
+def test_connection_errors_are_one_line_without_the_password(loaded: Loaded) -> None:
+    with pytest.raises(TraceInputError) as caught:
+        _http(loaded, password="not-" + PASSWORD)
+    assert "authentication failed" in str(caught.value) and PASSWORD not in str(caught.value)
+    with pytest.raises(TraceInputError, match="database does not exist"):
+        load_clickhouse(_http(loaded, path="/nowhere"), MAP_TABLE)
+    with pytest.raises(TraceInputError, match="did not answer"):
+        HttpRunner(parse_server_url(f"clickhouse://{USER}@127.0.0.1:1"), PASSWORD, Limits())
+
+
+def test_url_forms_and_password_in_the_url_is_refused() -> None:
+    address = parse_server_url("clickhouse://alice@db.example:9000/otel?table=spans")
+    assert (address.interface, address.host, address.port, address.database, address.table, address.user) == (
+        "http", "db.example", 9000, "otel", "spans", "alice")
+    assert parse_server_url("https://db.example/otel").port == 8443
+    assert parse_server_url("clickhouse://db.example").port == 8123
+    with pytest.raises(TraceInputError, match="do not put a password in the URL") as caught:
+        parse_server_url("clickhouse://alice:hunter2@db.example/otel")
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(TraceInputError, match="unknown URL option"):
+        parse_server_url("clickhouse://db.example/otel?tabel=x")
+
+
+def test_cli_tunes_from_the_server_with_credentials_from_the_environment(
+    loaded: Loaded, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from otel_claude._cli import main as otel_claude
-    from otel_claude.policy import load_policy_text
 
-    _, _, path = loaded
-    assert otel_claude(["tune", f"chdb:{path}", "-o", str(tmp_path / "p.yaml"), "--no-progress"]) == 0
-    policy = load_policy_text((tmp_path / "p.yaml").read_text(), "p.yaml")
-    assert list(dict.fromkeys(r.task for r in policy.rules)) == ["classify", "summarize"]
-    assert "600 calls read" in capsys.readouterr().out
-    assert otel_claude(["tune", f"chdb:{path}", str(tmp_path / "p.yaml")]) == 2
+    url = loaded.server.url(user=USER, path=f"/default?table={JSON_TABLE}")
+    out = [str(tmp_path / "p.yaml"), str(tmp_path / "r.html"), str(tmp_path / "r.md")]
+    monkeypatch.delenv("CLICKHOUSE_PASSWORD", raising=False)
+    # No password configured: the server refuses, in one line.
+    assert otel_claude(["tune", url, "-o", out[0], "--no-progress"]) == 2
+    refused = capsys.readouterr()
+    assert "authentication failed" in refused.err and len(refused.err.strip().splitlines()) == 1
+
+    monkeypatch.setenv("CLICKHOUSE_PASSWORD", PASSWORD)
+    assert otel_claude(["tune", url, "-o", out[0], "--report", out[1], "--report", out[2], "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    from_file, _ = load_dataset([str(loaded.file)])
+    assert Path(out[0]).read_text() == _policy(from_file)
+    assert f"{from_file.calls} calls read" in printed.out
+
+    secret = tmp_path / "secret"
+    secret.write_text(PASSWORD + "\n")
+    monkeypatch.delenv("CLICKHOUSE_PASSWORD")
+    assert otel_claude(["tune", url, "-o", out[0], "--clickhouse-password-file", str(secret), "--no-progress"]) == 0
+    printed2 = capsys.readouterr()
+    # The password appears in nothing the tune printed, logged or wrote.
+    written = "".join(Path(p).read_text() for p in out)
+    everything = refused.out + refused.err + printed.out + printed.err + printed2.out + printed2.err + written
+    assert PASSWORD not in everything + caplog.text
+
+
+def test_cli_reads_a_chdb_table(loaded: Loaded, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from otel_claude._cli import main as otel_claude
+
+    assert otel_claude(["tune", f"chdb:{loaded.path}", "-o", str(tmp_path / "p.yaml"), "--no-progress"]) == 0
+    from_file, _ = load_dataset([str(loaded.file)])
+    assert (tmp_path / "p.yaml").read_text() == _policy(from_file)
+    assert f"{from_file.calls} calls read" in capsys.readouterr().out
+    assert otel_claude(["tune", f"chdb:{loaded.path}", str(tmp_path / "p.yaml")]) == 2
     assert "cannot be combined" in capsys.readouterr().err

@@ -39,6 +39,7 @@ def model_stats(
         errors=0,
         truncated=int(censored.sum()),
         refusals=0,
+        cancelled=0,
         cost_total=cost * n,
         mean_input=1000,
         mean_output=200,
