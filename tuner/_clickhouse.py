@@ -21,14 +21,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from otel_claude import semconv as sc
-from tuner._dataset import SAMPLE_LIMIT, TTL_SECONDS, Dataset, ModelStats, PrefixStats, Quality
+from tuner._dataset import SAMPLE_LIMIT, TTL_SECONDS, Dataset, ModelStats, PrefixStats, Quality, verdict_streams
 from tuner._issues import TraceInputError
-from tuner._records import CACHE_WRITE_ATTRIBUTES, CANCELLATION_ERRORS, UNLABELLED
+from tuner._records import CACHE_WRITE_ATTRIBUTES, CANCELLATION_ERRORS, UNLABELLED, UNSETTLED, Verdict
 from tuner._window import ALL_TIME, Window
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _KEY = re.compile(r"^[A-Za-z0-9_.]+$")
 # What each sampled call carries, in order (the tuple the SQL sorts by its first element, a hash of the span id).
+# Paired verdicts kept per (task, model pair) in one tune: the newest, enough to settle any margin worth routing on.
+VERDICT_LIMIT = 200_000
 _SAMPLE_FIELDS = ("output_tokens", "input_estimate", "censored", "max_tokens", "score", "start_ns")
 
 
@@ -119,6 +121,7 @@ class _Queries:
             toFloat64OrNull({a.text(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)}) AS ttft,
             {a.text(sc.POLICY_EXPLORATION)} = 'true' AS exploration,
             {a.text(sc.GEN_AI_RESPONSE_ID)} AS response_id,
+            {a.text(sc.EVALUATION_ROLE)} AS role,
             SpanId AS span_id
         FROM {self.table}
         WHERE {a.text(sc.GEN_AI_OPERATION_NAME)} = {_literal(sc.CHAT_OPERATION)} AND {model} != ''
@@ -132,6 +135,7 @@ class _Queries:
         SELECT {a.text(sc.GEN_AI_RESPONSE_ID)} AS response_id, avg({score}) AS score, count() AS scores
         FROM {self.table}
         WHERE (SpanName = {_literal(sc.FEEDBACK_SPAN)} OR {a.text(sc.GEN_AI_EVALUATION_SCORE_VALUE)} != '')
+            AND SpanName != {_literal(sc.VERDICT_SPAN)}
             AND response_id != '' AND {score} IS NOT NULL AND {_window_sql(self.window)}
         GROUP BY response_id
         """
@@ -143,6 +147,9 @@ class _Queries:
             return f"arraySort(x -> (-x.2, x.1), arrayZip(mapKeys({counts}), mapValues({counts})))[1].1"
 
         completed = "NOT is_error AND NOT is_cancelled"
+        app = "role = ''"
+        # A model seen only in shadow calls describes itself from those (the file path's `own` rows).
+        own = f"({app} OR countIf({app}) OVER (PARTITION BY task, model) = 0)"
         sample = f"({', '.join(('cityHash64(span_id)', *_SAMPLE_FIELDS))})"
         return f"""
         WITH calls AS ({self.calls()}), fb AS ({self.feedback()})
@@ -151,24 +158,29 @@ class _Queries:
             arrayMap(s -> s.4, samples) AS sample_censored, arrayMap(s -> s.5, samples) AS sample_max_tokens,
             arrayMap(s -> s.6, samples) AS sample_score, arrayMap(s -> s.7, samples) AS sample_start_ns
         FROM (
-            SELECT task, model, count() AS calls, countIf(exploration) AS explore_calls,
-                countIf(is_error) AS errors, countIf(is_cancelled) AS cancelled,
-                countIf({completed} AND finish = 'max_tokens') AS truncated,
-                countIf({completed} AND finish = 'refusal') AS refusals,
-                sum(ifNull(cost, 0)) AS cost_total,
+            SELECT task, model, countIf({app}) AS calls, countIf(exploration AND {app}) AS explore_calls,
+                countIf(role = {_literal(sc.ROLE_SHADOW)}) AS shadow_calls,
+                countIf(is_error AND {app}) AS errors, countIf(is_cancelled AND {app}) AS cancelled,
+                countIf({completed} AND finish = 'max_tokens' AND {app}) AS truncated,
+                countIf({completed} AND finish = 'refusal' AND {app}) AS refusals,
+                sumIf(ifNull(cost, 0), {app}) AS cost_total,
                 avg(input_tokens - cache_read - cache_write) AS mean_input,
                 avg(greatest(output_tokens, 0)) AS mean_output,
                 avg(cache_read) AS mean_cache_read, avg(cache_write) AS mean_cache_write,
                 quantileExactInclusiveIf(0.95)(ttft, isNotNull(ttft)) AS ttft_p95, countIf(isNotNull(ttft)) AS ttft_n,
                 quantileExactInclusive(0.95)(duration) AS duration_p95,
-                {mode("max_tokens", "max_tokens > 0")} AS max_tokens_mode,
-                {mode("requested_max_tokens", "requested_max_tokens > 0")} AS requested_max_tokens_mode,
-                {mode("requested_model")} AS requested_model_mode,
-                countIf(isNotNull(score)) AS scored, avgIf(score, isNotNull(score)) AS q_mean,
-                stddevSampIf(score, isNotNull(score)) AS q_sd, sum(ifNull(scores, 0)) AS matched_feedback,
-                min(start_ns) AS first_ns, max(start_ns) AS last_ns,
+                {mode("max_tokens", "max_tokens > 0 AND own")} AS max_tokens_mode,
+                {mode("requested_max_tokens", "requested_max_tokens > 0 AND own")} AS requested_max_tokens_mode,
+                {mode("requested_model", "own")} AS requested_model_mode,
+                countIf(isNotNull(score) AND {app}) AS scored, avgIf(score, isNotNull(score) AND {app}) AS q_mean,
+                stddevSampIf(score, isNotNull(score) AND {app}) AS q_sd,
+                sumIf(ifNull(scores, 0), {app}) AS matched_feedback,
+                minIf(start_ns, {app}) AS first_ns, maxIf(start_ns, {app}) AS last_ns,
                 groupArraySortedIf({SAMPLE_LIMIT})({sample}, {completed} AND output_tokens >= 0) AS samples
-            FROM (SELECT *, finish = 'max_tokens' AS censored FROM calls LEFT JOIN fb USING (response_id))
+            FROM (
+                SELECT *, finish = 'max_tokens' AS censored, {own} AS own
+                FROM calls LEFT JOIN fb USING (response_id) WHERE role != {_literal(sc.ROLE_JUDGE)}
+            )
             GROUP BY task, model
         )
         ORDER BY task, model
@@ -185,10 +197,37 @@ class _Queries:
                 toInt64(quantileExactInclusive(0.5)(prefix_tokens)) AS prefix_tokens, topK(1)(model) AS model_mode,
                 arrayPopFront(arrayDifference(arraySort(groupArray(start_ns)))) AS gaps,
                 sum(cache_read) AS cache_read_tokens, sum(cache_write) AS cache_write_tokens
-            FROM ({self.calls()}) WHERE prefix != ''
+            FROM ({self.calls()}) WHERE prefix != '' AND role = ''
             GROUP BY task, prefix
         )
         ORDER BY task, prefix
+        """
+
+    def evaluation(self) -> str:
+        """Per task: what shadow and judge calls cost."""
+        return f"""
+        SELECT task, sum(ifNull(cost, 0)) AS spend FROM ({self.calls()}) WHERE role != '' GROUP BY task ORDER BY task
+        """
+
+    def verdicts(self) -> str:
+        """Paired verdicts in time order per stream, each stream bounded (the newest are kept)."""
+        a = self.a
+        task = a.text(sc.TASK)
+        return f"""
+        SELECT * FROM (
+            SELECT if({task} = '', {_literal(UNLABELLED)}, {task}) AS task,
+                {a.text(sc.EVALUATION_INCUMBENT_MODEL)} AS incumbent,
+                {a.text(sc.EVALUATION_CANDIDATE_MODEL)} AS candidate,
+                toInt64(toUnixTimestamp64Nano(Timestamp)) AS start_ns,
+                toFloat64OrNull({a.text(sc.GEN_AI_EVALUATION_SCORE_VALUE)}) AS value,
+                {a.text(sc.GEN_AI_EVALUATION_SCORE_LABEL)} != {_literal(UNSETTLED)} AS settled
+            FROM {self.table}
+            WHERE SpanName = {_literal(sc.VERDICT_SPAN)} AND {_window_sql(self.window)}
+                AND incumbent != '' AND candidate != '' AND value BETWEEN -1 AND 1
+            ORDER BY task, incumbent, candidate, start_ns DESC, value
+            LIMIT {VERDICT_LIMIT} BY task, incumbent, candidate
+        )
+        ORDER BY task, incumbent, candidate, start_ns, value
         """
 
     def totals(self) -> str:
@@ -254,6 +293,7 @@ def _model_stats(row: dict[str, Any]) -> ModelStats:
         caps=_array(row["sample_max_tokens"], np.int64),
         scores=_array(row["sample_score"], np.float64, lambda s: np.nan if s is None else s),
         times=_array(row["sample_start_ns"], np.int64),
+        shadow_calls=int(row["shadow_calls"]),
     )
 
 
@@ -279,6 +319,8 @@ def load_clickhouse(run: Runner, table: str = "otel_traces", window: Window = AL
         model_rows = run.rows(queries.models())
         prefix_rows = run.rows(queries.prefixes())
         totals = run.rows(queries.totals())[0]
+        verdict_rows = run.rows(queries.verdicts())
+        spend_rows = run.rows(queries.evaluation())
     except QueryError as err:
         raise TraceInputError(f"{run.source} table {table}: {err}") from None
     models = [_model_stats(row) for row in model_rows]
@@ -291,6 +333,12 @@ def load_clickhouse(run: Runner, table: str = "otel_traces", window: Window = AL
         calls=calls,
         feedback=feedback,
         feedback_unmatched=feedback - sum(int(row["matched_feedback"]) for row in model_rows),
-        start_ns=min(int(row["first_ns"]) for row in model_rows) if calls else None,
-        end_ns=max(int(row["last_ns"]) for row in model_rows) if calls else None,
+        start_ns=min(int(row["first_ns"]) for row in model_rows if int(row["calls"])) if calls else None,
+        end_ns=max(int(row["last_ns"]) for row in model_rows if int(row["calls"])) if calls else None,
+        verdicts=verdict_streams([
+            Verdict(row["task"], row["incumbent"], row["candidate"], int(row["start_ns"]), float(row["value"]),
+                    bool(row["settled"]))
+            for row in verdict_rows
+        ]),
+        evaluation_cost={row["task"]: float(row["spend"]) for row in spend_rows},
     )

@@ -48,7 +48,8 @@ def estimate_cost(
     completed = own is not None and len(own.lengths) >= _OWN_LENGTHS
     output = own.mean_output if completed and own is not None else reference.mean_output
     total_input = reference.mean_input + reference.mean_cache_read + reference.mean_cache_write
-    uncached = cost_usd(info, Usage(input_tokens=round(total_input), output_tokens=round(output)))
+    # Means, not rounded to whole tokens: a mean near .5 would round differently under float noise between readers.
+    uncached = cost_usd(info, Usage(input_tokens=total_input, output_tokens=output))  # type: ignore[arg-type]
     cache = decide_cache(prefixes, model)
     # The cache's saving is per call that carries a prefix; calls without tools or a system prompt save nothing.
     calls = sum(s.calls for s in stats)

@@ -11,7 +11,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from tuner._records import CANCELLED, ERROR, FLAG_EXPLORATION, REFUSAL, TRUNCATED, Columns
+from tuner._records import (
+    APPLICATION,
+    CANCELLED,
+    ERROR,
+    FLAG_EXPLORATION,
+    JUDGE,
+    REFUSAL,
+    TRUNCATED,
+    Columns,
+    Verdict,
+)
 
 # A read refreshes a 5-minute cache entry; the 1-hour TTL is fixed (Anthropic prompt caching docs).
 TTL_SECONDS = {"5m": 300, "1h": 3600}
@@ -38,7 +48,7 @@ class ModelStats:
 
     task: str
     model: str
-    calls: int
+    calls: int  # the application's calls (the task's traffic); shadow calls are counted apart
     explore_calls: int
     errors: int
     truncated: int
@@ -61,6 +71,9 @@ class ModelStats:
     caps: np.ndarray = field(repr=False)  # max_tokens each sampled call was sent with
     scores: np.ndarray = field(repr=False)  # feedback score of each sampled call, NaN when unscored
     times: np.ndarray = field(repr=False)  # start time (ns) of each sampled call, in time order
+    # Shadow copies of the task's calls this model answered for paired evaluation: its lengths, latency and output
+    # on the task are in the samples and means above, but not in `calls`, the rates or the cost of the traffic.
+    shadow_calls: int = 0
 
     @property
     def cost_per_call(self) -> float:
@@ -110,6 +123,7 @@ class Dataset:
     start_ns: int | None
     end_ns: int | None
     verdicts: list[VerdictStream] = field(default_factory=list)
+    evaluation_cost: dict[str, float] = field(default_factory=dict)  # per task: shadow and judge calls' spend
 
     @property
     def days(self) -> float | None:
@@ -207,36 +221,40 @@ def _sample(rows: np.ndarray, limit: int) -> np.ndarray:
 
 
 def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
-    outcome = c.outcome[rows]
-    completed = rows[(outcome != ERROR) & (outcome != CANCELLED) & (c.output_tokens[rows] >= 0)]
+    """One (task, model) from its application and shadow calls (judge calls are not the task's requests)."""
+    app = rows[c.role[rows] == APPLICATION]
+    own = app if len(app) else rows  # a model seen only in shadow calls describes itself from those
+    outcome = c.outcome[app]
+    everything = c.outcome[rows]
+    completed = rows[(everything != ERROR) & (everything != CANCELLED) & (c.output_tokens[rows] >= 0)]
     sample = _sample(completed[np.argsort(c.start_ns[completed], kind="stable")], SAMPLE_LIMIT)
-    cost = c.cost[rows]
     return ModelStats(
         task=c.tasks[int(c.task[rows[0]])],
         model=c.models[int(c.model[rows[0]])],
-        calls=len(rows),
-        explore_calls=int(np.count_nonzero(c.flags[rows] & FLAG_EXPLORATION)),
+        calls=len(app),
+        explore_calls=int(np.count_nonzero(c.flags[app] & FLAG_EXPLORATION)),
         errors=int(np.count_nonzero(outcome == ERROR)),
         truncated=int(np.count_nonzero(outcome == TRUNCATED)),
         refusals=int(np.count_nonzero(outcome == REFUSAL)),
         cancelled=int(np.count_nonzero(outcome == CANCELLED)),
-        cost_total=float(np.nansum(cost)),
+        cost_total=float(np.nansum(c.cost[app])),
         mean_input=float(np.mean(c.input_tokens[rows] - c.cache_read[rows] - c.cache_write[rows])),
         mean_output=float(np.mean(np.maximum(c.output_tokens[rows], 0))),
         mean_cache_read=float(np.mean(c.cache_read[rows])),
         mean_cache_write=float(np.mean(c.cache_write[rows])),
         ttft_p95=_p95(c.ttft[rows]),
         duration_p95=_p95(c.duration[rows]),
-        max_tokens=_mode(c.max_tokens[rows]),
-        requested_max_tokens=_mode(c.requested_max_tokens[rows]),
-        requested_model=_most_common_name(c.requested_model[rows], c.models),
-        quality=_quality(c.score[rows]),
+        max_tokens=_mode(c.max_tokens[own]),
+        requested_max_tokens=_mode(c.requested_max_tokens[own]),
+        requested_model=_most_common_name(c.requested_model[own], c.models),
+        quality=_quality(c.score[app]),
         lengths=c.output_tokens[sample].astype(np.int64),
         sizes=c.input_estimate[sample].astype(np.int64),
         censored=c.outcome[sample] == TRUNCATED,
         caps=c.max_tokens[sample].astype(np.int64),
         scores=c.score[sample],
         times=c.start_ns[sample],
+        shadow_calls=len(rows) - len(app),
     )
 
 
@@ -257,19 +275,48 @@ def _prefix_stats(c: Columns, rows: np.ndarray) -> PrefixStats:
     )
 
 
-def build_dataset(c: Columns, spans: int, feedback: int, unmatched: int) -> Dataset:
-    with_prefix = np.flatnonzero(c.prefix >= 0)
+def verdict_streams(verdicts: list[Verdict]) -> list[VerdictStream]:
+    """Verdicts grouped by (task, incumbent, candidate), each stream in time order."""
+    grouped: dict[tuple[str, str, str], list[Verdict]] = {}
+    for v in verdicts:
+        grouped.setdefault((v.task, v.incumbent, v.candidate), []).append(v)
+    streams = []
+    for (task, incumbent, candidate), items in sorted(grouped.items()):
+        items.sort(key=lambda v: (v.start_ns, v.value))
+        streams.append(VerdictStream(
+            task=task, incumbent=incumbent, candidate=candidate,
+            times=np.array([v.start_ns for v in items], dtype=np.int64),
+            values=np.array([v.value for v in items], dtype=np.float64),
+            settled=np.array([v.settled for v in items], dtype=bool),
+        ))
+    return streams
+
+
+def build_dataset(c: Columns, spans: int, feedback: int, unmatched: int,
+                  verdicts: list[Verdict] | None = None) -> Dataset:
+    app = c.role == APPLICATION
+    with_prefix = np.flatnonzero((c.prefix >= 0) & app)
     prefix_groups = _groups(c.task[with_prefix], c.prefix[with_prefix])
+    task_rows = np.flatnonzero(c.role != JUDGE)
+    evaluation = np.flatnonzero(~app)
+    spend: dict[str, float] = {}
+    for rows in _groups(c.task[evaluation]):
+        rows = evaluation[rows]
+        spend[c.tasks[int(c.task[rows[0]])]] = float(np.nansum(c.cost[rows]))
+    starts = c.start_ns[app]
     return Dataset(
         # Sorted by name, not by interned id, so the order does not depend on which span came first.
-        models=sorted((_model_stats(c, rows) for rows in _groups(c.task, c.model)), key=lambda m: (m.task, m.model)),
+        models=sorted((_model_stats(c, task_rows[rows]) for rows in _groups(c.task[task_rows], c.model[task_rows])),
+                      key=lambda m: (m.task, m.model)),
         prefixes=sorted(
             (_prefix_stats(c, with_prefix[rows]) for rows in prefix_groups), key=lambda p: (p.task, p.fingerprint)
         ),
         spans=spans,
-        calls=len(c),
+        calls=int(np.count_nonzero(app)),
         feedback=feedback,
         feedback_unmatched=unmatched,
-        start_ns=int(c.start_ns.min()) if len(c) else None,
-        end_ns=int(c.start_ns.max()) if len(c) else None,
+        start_ns=int(starts.min()) if len(starts) else None,
+        end_ns=int(starts.max()) if len(starts) else None,
+        verdicts=verdict_streams(verdicts or []),
+        evaluation_cost=dict(sorted(spend.items())),
     )

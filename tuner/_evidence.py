@@ -82,7 +82,8 @@ class _Pair:
         fresh = times > self.through_ns
         if not np.any(fresh):
             return
-        order = np.argsort(times[fresh], kind="stable")
+        # Time order, ties broken by value and settledness: the same evidence whatever order a reader delivers.
+        order = np.lexsort((settled[fresh], values[fresh], times[fresh]))
         d = np.clip(values[fresh][order], -1.0, 1.0)
         ok = settled[fresh][order]
         self.low.update((np.where(ok, d, -1.0) + 1) / 2)
@@ -112,7 +113,7 @@ class _Scores:
         fresh = times > self.through_ns
         if not np.any(fresh):
             return
-        order = np.argsort(times[fresh], kind="stable")
+        order = np.lexsort((scores[fresh], times[fresh]))  # ties broken by value: reader order cannot matter
         values = np.clip(scores[fresh][order], 0.0, 1.0)
         self.low.update(values)
         self.high.update(values)

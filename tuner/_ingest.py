@@ -118,4 +118,4 @@ def load_dataset(
         if was_enabled:
             gc.enable()
     columns, unmatched = table.columns()
-    return build_dataset(columns, table.spans, table.feedback, unmatched), issues
+    return build_dataset(columns, table.spans, table.feedback, unmatched, table.verdicts), issues

@@ -1,8 +1,8 @@
 """The call table: every call span reduced to a compact row, stored column-wise.
 
 Readers of every format hand over a span as (name, start, end, attributes with plain values); this module decides
-what a span means (call, feedback, neither) so that meaning lives in one place. Columns are `array` buffers and
-strings are interned to small ints, so a million calls cost tens of megabytes instead of a million dicts.
+what a span means (call, feedback, paired verdict, neither) so that meaning lives in one place. Columns are `array`
+buffers and strings are interned to small ints, so a million calls cost tens of megabytes instead of a million dicts.
 
 `COLUMNS` is the whole layout: a column's name, its storage type and how a row value is read from a span. The
 buffers, the append and the numpy view all follow from it, so adding a column is one line there.
@@ -38,6 +38,10 @@ CACHE_WRITE_ATTRIBUTES = (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, sc.GEN_AI
 # Columns are int64 arrays: a larger value would raise OverflowError halfway through appending a row.
 _INT64_MAX = 2**63 - 1
 FLAG_EXPLORATION = 1
+# Who made a call: the application, or the instrumentor itself for paired evaluation (a candidate's shadow copy of
+# an application call, or an LLM judge's comparison). Only application calls are the task's traffic.
+APPLICATION, SHADOW, JUDGE = range(3)
+_ROLES = {sc.ROLE_SHADOW: SHADOW, sc.ROLE_JUDGE: JUDGE}
 UNLABELLED = "(unlabelled)"
 # Calls whose task label arrived after MAX_TASKS distinct labels had been seen: counted, never tuned.
 UNTRACKED = "(labels past the limit)"
@@ -152,6 +156,10 @@ def _exploration(attrs: Mapping[str, Any], _start: int, _end: int) -> int:
     return FLAG_EXPLORATION if attrs.get(sc.POLICY_EXPLORATION) is True else 0
 
 
+def _role(attrs: Mapping[str, Any], _start: int, _end: int) -> int:
+    return _ROLES.get(attrs.get(sc.EVALUATION_ROLE), APPLICATION)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of the call table.
@@ -178,6 +186,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("outcome", "b", lambda attrs, _start, _end: _outcome(attrs),
            (sc.CANCELLED, sc.ERROR_TYPE, sc.GEN_AI_RESPONSE_FINISH_REASONS, sc.STREAM_COMPLETE)),
     Column("flags", "b", _exploration, (sc.POLICY_EXPLORATION,)),
+    Column("role", "b", _role, (sc.EVALUATION_ROLE,)),
     Column("input_tokens", "q", _ints(sc.GEN_AI_USAGE_INPUT_TOKENS, missing=0), (sc.GEN_AI_USAGE_INPUT_TOKENS,)),
     Column("output_tokens", "q", _ints(sc.GEN_AI_USAGE_OUTPUT_TOKENS, missing=-1), (sc.GEN_AI_USAGE_OUTPUT_TOKENS,)),
     Column("cache_read", "q", _ints(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, missing=0),
@@ -199,10 +208,26 @@ _FALLBACKS = tuple((_POSITION[c.name], _POSITION[c.fallback]) for c in COLUMNS i
 _MODEL = _POSITION["model"]
 
 # Attribute names read from spans (docs/telemetry.md); readers keep only these, which is what keeps ingest cheap.
+_VERDICT_KEYS = (
+    sc.TASK, sc.EVALUATION_INCUMBENT_MODEL, sc.EVALUATION_CANDIDATE_MODEL, sc.GEN_AI_EVALUATION_SCORE_LABEL,
+)
 WANTED = frozenset(
     {key for column in COLUMNS for key in column.keys}
-    | {sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_RESPONSE_ID, sc.GEN_AI_EVALUATION_SCORE_VALUE}
+    | {sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_RESPONSE_ID, sc.GEN_AI_EVALUATION_SCORE_VALUE, *_VERDICT_KEYS}
 )
+UNSETTLED = "unsettled"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One paired verdict: d = quality(candidate) - quality(incumbent) on one request, as a grader judged it."""
+
+    task: str
+    incumbent: str
+    candidate: str
+    start_ns: int
+    value: float
+    settled: bool
 
 # The frozen table: the interned names, one numpy array per column, and the joined feedback score per row.
 Columns = make_dataclass(
@@ -228,6 +253,7 @@ class CallTable:
         self._interners = [getattr(self, c.names) if c.names else None for c in COLUMNS]
         self._row_of_response: dict[str, int] = {}
         self._scores: dict[str, list[float]] = {}
+        self.verdicts: list[Verdict] = []
         self.spans = 0
         self.outside = 0  # spans whose start falls outside the data window
 
@@ -239,6 +265,8 @@ class CallTable:
         self.spans += 1
         if attrs.get(sc.GEN_AI_OPERATION_NAME) == sc.CHAT_OPERATION:
             self._add_call(start_ns, end_ns, attrs)
+        elif name == sc.VERDICT_SPAN:  # before feedback: a verdict carries a score too, of a difference
+            self._add_verdict(start_ns, attrs)
         elif name == sc.FEEDBACK_SPAN or sc.GEN_AI_EVALUATION_SCORE_VALUE in attrs:
             self._add_feedback(attrs)
 
@@ -268,6 +296,18 @@ class CallTable:
         if score != score:
             raise BadSpan(f"feedback span without a numeric {sc.GEN_AI_EVALUATION_SCORE_VALUE!r}")
         self._scores.setdefault(response_id, []).append(score)
+
+    def _add_verdict(self, start_ns: int, attrs: Mapping[str, Any]) -> None:
+        task, incumbent, candidate, label = (attrs.get(key) for key in _VERDICT_KEYS)
+        if not all(isinstance(v, str) and v for v in (incumbent, candidate)):
+            raise BadSpan(
+                f"verdict span without {sc.EVALUATION_INCUMBENT_MODEL!r} and {sc.EVALUATION_CANDIDATE_MODEL!r}"
+            )
+        value = _float(attrs, sc.GEN_AI_EVALUATION_SCORE_VALUE)
+        if not -1.0 <= value <= 1.0:  # NaN fails too
+            raise BadSpan(f"verdict span whose {sc.GEN_AI_EVALUATION_SCORE_VALUE!r} is not in [-1, 1]: {value!r}")
+        task = self.tasks.names[self.tasks(task)] if isinstance(task, str) and task else UNLABELLED
+        self.verdicts.append(Verdict(task, incumbent, candidate, start_ns, value, label != UNSETTLED))  # type: ignore[arg-type]
 
     @property
     def calls(self) -> int:

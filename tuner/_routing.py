@@ -17,6 +17,7 @@ the candidate's answers to users) stays available as an option for tasks with us
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -122,18 +123,19 @@ def current_model(stats: list[ModelStats]) -> ModelStats:
     return max(stats, key=lambda s: (s.calls - s.explore_calls, s.model))
 
 
-def _latency_problem(stats: ModelStats | None, options: RoutingOptions) -> str | None:
-    if stats is None:
-        return None
-    if options.max_ttft_p95 is not None and stats.ttft_p95 is not None and stats.ttft_p95 > options.max_ttft_p95:
-        return f"p95 TTFT {stats.ttft_p95:.2f}s above the limit {options.max_ttft_p95:.2f}s"
-    if (
-        options.max_duration_p95 is not None
-        and stats.duration_p95 is not None
-        and stats.duration_p95 > options.max_duration_p95
-    ):
-        return f"p95 duration {stats.duration_p95:.2f}s above the limit {options.max_duration_p95:.2f}s"
-    return None
+def _latency(stats: ModelStats | None, options: RoutingOptions) -> tuple[str | None, bool]:
+    """(why the model fails a latency limit, whether it is shown to meet every limit set). A model whose latency was
+    never measured fails nothing yet but cannot be chosen under a limit: evidence may still be gathered on it."""
+    met = True
+    for limit, value, what in ((options.max_ttft_p95, stats.ttft_p95 if stats else None, "TTFT"),
+                               (options.max_duration_p95, stats.duration_p95 if stats else None, "duration")):
+        if limit is None:
+            continue
+        if value is None:
+            met = False
+        elif value > limit:
+            return f"p95 {what} {value:.2f}s above the limit {limit:.2f}s", False
+    return None, met
 
 
 def decide_route(
@@ -161,12 +163,12 @@ def decide_route(
     rejected: dict[str, str] = {}
     acceptable = [base.model]
     for name, gap in gaps.items():
-        problem = _latency_problem(by_model.get(name), options)
+        problem, met = _latency(by_model.get(name), options)
         if problem:
             rejected[name] = problem
         elif name in memory.rejected or gap.worse(slack):
             rejected[name] = f"quality shown more than {slack:.3g} below {base.model}"
-        elif _judged(gap, options) and gap.within(slack):
+        elif _judged(gap, options) and gap.within(slack) and met:
             acceptable.append(name)
 
     undo = None
@@ -280,33 +282,52 @@ class Segment:
     route: RouteDecision
 
 
+def _populated_edges(sizes: np.ndarray, least: int) -> list[int]:
+    """The fixed edges that leave at least `least` calls in every bucket (sparse buckets merge with a neighbour)."""
+    kept: list[int] = []
+    for edge in SIZE_EDGES:
+        low = kept[-1] if kept else 0
+        if np.count_nonzero((sizes >= low) & (sizes < edge)) >= least and np.count_nonzero(sizes >= edge) >= least:
+            kept.append(edge)
+    return kept
+
+
 def decide_route_by_size(
-    stats: list[ModelStats], options: RoutingOptions, *, costs: dict[str, CostEstimate], alpha: float | None = None
+    stats: list[ModelStats], options: RoutingOptions, *, costs: dict[str, CostEstimate],
+    evidence_for: Callable[[str], TaskEvidence] | None = None,
 ) -> tuple[Segment, ...]:
     """Routing per fixed input-size bucket from the feedback scores inside it, only where every bucket has the
     evidence to decide and they disagree; a bucket moves off the cheapest choice only where that choice is shown
-    worse than the margin allows there (smaller buckets have wider bounds: a lack of proof is no reason to split)."""
+    worse than the margin allows there (smaller buckets have wider bounds: a lack of proof is no reason to split).
+
+    `evidence_for(bucket)` gives each bucket's evidence carried from earlier windows (buckets are fixed ranges, so a
+    bucket's key means the same every time); without it, only this window's scores count.
+    """
     sizes = np.concatenate([s.sizes for s in stats]) if stats else np.empty(0, np.int64)
     if not len(sizes):
         return ()
-    edges = [edge for edge in SIZE_EDGES if np.any(sizes < edge) and np.any(sizes >= edge)]
+    # A bucket holds a fifth of the calls at least: fewer would rarely have the evidence to decide on its own.
+    edges = _populated_edges(sizes, max(options.min_samples, len(sizes) // 5))
     if not edges:
         return ()
     segments = []
     for low, high in zip([0, *edges], [*edges, None], strict=True):
         inside = [restrict(s, in_range(s.sizes, low, high)) for s in stats]
         inside = [s for s in inside if len(s.sizes)]
-        evidence = TaskEvidence(alpha or options.alpha)
+        key = f"{low}-{high if high is not None else 'up'}"
+        evidence = evidence_for(key) if evidence_for is not None else TaskEvidence(options.alpha)
         for s in inside:
             scored = ~np.isnan(s.scores)
             if np.any(scored):
                 evidence.add_scores(s.model, s.times[scored], s.scores[scored])
         route = decide_route(inside, replace(options, evaluate_share=0.0, explore_share=0.0), evidence=evidence,
                              costs={n: c for n, c in costs.items() if any(s.model == n for s in inside)})
-        if not route.evidenced and not route.rejected:
-            return ()
         share = float(np.count_nonzero(in_range(sizes, low, high)) / len(sizes))
         segments.append(Segment(input_min=low, input_max=high, share=round(share, 4), route=route))
+    # Every bucket has absorbed this window's scores before any is judged: what enters a bucket's evidence must
+    # not depend on what another bucket's evidence says.
+    if any(not s.route.evidenced and not s.route.rejected for s in segments):
+        return ()
     if len({segment.route.model for segment in segments}) < 2:
         return ()
     cheapest = min((s.route.model for s in segments), key=lambda name: costs[name].per_call)

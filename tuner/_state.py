@@ -38,16 +38,17 @@ class TaskMemory:
     route_low: float | None = None  # the lower gap bound vs the callers' model that justified the route
     max_tokens: int | None = None  # the cap the last policy set
     rejected: list[str] = field(default_factory=list)  # candidates shown worse than the margin
+    buckets: dict[str, Any] = field(default_factory=dict)  # input-size range -> its TaskEvidence.state()
 
     def to_json(self) -> dict[str, Any]:
         return {"evidence": self.evidence, "route": self.route, "route_low": self.route_low,
-                "max_tokens": self.max_tokens, "rejected": sorted(self.rejected)}
+                "max_tokens": self.max_tokens, "rejected": sorted(self.rejected), "buckets": self.buckets}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskMemory:
         return cls(evidence=dict(data.get("evidence") or {}), route=data.get("route"),
                    route_low=data.get("route_low"), max_tokens=data.get("max_tokens"),
-                   rejected=list(data.get("rejected") or []))
+                   rejected=list(data.get("rejected") or []), buckets=dict(data.get("buckets") or {}))
 
 
 @dataclass

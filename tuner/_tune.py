@@ -22,7 +22,7 @@ from tuner._evidence import TaskEvidence
 from tuner._max_tokens import CapDecision, decide_max_tokens
 from tuner._records import UNLABELLED, UNTRACKED
 from tuner._routing import RouteDecision, RoutingOptions, Segment, current_model, decide_route, decide_route_by_size
-from tuner._state import TunerState
+from tuner._state import TaskMemory, TunerState
 from tuner._version import TUNER_VERSION
 
 
@@ -109,7 +109,7 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerS
     calls = sum(s.calls for s in stats)
     evidence = _evidence_for(dataset, task, stats, options, state)
     route = decide_route(stats, options.routing, evidence=evidence, costs=costs, memory=memory, window_calls=calls)
-    segments = _segments(stats, options, costs, by_model)
+    segments = _segments(stats, options, costs, by_model, memory)
 
     target = by_model.get(route.model)
     current_cap = memory.max_tokens
@@ -148,7 +148,8 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerS
     # (Not while a policy routes the task: these rules match on the model callers ask for, which is then the same
     # for the calls on every model.)
     if not route.changed and not segments and not cap.buckets and base.requested_model == base.model:
-        others = (s for s in stats if s.model not in (route.model, other) and s.calls > s.explore_calls)
+        # Callers' own use of another model, not calls an exploration share sent there.
+        others = (s for s in stats if s.model != route.model and s.calls > s.explore_calls)
         decided = ((s.model, decide_max_tokens(s, options.truncation_target)) for s in others)
         model_caps = tuple((m, c) for m, c in decided if c.max_tokens is not None and c.max_tokens != cap.max_tokens)
     _remember(state, task, evidence, route, cap)
@@ -157,8 +158,14 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerS
 
 
 def _segments(stats: list[ModelStats], options: TuneOptions, costs: dict[str, CostEstimate],
-              by_model: dict[str, ModelStats]) -> tuple[SegmentDecision, ...]:
-    return tuple(
+              by_model: dict[str, ModelStats], memory: TaskMemory) -> tuple[SegmentDecision, ...]:
+    buckets: dict[str, TaskEvidence] = {}
+
+    def evidence_for(key: str) -> TaskEvidence:
+        buckets[key] = TaskEvidence.restore(options.routing.alpha, memory.buckets.get(key))
+        return buckets[key]
+
+    segments = tuple(
         SegmentDecision(
             segment=segment,
             cap=decide_max_tokens(
@@ -166,9 +173,11 @@ def _segments(stats: list[ModelStats], options: TuneOptions, costs: dict[str, Co
                 options.truncation_target,
             ),
         )
-        for segment in decide_route_by_size(stats, options.routing, costs=costs)
+        for segment in decide_route_by_size(stats, options.routing, costs=costs, evidence_for=evidence_for)
         for chosen in [by_model[segment.route.model]]
     )
+    memory.buckets.update({key: evidence.state() for key, evidence in buckets.items()})
+    return segments
 
 
 def _remember(state: TunerState, task: str, evidence: TaskEvidence, route: RouteDecision, cap: CapDecision) -> None:

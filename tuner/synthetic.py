@@ -55,10 +55,12 @@ def call(
     requested_max_tokens: int | None = None,
     requested_model: str | None = None,
     cancelled: bool = False,
+    role: str | None = None,
 ) -> Span:
     """A chat call span; finish defaults to max_tokens when the output reached the cap, end_turn otherwise.
 
     `cancelled`: the caller abandoned the call, recorded as the instrumentor does (no response, no error.type).
+    `role`: a call the instrumentor made itself for paired evaluation (`shadow` or `judge`).
     """
     attrs: dict[str, Any] = {
         sc.GEN_AI_OPERATION_NAME: sc.CHAT_OPERATION,
@@ -111,6 +113,8 @@ def call(
         attrs[sc.POLICY_REQUESTED_MAX_TOKENS] = requested_max_tokens
     if requested_model is not None:  # a policy routed the call to `model`
         attrs[sc.POLICY_REQUESTED_MODEL] = requested_model
+    if role is not None:
+        attrs[sc.EVALUATION_ROLE] = role
     end = start_ns + int(duration_s * 1e9)
     return Span(f"chat {model}", start_ns, end, attrs)
 
@@ -124,6 +128,25 @@ def feedback(*, start_ns: int, response_id: str, score: float, task: str | None 
     if task is not None:
         attrs[sc.TASK] = task
     return Span(sc.FEEDBACK_SPAN, start_ns, start_ns + 1000, attrs, SpanKind.INTERNAL)
+
+
+def verdict(*, start_ns: int, response_id: str, incumbent: str, candidate: str, value: float,
+            task: str | None = None, label: str | None = None, grader: str = "exact") -> Span:
+    """A paired verdict span: `value` = the candidate's quality minus the incumbent's on one request."""
+    if label is None:
+        label = "agree" if value == 0 else "candidate_better" if value > 0 else "candidate_worse"
+    attrs: dict[str, Any] = {
+        sc.GEN_AI_RESPONSE_ID: response_id,
+        sc.GEN_AI_EVALUATION_NAME: grader,
+        sc.GEN_AI_EVALUATION_SCORE_VALUE: float(value),
+        sc.GEN_AI_EVALUATION_SCORE_LABEL: label,
+        sc.EVALUATION_INCUMBENT_MODEL: incumbent,
+        sc.EVALUATION_CANDIDATE_MODEL: candidate,
+        sc.EVALUATION_CANDIDATE_RESPONSE_ID: f"{response_id}-shadow",
+    }
+    if task is not None:
+        attrs[sc.TASK] = task
+    return Span(sc.VERDICT_SPAN, start_ns, start_ns + 1000, attrs, SpanKind.INTERNAL)
 
 
 def readable(span: Span, number: int) -> ReadableSpan:

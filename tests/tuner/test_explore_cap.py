@@ -30,11 +30,15 @@ def test_exploration_candidate_gets_its_own_cap(tmp_path: Path) -> None:
                 spans.append(syn.feedback(start_ns=t + 1, response_id=rid, score=float(rng.random() < 0.9), task="t"))
     path = syn.write_otlp(tmp_path / "spans.jsonl", spans)
     out = tmp_path / "policy.yaml"
-    assert tune([str(path), "-o", str(out), "--truncation-target", "0.05", "--no-progress"]) == 0
+    args = ["--truncation-target", "0.05", "--explore-share", "0.1", "--no-progress"]
+    assert tune([str(path), "-o", str(out), *args]) == 0
     (rule,) = load_policy_text(out.read_text(), str(out)).rules
     assert rule.explore is not None and rule.explore.model == HAIKU
+    assert rule.evaluate is not None and rule.evaluate.model == HAIKU
     assert rule.max_tokens is not None and rule.max_tokens < 120  # fitted to Sonnet's answers
-    assert rule.explore.max_tokens is not None and rule.explore.max_tokens >= 600  # fitted to Haiku's own
+    # Haiku's own cap, fitted to its own answers, for the calls served to it and for its shadow copies.
+    assert rule.explore.max_tokens is not None and rule.explore.max_tokens >= 600
+    assert rule.evaluate.max_tokens == rule.explore.max_tokens
 
 
 def test_callers_on_two_models_get_a_cap_each(tmp_path: Path) -> None:
