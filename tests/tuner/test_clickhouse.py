@@ -223,6 +223,8 @@ def test_cli_tunes_from_the_server_with_credentials_from_the_environment(
     from_file, _ = load_dataset([str(loaded.file)])
     assert Path(out[0]).read_text() == _policy(from_file)
     assert f"{from_file.calls} calls read" in printed.out
+    header = next(line for line in Path(out[2]).read_text().splitlines() if line.startswith("| model |"))
+    assert header.rstrip(" |").endswith("cancelled")  # cancelled calls have their own column, apart from errors
 
     secret = tmp_path / "secret"
     secret.write_text(PASSWORD + "\n")
