@@ -144,12 +144,13 @@ class _Queries:
 
         completed = "NOT is_error AND NOT is_cancelled"
         sample = f"({', '.join(('cityHash64(span_id)', *_SAMPLE_FIELDS))})"
+        # One array per field, so each leaves the server as a plain typed column (element 1 is the hash).
+        unpacked = ", ".join(
+            f"arrayMap(s -> s.{number}, samples) AS sample_{name}" for number, name in enumerate(_SAMPLE_FIELDS, 2)
+        )
         return f"""
         WITH calls AS ({self.calls()}), fb AS ({self.feedback()})
-        SELECT * EXCEPT (samples),
-            arrayMap(s -> s.2, samples) AS sample_output_tokens, arrayMap(s -> s.3, samples) AS sample_input_estimate,
-            arrayMap(s -> s.4, samples) AS sample_censored, arrayMap(s -> s.5, samples) AS sample_max_tokens,
-            arrayMap(s -> s.6, samples) AS sample_score
+        SELECT * EXCEPT (samples), {unpacked}
         FROM (
             SELECT task, model, count() AS calls, countIf(exploration) AS explore_calls,
                 countIf(is_error) AS errors, countIf(is_cancelled) AS cancelled,
