@@ -4,6 +4,8 @@ policy equal the ones the file path builds from the same spans."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,8 +188,28 @@ def test_connection_errors_are_one_line_without_the_password(loaded: Loaded) -> 
     assert "authentication failed" in str(caught.value) and PASSWORD not in str(caught.value)
     with pytest.raises(TraceInputError, match="database does not exist"):
         load_clickhouse(_http(loaded, path="/nowhere"), MAP_TABLE)
-    with pytest.raises(TraceInputError, match="did not answer"):
+    with pytest.raises(TraceInputError, match=r"did not answer \(Connection refused\)"):
         HttpRunner(parse_server_url(f"clickhouse://{USER}@127.0.0.1:1"), PASSWORD, Limits())
+
+
+def test_https_with_a_private_certificate_authority(loaded: Loaded, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    with ChdbHttpServer(loaded.runner._session, USER, PASSWORD, tls=(str(cert), str(key))) as server:
+        # Without the CA the certificate cannot be verified: refused in one line.
+        with pytest.raises(TraceInputError, match="certificate not trusted") as caught:
+            HttpRunner(parse_server_url(server.url("https", USER)), PASSWORD, Limits())
+        assert "\n" not in str(caught.value)
+        runner = HttpRunner(parse_server_url(server.url("https", USER, f"/?ca_cert={cert}")), PASSWORD, Limits())
+        try:
+            from_https = load_clickhouse(runner, MAP_TABLE)
+        finally:
+            runner.close()
+    _assert_same(from_https, load_clickhouse(loaded.runner, MAP_TABLE))
 
 
 def test_url_forms_and_password_in_the_url_is_refused() -> None:
