@@ -29,7 +29,7 @@ from clickhouse_tables import JSON_DDL, JSON_TABLE, MAP_DDL, MAP_TABLE, insert_s
 from span_sets import T0, mixed_calls
 
 from tuner._clickhouse import load_clickhouse
-from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, parse_server_url
+from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, describe_failure, parse_server_url
 
 DAY = 86_400 * 10**9
 USER, PASSWORD = "tuner", "s3cret-Pa55"
@@ -210,6 +210,21 @@ def test_https_with_a_private_certificate_authority(loaded: Loaded, tmp_path: Pa
         finally:
             runner.close()
     _assert_same(from_https, load_clickhouse(loaded.runner, MAP_TABLE))
+
+
+@pytest.mark.parametrize(("code", "server_says", "hint"), [
+    (159, "Code: 159. DB::Exception: Timeout exceeded: elapsed 600.2 seconds, maximum: 600. (TIMEOUT_EXCEEDED) "
+          "(version 25.8.1.1)", "ran past max_execution_time"),
+    (241, "Code: 241. DB::Exception: Query memory limit exceeded: would use 8.00 GiB (attempt to allocate chunk of "
+          "4194304 bytes), maximum: 8.00 GiB.: While executing AggregatingTransform. (MEMORY_LIMIT_EXCEEDED)\n"
+          "0. DB::Exception::Exception(...)", "more than max_memory_usage"),
+    (497, "Code: 497. DB::Exception: tuner: Not enough privileges. To execute this query, it's necessary to have the "
+          "grant SELECT(Timestamp) ON otel.otel_traces. (ACCESS_DENIED)", "GRANT SELECT"),
+])
+def test_server_errors_become_one_line_with_what_to_change(code: int, server_says: str, hint: str) -> None:
+    """Timeouts and memory limits cannot be provoked here without timing a slow query: the server's own texts."""
+    line = describe_failure(code, server_says)
+    assert hint in line and "\n" not in line and "version" not in line and "DB::Exception" not in line
 
 
 def test_url_forms_and_password_in_the_url_is_refused() -> None:
