@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from otel_claude import semconv as sc
-from tuner._dataset import SAMPLE_LIMIT, TTL_SECONDS, Dataset, ModelStats, PrefixStats, Quality
+from tuner._dataset import COST_UNITS_PER_USD, SAMPLE_LIMIT, TTL_SECONDS, Dataset, ModelStats, PrefixStats, Quality
 from tuner._issues import TraceInputError
 from tuner._records import CACHE_WRITE_ATTRIBUTES, CANCELLATION_ERRORS, UNLABELLED
 from tuner._window import ALL_TIME, Window
@@ -156,7 +156,7 @@ class _Queries:
                 countIf(is_error) AS errors, countIf(is_cancelled) AS cancelled,
                 countIf({completed} AND finish = 'max_tokens') AS truncated,
                 countIf({completed} AND finish = 'refusal') AS refusals,
-                sum(ifNull(cost, 0)) AS cost_total,
+                sum(toInt64(round(ifNull(cost, 0) * {COST_UNITS_PER_USD}))) AS cost_units,
                 avg(input_tokens - cache_read - cache_write) AS mean_input,
                 avg(greatest(output_tokens, 0)) AS mean_output,
                 avg(cache_read) AS mean_cache_read, avg(cache_write) AS mean_cache_write,
@@ -238,7 +238,7 @@ def _model_stats(row: dict[str, Any]) -> ModelStats:
         truncated=int(row["truncated"]),
         refusals=int(row["refusals"]),
         cancelled=int(row["cancelled"]),
-        cost_total=float(row["cost_total"]),
+        cost_total=int(row["cost_units"]) / COST_UNITS_PER_USD,
         mean_input=float(row["mean_input"]),
         mean_output=float(row["mean_output"]),
         mean_cache_read=float(row["mean_cache_read"]),
