@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -86,7 +87,11 @@ def _literal(value: str) -> str:
 class ChdbHttpServer:
     """Serves one chdb session over HTTP on 127.0.0.1; queries run one at a time (a chdb session is not shared)."""
 
-    def __init__(self, session: Any, user: str = "default", password: str = "", port: int = 0) -> None:
+    def __init__(
+        self, session: Any, user: str = "default", password: str = "", port: int = 0,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """`tls`: (certificate file, key file) to serve HTTPS, as a server behind TLS termination would."""
         self.session = session
         self.user = user
         self.password = password
@@ -99,6 +104,10 @@ class ChdbHttpServer:
         ).decode().strip()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._thread: threading.Thread | None = None
 
     @property

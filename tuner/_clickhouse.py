@@ -21,7 +21,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from otel_claude import semconv as sc
-from tuner._dataset import SAMPLE_LIMIT, TTL_SECONDS, Dataset, ModelStats, PrefixStats, Quality, verdict_streams
+from tuner._dataset import (
+    COST_UNITS_PER_USD,
+    SAMPLE_LIMIT,
+    TTL_SECONDS,
+    Dataset,
+    ModelStats,
+    PrefixStats,
+    Quality,
+    verdict_streams,
+)
 from tuner._issues import TraceInputError
 from tuner._records import CACHE_WRITE_ATTRIBUTES, CANCELLATION_ERRORS, UNLABELLED, UNSETTLED, Verdict
 from tuner._window import ALL_TIME, Window
@@ -151,19 +160,20 @@ class _Queries:
         # A model seen only in shadow calls describes itself from those (the file path's `own` rows).
         own = f"({app} OR countIf({app}) OVER (PARTITION BY task, model) = 0)"
         sample = f"({', '.join(('cityHash64(span_id)', *_SAMPLE_FIELDS))})"
+        # One array per field, so each leaves the server as a plain typed column (element 1 is the hash).
+        unpacked = ", ".join(
+            f"arrayMap(s -> s.{number}, samples) AS sample_{name}" for number, name in enumerate(_SAMPLE_FIELDS, 2)
+        )
         return f"""
         WITH calls AS ({self.calls()}), fb AS ({self.feedback()})
-        SELECT * EXCEPT (samples),
-            arrayMap(s -> s.2, samples) AS sample_output_tokens, arrayMap(s -> s.3, samples) AS sample_input_estimate,
-            arrayMap(s -> s.4, samples) AS sample_censored, arrayMap(s -> s.5, samples) AS sample_max_tokens,
-            arrayMap(s -> s.6, samples) AS sample_score, arrayMap(s -> s.7, samples) AS sample_start_ns
+        SELECT * EXCEPT (samples), {unpacked}
         FROM (
             SELECT task, model, countIf({app}) AS calls, countIf(exploration AND {app}) AS explore_calls,
                 countIf(role = {_literal(sc.ROLE_SHADOW)}) AS shadow_calls,
                 countIf(is_error AND {app}) AS errors, countIf(is_cancelled AND {app}) AS cancelled,
                 countIf({completed} AND finish = 'max_tokens' AND {app}) AS truncated,
                 countIf({completed} AND finish = 'refusal' AND {app}) AS refusals,
-                sumIf(ifNull(cost, 0), {app}) AS cost_total,
+                sumIf(toInt64(round(ifNull(cost, 0) * {COST_UNITS_PER_USD})), {app}) AS cost_units,
                 avg(input_tokens - cache_read - cache_write) AS mean_input,
                 avg(greatest(output_tokens, 0)) AS mean_output,
                 avg(cache_read) AS mean_cache_read, avg(cache_write) AS mean_cache_write,
@@ -206,7 +216,8 @@ class _Queries:
     def evaluation(self) -> str:
         """Per task: what shadow and judge calls cost."""
         return f"""
-        SELECT task, sum(ifNull(cost, 0)) AS spend FROM ({self.calls()}) WHERE role != '' GROUP BY task ORDER BY task
+        SELECT task, sum(toInt64(round(ifNull(cost, 0) * {COST_UNITS_PER_USD}))) AS spend_units
+        FROM ({self.calls()}) WHERE role != '' GROUP BY task ORDER BY task
         """
 
     def verdicts(self) -> str:
@@ -276,7 +287,7 @@ def _model_stats(row: dict[str, Any]) -> ModelStats:
         truncated=int(row["truncated"]),
         refusals=int(row["refusals"]),
         cancelled=int(row["cancelled"]),
-        cost_total=float(row["cost_total"]),
+        cost_total=int(row["cost_units"]) / COST_UNITS_PER_USD,
         mean_input=float(row["mean_input"]),
         mean_output=float(row["mean_output"]),
         mean_cache_read=float(row["mean_cache_read"]),
@@ -340,5 +351,5 @@ def load_clickhouse(run: Runner, table: str = "otel_traces", window: Window = AL
                     bool(row["settled"]))
             for row in verdict_rows
         ]),
-        evaluation_cost={row["task"]: float(row["spend"]) for row in spend_rows},
+        evaluation_cost={row["task"]: int(row["spend_units"]) / COST_UNITS_PER_USD for row in spend_rows},
     )

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,23 @@ def read_password(password_file: str | None) -> str:
     return os.environ.get(PASSWORD_VARIABLE, "")
 
 
+def _transport_reason(err: BaseException) -> str:
+    """What the socket or TLS layer said, from the innermost error of the chain the HTTP client raised."""
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for cause in reversed(chain):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate not trusted: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS: {cause.reason or cause}"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+    return type(chain[-1]).__name__
+
+
 class HttpRunner:
     """Runs SQL on a ClickHouse server through clickhouse-connect (HTTP or HTTPS), with the tune's limits."""
 
@@ -197,14 +215,9 @@ class HttpRunner:
     def _describe(self, err: Exception) -> str:
         code = getattr(err, "code", None)
         if code is None and err.__cause__ is not None:
-            # A transport failure: the innermost cause says what happened (refused, timed out, TLS handshake).
-            cause: BaseException = err
-            while cause.__cause__ is not None:
-                cause = cause.__cause__
-            reason = str(cause).split(": ")[-1].strip("')\"") or type(cause).__name__
             return (
-                f"the server did not answer ({reason}); check host, port and scheme "
-                "(clickhouse:// is HTTP, https:// is TLS)"
+                f"the server did not answer ({_transport_reason(err)}); check host, port and scheme "
+                "(clickhouse:// is HTTP, https:// is TLS, ca_cert= for a private CA)"
             )
         return describe_failure(code, re.sub(r"^.*server response: ", "", str(err)))
 

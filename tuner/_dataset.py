@@ -25,6 +25,10 @@ from tuner._records import (
 
 # A read refreshes a 5-minute cache entry; the 1-hour TTL is fixed (Anthropic prompt caching docs).
 TTL_SECONDS = {"5m": 300, "1h": 3600}
+# Costs are summed as whole nano-dollars. A float sum depends on the order of its terms, which SQL engines do not
+# fix; prices make per-call costs round decimals, so the mean often lands exactly on the rounding boundary of the
+# policy's evidence and a last-bit difference changed the policy text between runs of the same tune.
+COST_UNITS_PER_USD = 10**9
 # Bound on the length samples kept per (task, model): conformal bounds need ~1/a points, models fit well on 50k.
 SAMPLE_LIMIT = 50_000
 
@@ -173,6 +177,12 @@ def restrict(stats: ModelStats, inside: np.ndarray) -> ModelStats:
     )
 
 
+def summed_cost(costs: np.ndarray) -> float:
+    """The total of per-call costs (NaN: unknown, counted as 0), independent of the order of the calls."""
+    units = np.round(np.nan_to_num(costs, nan=0.0) * COST_UNITS_PER_USD).astype(np.int64)
+    return int(units.sum()) / COST_UNITS_PER_USD
+
+
 def _p95(values: np.ndarray) -> float | None:
     values = values[~np.isnan(values)]
     return float(np.quantile(values, 0.95)) if len(values) else None
@@ -237,7 +247,7 @@ def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
         truncated=int(np.count_nonzero(outcome == TRUNCATED)),
         refusals=int(np.count_nonzero(outcome == REFUSAL)),
         cancelled=int(np.count_nonzero(outcome == CANCELLED)),
-        cost_total=float(np.nansum(c.cost[app])),
+        cost_total=summed_cost(c.cost[app]),
         mean_input=float(np.mean(c.input_tokens[rows] - c.cache_read[rows] - c.cache_write[rows])),
         mean_output=float(np.mean(np.maximum(c.output_tokens[rows], 0))),
         mean_cache_read=float(np.mean(c.cache_read[rows])),
@@ -302,7 +312,7 @@ def build_dataset(c: Columns, spans: int, feedback: int, unmatched: int,
     spend: dict[str, float] = {}
     for rows in _groups(c.task[evaluation]):
         rows = evaluation[rows]
-        spend[c.tasks[int(c.task[rows[0]])]] = float(np.nansum(c.cost[rows]))
+        spend[c.tasks[int(c.task[rows[0]])]] = summed_cost(c.cost[rows])
     starts = c.start_ns[app]
     return Dataset(
         # Sorted by name, not by interned id, so the order does not depend on which span came first.

@@ -222,16 +222,3 @@ def jaeger_document(spans: Iterable[Span]) -> dict[str, Any]:
             }
         )
     return {"data": traces, "total": 0, "limit": 0, "offset": 0, "errors": None}
-
-
-def clickhouse_attributes(span: Span) -> dict[str, str]:
-    """SpanAttributes as the Collector's ClickHouse exporter stores them: every value as a string."""
-    out = {}
-    for key, value in span.attributes.items():
-        if isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif isinstance(value, (list, tuple)):
-            out[key] = json.dumps(list(value))
-        else:
-            out[key] = str(value)
-    return out

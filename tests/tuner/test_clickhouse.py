@@ -4,6 +4,8 @@ policy equal the ones the file path builds from the same spans."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from clickhouse_tables import JSON_DDL, JSON_TABLE, MAP_DDL, MAP_TABLE, insert_s
 from span_sets import T0, mixed_calls
 
 from tuner._clickhouse import load_clickhouse
-from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, parse_server_url
+from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, describe_failure, parse_server_url
 
 DAY = 86_400 * 10**9
 USER, PASSWORD = "tuner", "s3cret-Pa55"
@@ -186,8 +188,43 @@ def test_connection_errors_are_one_line_without_the_password(loaded: Loaded) -> 
     assert "authentication failed" in str(caught.value) and PASSWORD not in str(caught.value)
     with pytest.raises(TraceInputError, match="database does not exist"):
         load_clickhouse(_http(loaded, path="/nowhere"), MAP_TABLE)
-    with pytest.raises(TraceInputError, match="did not answer"):
+    with pytest.raises(TraceInputError, match=r"did not answer \(Connection refused\)"):
         HttpRunner(parse_server_url(f"clickhouse://{USER}@127.0.0.1:1"), PASSWORD, Limits())
+
+
+def test_https_with_a_private_certificate_authority(loaded: Loaded, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    with ChdbHttpServer(loaded.runner._session, USER, PASSWORD, tls=(str(cert), str(key))) as server:
+        # Without the CA the certificate cannot be verified: refused in one line.
+        with pytest.raises(TraceInputError, match="certificate not trusted") as caught:
+            HttpRunner(parse_server_url(server.url("https", USER)), PASSWORD, Limits())
+        assert "\n" not in str(caught.value)
+        runner = HttpRunner(parse_server_url(server.url("https", USER, f"/?ca_cert={cert}")), PASSWORD, Limits())
+        try:
+            from_https = load_clickhouse(runner, MAP_TABLE)
+        finally:
+            runner.close()
+    _assert_same(from_https, load_clickhouse(loaded.runner, MAP_TABLE))
+
+
+@pytest.mark.parametrize(("code", "server_says", "hint"), [
+    (159, "Code: 159. DB::Exception: Timeout exceeded: elapsed 600.2 seconds, maximum: 600. (TIMEOUT_EXCEEDED) "
+          "(version 25.8.1.1)", "ran past max_execution_time"),
+    (241, "Code: 241. DB::Exception: Query memory limit exceeded: would use 8.00 GiB (attempt to allocate chunk of "
+          "4194304 bytes), maximum: 8.00 GiB.: While executing AggregatingTransform. (MEMORY_LIMIT_EXCEEDED)\n"
+          "0. DB::Exception::Exception(...)", "more than max_memory_usage"),
+    (497, "Code: 497. DB::Exception: tuner: Not enough privileges. To execute this query, it's necessary to have the "
+          "grant SELECT(Timestamp) ON otel.otel_traces. (ACCESS_DENIED)", "GRANT SELECT"),
+])
+def test_server_errors_become_one_line_with_what_to_change(code: int, server_says: str, hint: str) -> None:
+    """Timeouts and memory limits cannot be provoked here without timing a slow query: the server's own texts."""
+    line = describe_failure(code, server_says)
+    assert hint in line and "\n" not in line and "version" not in line and "DB::Exception" not in line
 
 
 def test_url_forms_and_password_in_the_url_is_refused() -> None:
@@ -223,6 +260,8 @@ def test_cli_tunes_from_the_server_with_credentials_from_the_environment(
     from_file, _ = load_dataset([str(loaded.file)])
     assert Path(out[0]).read_text() == _policy(from_file)
     assert f"{from_file.calls} calls read" in printed.out
+    header = next(line for line in Path(out[2]).read_text().splitlines() if line.startswith("| model |"))
+    assert header.rstrip(" |").endswith("cancelled")  # cancelled calls have their own column, apart from errors
 
     secret = tmp_path / "secret"
     secret.write_text(PASSWORD + "\n")
