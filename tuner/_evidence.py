@@ -11,9 +11,10 @@ Two sources, each an anytime-valid bound (`_sequential`), so re-tuning every win
 - **User feedback**: scores in [0, 1] on served calls, per model, independent samples. The gap's bounds combine
   each model's own bounds (lower of one minus upper of the other).
 
-Each claim (a lower or an upper bound on the gap) spends alpha once: half on the paired sequence, a quarter on each
-model's feedback sequence; the claim holds when both sources' bounds hold, so taking the tighter of the two is valid
-at alpha. The split is fixed in advance (a split that followed the data would not be).
+Each claim (a lower or an upper bound on the gap) spends alpha once: 80% on the paired sequence (the primary source:
+feedback is sparse or absent on most services), 10% on each model's feedback sequence; the claim holds when every
+source's bound holds, so taking the tightest is valid at alpha. The split is fixed in advance (a split that followed
+the data would not be).
 
 Streams are keyed by the ordered model pair as recorded (d = quality of `candidate` minus `incumbent`); a question
 about the reverse pair flips signs and swaps the worst cases.
@@ -28,7 +29,10 @@ import numpy as np
 
 from tuner._sequential import BettingBound, half_width_after
 
-__all__ = ["Gap", "TaskEvidence", "needed_pairs"]
+__all__ = ["PAIRED_SHARE", "Gap", "TaskEvidence", "needed_pairs"]
+
+PAIRED_SHARE = 0.8  # of each claim's alpha; the rest is split between the two models' feedback sequences
+_FEEDBACK_SHARE = (1 - PAIRED_SHARE) / 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,9 +144,9 @@ class TaskEvidence:
                 return evidence
             for key, value in state.get("pairs", {}).items():
                 incumbent, _, candidate = key.partition("|")
-                evidence.pairs[(incumbent, candidate)] = _Pair(alpha / 2, value)
+                evidence.pairs[(incumbent, candidate)] = _Pair(alpha * PAIRED_SHARE, value)
             for model, value in state.get("scores", {}).items():
-                evidence.scores[model] = _Scores(alpha / 4, value)
+                evidence.scores[model] = _Scores(alpha * _FEEDBACK_SHARE, value)
         return evidence
 
     def state(self) -> dict[str, Any]:
@@ -156,13 +160,13 @@ class TaskEvidence:
                      settled: np.ndarray) -> None:
         pair = self.pairs.get((incumbent, candidate))
         if pair is None:
-            pair = self.pairs[(incumbent, candidate)] = _Pair(self.alpha / 2)
+            pair = self.pairs[(incumbent, candidate)] = _Pair(self.alpha * PAIRED_SHARE)
         pair.add(times, values, settled)
 
     def add_scores(self, model: str, times: np.ndarray, scores: np.ndarray) -> None:
         stream = self.scores.get(model)
         if stream is None:
-            stream = self.scores[model] = _Scores(self.alpha / 4)
+            stream = self.scores[model] = _Scores(self.alpha * _FEEDBACK_SHARE)
         stream.add(times, scores)
 
     def gap(self, candidate: str, reference: str) -> Gap:
@@ -204,17 +208,18 @@ def needed_pairs(gap: Gap, margin: float, alpha: float, limit: int = 50_000) -> 
     distance = abs(gap.estimate + margin)
     if distance < 1e-4:
         return None
-    # The bound on the d scale is twice the [0, 1]-scale half-width (d = 2x - 1); alpha/2 is the paired share.
+    # The bound on the d scale is twice the [0, 1]-scale half-width (d = 2x - 1).
     sd = max(gap.spread / 2, 0.02)
+    paired_alpha = alpha * PAIRED_SHARE
     n = max(gap.pairs, 1)
-    while 2 * half_width_after(n, sd, alpha / 2) > distance:
+    while 2 * half_width_after(n, sd, paired_alpha) > distance:
         n *= 2
         if n > limit:
             return None
     low, high = max(gap.pairs, 1), n
     while low < high:  # the smallest n whose planned width fits
         middle = (low + high) // 2
-        if 2 * half_width_after(middle, sd, alpha / 2) > distance:
+        if 2 * half_width_after(middle, sd, paired_alpha) > distance:
             low = middle + 1
         else:
             high = middle
