@@ -103,7 +103,7 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=0.05, help="evaluation budget (share of the task's spend)")
     parser.add_argument("--p", type=float, default=0.9, help="the incumbent's accuracy")
     parser.add_argument("--rho", type=float, default=0.7, help="error correlation (Gaussian copula)")
-    parser.add_argument("--better", type=float, default=None, help="how much better the candidate is (default: the margin)")
+    parser.add_argument("--better", type=float, default=None, help="how much better the candidate is (default: margin)")
     args = parser.parse_args()
     better = args.margin if args.better is None else args.better
     scenarios = (("worse by 1.5x the margin", -1.5 * args.margin), ("better", better))

@@ -22,6 +22,7 @@ about the reverse pair flips signs and swaps the worst cases.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,25 +203,25 @@ class TaskEvidence:
 
 def needed_pairs(gap: Gap, margin: float, alpha: float, limit: int = 50_000) -> int | None:
     """About how many more paired verdicts settle the question (within the margin, or worse than it), from the
-    current estimate and spread; None when the estimate sits too close to the margin to plan for (or is unknown)."""
-    if gap.estimate is None or gap.spread is None:
+    current estimate; None when the estimate sits too close to the margin to plan for, or nothing is known yet.
+
+    The width the bound will have is extrapolated from the width it has now (these bounds shrink like 1/sqrt(n)),
+    which accounts for the spread actually seen; with few pairs, from the planning formula of `_sequential`.
+    """
+    if gap.estimate is None or gap.spread is None or gap.pairs == 0:
         return None
-    distance = abs(gap.estimate + margin)
+    within = gap.estimate > -margin
+    distance = gap.estimate + margin if within else -margin - gap.estimate
     if distance < 1e-4:
         return None
-    # The bound on the d scale is twice the [0, 1]-scale half-width (d = 2x - 1).
-    sd = max(gap.spread / 2, 0.02)
-    paired_alpha = alpha * PAIRED_SHARE
-    n = max(gap.pairs, 1)
-    while 2 * half_width_after(n, sd, paired_alpha) > distance:
-        n *= 2
-        if n > limit:
-            return None
-    low, high = max(gap.pairs, 1), n
-    while low < high:  # the smallest n whose planned width fits
-        middle = (low + high) // 2
-        if 2 * half_width_after(middle, sd, paired_alpha) > distance:
-            low = middle + 1
-        else:
-            high = middle
-    return max(low - gap.pairs, 0)
+    width_now = gap.estimate - gap.low if within else gap.high - gap.estimate
+    if gap.pairs >= 30 and width_now > 0:
+        # 20% more than the square-root law says: the running bound lags the estimate a little.
+        n = math.ceil(1.2 * gap.pairs * (width_now / distance) ** 2)
+    else:
+        sd = max(gap.spread / 2, 0.02)
+        n = next((k for k in (2**i for i in range(1, 17)) if 2 * half_width_after(k, sd, alpha * PAIRED_SHARE)
+                  <= distance), limit + 1)
+    if n > limit:
+        return None
+    return max(n - gap.pairs, 0)
