@@ -3,8 +3,9 @@
     import otel_claude
     otel_claude.instrument()
 
-Public API: `instrument`, `uninstrument`, `task`, `feedback`, `AnthropicInstrumentor`,
-`OTLPJsonFileSpanExporter`. Everything in underscore modules is private.
+Public API: `instrument`, `uninstrument`, `task`, `feedback`, `register_grader`, `unregister_grader`, `Answer`,
+`ToolCall`, `Verdict`, `AnthropicInstrumentor`, `OTLPJsonFileSpanExporter`. Everything in underscore modules is
+private.
 """
 
 from __future__ import annotations
@@ -14,16 +15,22 @@ from typing import Any
 from ._instrumentor import AnthropicInstrumentor
 from ._task import task
 from ._version import __version__
+from .grading import Answer, ToolCall, Verdict, register_grader, unregister_grader
 from .otlp_file import OTLPJsonFileSpanExporter
 
 __all__ = [
+    "Answer",
     "AnthropicInstrumentor",
     "OTLPJsonFileSpanExporter",
+    "ToolCall",
+    "Verdict",
     "__version__",
     "feedback",
     "instrument",
+    "register_grader",
     "task",
     "uninstrument",
+    "unregister_grader",
 ]
 
 
