@@ -4,8 +4,8 @@
     otel_claude.instrument()
 
 Public API: `instrument`, `uninstrument`, `task`, `feedback`, `register_grader`, `unregister_grader`, `Answer`,
-`ToolCall`, `Verdict`, `AnthropicInstrumentor`, `OTLPJsonFileSpanExporter`. Everything in underscore modules is
-private.
+`ToolCall`, `Verdict`, `wait_for_evaluations(_async)`, `AnthropicInstrumentor`, `OTLPJsonFileSpanExporter`.
+Everything in underscore modules is private.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ __all__ = [
     "task",
     "uninstrument",
     "unregister_grader",
+    "wait_for_evaluations",
+    "wait_for_evaluations_async",
 ]
 
 
@@ -50,3 +52,17 @@ def uninstrument() -> None:
 def feedback(response_or_id: Any, score: float, label: str | None = None) -> None:
     """Attach a quality score (e.g. 1.0 correct, 0.0 wrong) to a finished call: a Message or its id."""
     AnthropicInstrumentor.record_feedback(response_or_id, score, label)
+
+
+def wait_for_evaluations(timeout: float | None = None) -> bool:
+    """Block until the paired evaluations started so far have finished (their spans ended); False on timeout.
+
+    For scripts and batch jobs that exit right after their calls. From async code, await
+    `wait_for_evaluations_async()` instead: the jobs of an async client run on its event loop.
+    """
+    return AnthropicInstrumentor.wait_for_evaluations(timeout)
+
+
+async def wait_for_evaluations_async() -> None:
+    """Await the paired evaluations started so far (this loop's jobs, then the worker threads')."""
+    await AnthropicInstrumentor.wait_for_evaluations_async()

@@ -38,6 +38,7 @@ class Background:
         self._queue: deque[Callable[[], None]] = deque()
         self._threads: list[threading.Thread] = []
         self._idle = 0
+        self._running = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = closed
 
@@ -74,6 +75,26 @@ class Background:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         with self._cond:
             self._tasks.discard(task)
+            self._cond.notify_all()
+
+    # -- waiting ---------------------------------------------------------------------------------------------------
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no job waits or runs (False if `timeout` passed first). Not from a loop with jobs of its own:
+        use `wait_idle_async` there."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._running and not self._tasks, timeout)
+
+    async def wait_idle_async(self) -> None:
+        """Await this loop's jobs, then wait (off the loop) for the rest."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._cond:
+                mine = [task for task in self._tasks if task.get_loop() is loop and task is not asyncio.current_task()]
+            if not mine:
+                break
+            await asyncio.wait(mine)
+        await asyncio.to_thread(self.wait_idle)
 
     # -- the workers -----------------------------------------------------------------------------------------------
 
@@ -90,16 +111,22 @@ class Background:
                         self._threads.remove(me)
                     return
                 job = self._queue.popleft()
+                self._running += 1
             try:
                 job()
             except Exception:
                 report_failure("running an evaluation job")
+            finally:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify_all()
 
     # -- stopping --------------------------------------------------------------------------------------------------
 
-    def close(self, timeout: float = 5.0) -> list[Callable[[], None]]:
+    def close(self, timeout: float = 0.0) -> list[Callable[[], None]]:
         """Stop taking work, cancel async jobs, let the workers finish the job in hand and exit (waiting at most
-        `timeout` for them: an HTTP call in flight ends on its own later); returns the jobs that never started."""
+        `timeout` for them; by default not at all: a shadow call in flight ends on its own, traced, and its job
+        stops there); returns the jobs that never started."""
         with self._cond:
             self.closed = True
             dropped = list(self._queue)
@@ -110,7 +137,7 @@ class Background:
             with contextlib.suppress(RuntimeError):  # its loop is closed: the task is gone with it
                 task.get_loop().call_soon_threadsafe(task.cancel)
         for thread in threads:
-            if thread is not threading.current_thread():
+            if timeout > 0 and thread is not threading.current_thread():
                 thread.join(timeout)
         return dropped
 

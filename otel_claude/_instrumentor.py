@@ -72,6 +72,17 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             type(self)._telemetry = None
 
     @classmethod
+    def wait_for_evaluations(cls, timeout: float | None) -> bool:
+        hooks = cls._hooks
+        return hooks is None or hooks.evaluator is None or hooks.evaluator.background.wait_idle(timeout)
+
+    @classmethod
+    async def wait_for_evaluations_async(cls) -> None:
+        hooks = cls._hooks
+        if hooks is not None and hooks.evaluator is not None:
+            await hooks.evaluator.background.wait_idle_async()
+
+    @classmethod
     def record_feedback(cls, response_or_id: Any, score: float, label: str | None) -> None:
         telemetry = cls._telemetry
         if telemetry is None:
