@@ -151,3 +151,23 @@ def test_failed_shadow_call_is_counted_not_raised(telemetry) -> None:  # type: i
     assert shadow.attributes["error.type"] == "overloaded_error"
     assert metric_total(telemetry, "otel_claude.evaluation.skipped", **{
         "otel_claude.evaluation.skip_reason": "shadow_failed"}) == 1
+
+
+def test_judge_is_not_asked_past_the_budget(telemetry) -> None:  # type: ignore[no-untyped-def]
+    with _server(lambda a, b: "VERDICT: TIE") as server:
+        policy = evaluate_policy(share=0.5, budget=0.05, judge={"model": JUDGE})
+        otel_claude.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider,
+                               policy=policy, policy_options={"reload_interval": 0})
+        try:
+            client = anthropic.Anthropic(base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=120)
+            with otel_claude.task("classify"):
+                for _ in range(2):
+                    client.messages.create(model=SONNET, max_tokens=100,
+                                           messages=[{"role": "user", "content": "capital of Australia?"}])
+            assert otel_claude.wait_for_evaluations(timeout=120)
+        finally:
+            otel_claude.uninstrument()
+        # The shadow alone (a third of a Sonnet call) is past 5% of the task's two calls: no judge.
+        assert not _judge_requests(server)
+    [verdict] = verdicts(telemetry.spans())
+    assert verdict.attributes["gen_ai.evaluation.score.label"] == "unsettled"
