@@ -13,12 +13,14 @@ driver and an event-loop driver run it for sync and async clients.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from anthropic import NotGiven
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanKind
@@ -186,7 +188,7 @@ class Pair:
     def request_options(self, body: dict[str, Any]) -> Any:
         values: dict[str, Any] = {"method": "post", "url": self.url, "json_data": body, "headers": self.headers,
                                   "max_retries": 0}  # a failed shadow is given up, not retried into rate limits
-        if isinstance(self.timeout, (int, float)) or type(self.timeout).__name__ == "Timeout":
+        if self.timeout is not None and not isinstance(self.timeout, NotGiven):
             values["timeout"] = self.timeout
         return self.evaluator._options_class.construct(**values)
 
@@ -216,7 +218,12 @@ class _Job:
             spend.finish(self.pair.task, completed=False)
 
     def _steps(self) -> Generator[_Ask, Any, None]:
+        """Yields each request to make and is sent its result (None: it failed). Stops before a request once
+        evaluation is shut down; a reply already in hand is still graded."""
         pair, evaluator = self.pair, self.pair.evaluator
+        background = evaluator.background
+        if background.closed:
+            return
         reply = yield _Ask(sc.ROLE_SHADOW, pair.shadow_body())
         if reply is None:
             self.give_up("shadow_failed")
@@ -225,13 +232,13 @@ class _Job:
         graded = grade(pair.task, pair.body, self.incumbent, candidate)
         judge = pair.evaluate.judge or evaluator.default_judge
         spend, tel = evaluator.tel.evaluation, evaluator.tel
-        if not graded.settled and judge is not None and \
+        if not graded.settled and judge is not None and not background.closed and \
                 spend.within(pair.task, pair.evaluate.budget, tel.totals.cost_of_task(pair.task)):
             # Incumbent as A first; the second order only when the first reply was readable.
             first = yield _Ask(sc.ROLE_JUDGE, judge_request(judge, pair.body, self.incumbent, candidate))
             incumbent_first = parse_verdict(first) if first is not None else None
             candidate_first = None
-            if incumbent_first is not None:
+            if incumbent_first is not None and not background.closed:
                 second = yield _Ask(sc.ROLE_JUDGE, judge_request(judge, pair.body, candidate, self.incumbent))
                 candidate_first = parse_verdict(second) if second is not None else None
             graded = combine(incumbent_first, candidate_first)
@@ -267,55 +274,49 @@ class _Job:
 
     # -- drivers ---------------------------------------------------------------------------------------------------
 
-    def _marker(self, ask: _Ask) -> RoleCall:
-        return RoleCall(ask.role, self.parent, self.pair.task)
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[Generator[_Ask, Any, None]]:
+        """The steps, with failures contained and the pair released however the driver stops (cancelled too)."""
+        steps = self._steps()
+        try:
+            yield steps
+        except StopIteration:
+            pass
+        except Exception:
+            report_failure("running a paired evaluation")
+        finally:
+            steps.close()
+            self.give_up("shutdown")  # a no-op unless the job stopped before its verdict
+
+    @contextlib.contextmanager
+    def _as(self, ask: _Ask) -> Iterator[Any]:
+        """The request options for `ask`, sent with the role marker set (the hook traces the call as that role)."""
+        token = ROLE_CALL.set(RoleCall(ask.role, self.parent, self.pair.task))
+        try:
+            yield self.pair.request_options(ask.body)
+        finally:
+            ROLE_CALL.reset(token)
 
     def __call__(self) -> None:
         """Run on a worker thread (sync clients)."""
-        steps = self._steps()
-        try:
+        with self._running() as steps:
             ask = next(steps)
             while True:
-                if self.pair.evaluator.background.closed:
-                    self.give_up("shutdown")
-                    return
-                token = ROLE_CALL.set(self._marker(ask))
-                try:
-                    reply = self.pair.client.request(object, self.pair.request_options(ask.body), stream=False)
-                except Exception:
-                    reply = None
-                finally:
-                    ROLE_CALL.reset(token)
+                with self._as(ask) as options:
+                    try:
+                        reply = self.pair.client.request(object, options, stream=False)
+                    except Exception:
+                        reply = None
                 ask = steps.send(reply)
-        except StopIteration:
-            pass
-        except Exception:
-            report_failure("running a paired evaluation")
-        finally:
-            steps.close()
-            self.give_up("shutdown")  # no-op unless the job stopped before its verdict
 
     async def run_async(self) -> None:
         """Run as a task on the caller's event loop (async clients)."""
-        steps = self._steps()
-        try:
+        with self._running() as steps:
             ask = next(steps)
             while True:
-                if self.pair.evaluator.background.closed:
-                    self.give_up("shutdown")
-                    return
-                token = ROLE_CALL.set(self._marker(ask))
-                try:
-                    reply = await self.pair.client.request(object, self.pair.request_options(ask.body), stream=False)
-                except Exception:
-                    reply = None
-                finally:
-                    ROLE_CALL.reset(token)
+                with self._as(ask) as options:
+                    try:
+                        reply = await self.pair.client.request(object, options, stream=False)
+                    except Exception:
+                        reply = None
                 ask = steps.send(reply)
-        except StopIteration:
-            pass
-        except Exception:
-            report_failure("running a paired evaluation")
-        finally:
-            steps.close()
-            self.give_up("shutdown")
