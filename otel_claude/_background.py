@@ -44,11 +44,13 @@ class Background:
 
     # -- submitting ------------------------------------------------------------------------------------------------
 
-    def run_in_thread(self, job: Callable[[], None]) -> bool:
-        """Queue `job` for a worker thread; False (nothing queued) when closed or full."""
+    def run_in_thread(self, job: Callable[[], None]) -> str | None:
+        """Queue `job` for a worker thread; None, or why nothing was queued (`shutdown`, `queue_full`)."""
         with self._cond:
-            if self.closed or len(self._queue) >= self._max_pending:
-                return False
+            if self.closed:
+                return "shutdown"
+            if len(self._queue) >= self._max_pending:
+                return "queue_full"
             self._queue.append(job)
             if self._idle == 0 and len(self._threads) < self._max_workers:
                 thread = threading.Thread(target=self._work, name="otel-claude-evaluation", daemon=True)
@@ -56,21 +58,24 @@ class Background:
                 thread.start()
             else:
                 self._cond.notify()
-        return True
+        return None
 
-    def run_on_loop(self, make: Callable[[], Coroutine[Any, Any, None]]) -> bool:
-        """Start `make()` as a task on the running loop; False when there is none, or closed or full."""
+    def run_on_loop(self, make: Callable[[], Coroutine[Any, Any, None]]) -> str | None:
+        """Start `make()` as a task on the running loop; None, or why not (`shutdown`, `queue_full`, `no_loop`:
+        an async client's call ended outside its loop, e.g. collected from another thread)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return False
+            return "no_loop"
         with self._cond:
-            if self.closed or len(self._tasks) >= self._max_pending:
-                return False
+            if self.closed:
+                return "shutdown"
+            if len(self._tasks) >= self._max_pending:
+                return "queue_full"
             task = loop.create_task(make())
             self._tasks.add(task)
         task.add_done_callback(self._task_done)
-        return True
+        return None
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         with self._cond:

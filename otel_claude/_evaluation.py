@@ -172,9 +172,9 @@ class Pair:
             parent = trace.set_span_in_context(NonRecordingSpan(call.span.get_span_context()))
             job = _Job(self, answer, parent)
             background = self.evaluator.background
-            started = background.run_on_loop(job.run_async) if self.is_async else background.run_in_thread(job)
-            if not started:
-                job.give_up("shutdown" if background.closed else "queue_full")
+            refused = background.run_on_loop(job.run_async) if self.is_async else background.run_in_thread(job)
+            if refused is not None:
+                job.give_up(refused)
         except Exception:
             report_failure("starting a paired evaluation")
 
