@@ -297,8 +297,9 @@ class _Job:
         finally:
             ROLE_CALL.reset(token)
 
+    # The job on a worker thread (sync clients, `__call__`) and as a task on the caller's loop (async clients,
+    # `run_async`): twins, kept equal by tests/instrumentor/test_twins.py.
     def __call__(self) -> None:
-        """Run on a worker thread (sync clients)."""
         with self._running() as steps:
             ask = next(steps)
             while True:
@@ -310,7 +311,6 @@ class _Job:
                 ask = steps.send(reply)
 
     async def run_async(self) -> None:
-        """Run as a task on the caller's event loop (async clients)."""
         with self._running() as steps:
             ask = next(steps)
             while True:
