@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -66,13 +67,16 @@ class _Sim:
             self.port = probe.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "claude_sim.cli", "--port", str(self.port), "--scenario", "default", "--seed", "7",
-             "--latency-scale", str(latency_scale)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [sys.executable, "-c", "import sys; from claude_sim.cli import main; sys.exit(main(sys.argv[1:]))",
+             "--port", str(self.port), "--scenario", "default", "--seed", "7", "--latency-scale", str(latency_scale)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def __enter__(self) -> _Sim:
         for _ in range(600):  # a bench may poll: wait for the port to answer
             try:
                 urllib.request.urlopen(f"{self.base_url}/v1/models", timeout=1)
+                return self
+            except urllib.error.HTTPError:  # it answered (without a key: 401)
                 return self
             except OSError:
                 time.sleep(0.05)

@@ -98,7 +98,7 @@ class Evaluator:
         self.default_judge = options.judge
         self.background = Background(options.workers, options.max_pending)
         self._policy = policy
-        self._options_class = _final_request_options()
+        self.options_class = _final_request_options()
 
     def open_pair(
         self, client: Any, options: Any, body: Any, outcome: PolicyOutcome, task: str | None, streaming: bool
@@ -153,21 +153,23 @@ class Pair:
         """The caller's non-streamed answer."""
         self.incumbent = answer_of(message)
 
+    def release(self, reason: str | None, completed: bool = False) -> None:
+        """The pair is over: counted as skipped for `reason` (None: not a skip), its budget reservation freed."""
+        spend = self.evaluator.tel.evaluation
+        if reason is not None:
+            spend.skip(self.task, reason)
+        spend.finish(self.task, completed)
+
     def done(self, call: Call, error: BaseException | None) -> None:
         """The caller's call ended: start the job if it has a complete answer to compare."""
         try:
-            spend = self.evaluator.tel.evaluation
-            if error is not None or call.cancelled or (call.streaming and not call.complete):
-                spend.skip(self.task, "incumbent_failed")
-                spend.finish(self.task, completed=False)
-                return
             if self.evaluator.will_retry(call):
-                spend.finish(self.task, completed=False)  # the retry opens its own pair
+                self.release(None)  # the retry opens its own pair
                 return
+            failed = error is not None or call.cancelled or (call.streaming and not call.complete)
             answer = self.collector.answer() if self.collector is not None else self.incumbent
-            if answer is None:
-                spend.skip(self.task, "incumbent_failed")
-                spend.finish(self.task, completed=False)
+            if failed or answer is None:
+                self.release("incumbent_failed")
                 return
             parent = trace.set_span_in_context(NonRecordingSpan(call.span.get_span_context()))
             job = _Job(self, answer, parent)
@@ -190,7 +192,7 @@ class Pair:
                                   "max_retries": 0}  # a failed shadow is given up, not retried into rate limits
         if self.timeout is not None and not isinstance(self.timeout, NotGiven):
             values["timeout"] = self.timeout
-        return self.evaluator._options_class.construct(**values)
+        return self.evaluator.options_class.construct(**values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,9 +215,7 @@ class _Job:
     def give_up(self, reason: str) -> None:
         if not self.done:
             self.done = True
-            spend = self.pair.evaluator.tel.evaluation
-            spend.skip(self.pair.task, reason)
-            spend.finish(self.pair.task, completed=False)
+            self.pair.release(reason)
 
     def _steps(self) -> Generator[_Ask, Any, None]:
         """Yields each request to make and is sent its result (None: it failed). Stops before a request once
@@ -244,7 +244,7 @@ class _Job:
             graded = combine(incumbent_first, candidate_first)
         self._record(graded.grader, graded.label, graded.score, candidate)
         self.done = True
-        spend.finish(pair.task, completed=True)
+        pair.release(None, completed=True)
 
     def _record(self, grader: str, label: str, score: float, candidate: Answer) -> None:
         pair = self.pair
