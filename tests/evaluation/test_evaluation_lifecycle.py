@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import threading
@@ -140,3 +141,33 @@ def test_fork_child_has_no_inherited_worker_or_lock(telemetry) -> None:  # type:
             assert os.waitstatus_to_exitcode(status) == 0
         finally:
             otel_claude.uninstrument()
+
+
+async def test_uninstrument_cancels_async_shadows_in_flight(telemetry) -> None:  # type: ignore[no-untyped-def]
+    held = HeldShadows()
+    with held.server as server:
+        _instrument(telemetry)
+        try:
+            client = anthropic.AsyncAnthropic(base_url=server.base_url, api_key="sk-test", max_retries=0,
+                                              timeout=120)
+            with otel_claude.task("classify"):
+                for _ in range(2):
+                    answer = await client.messages.create(model=SONNET, max_tokens=50,
+                                                          messages=[{"role": "user", "content": "capital?"}])
+            # The shadow task runs on this loop: wait for its request off the loop.
+            assert await asyncio.to_thread(held.arrived.acquire, True, 60)
+            background = AnthropicInstrumentor._hooks.evaluator.background  # type: ignore[union-attr]
+            tasks = list(background._tasks)
+        finally:
+            otel_claude.uninstrument()
+        assert answer.content[0].text == "Canberra"
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(task.cancelled() for task in tasks)
+        held.release.set()
+        await client.close()
+    spans = telemetry.spans()
+    [shadow] = by_role(spans, "shadow")
+    assert shadow.attributes["otel_claude.cancelled"] is True  # ended, not leaked
+    assert not verdicts(spans)
+    assert metric_total(telemetry, "otel_claude.evaluation.skipped", **{
+        "otel_claude.evaluation.skip_reason": "shutdown"}) == 1
