@@ -85,7 +85,7 @@ class StreamCollector:
                 self._stop = stop
 
     def answer(self) -> Answer:
-        texts = [("".join(parts)) for kind, _, parts in self._ordered() if kind == "text"]
+        texts = ["".join(parts) for kind, _, parts in self._ordered() if kind == "text"]
         calls = [ToolCall(name, _tool_input("".join(parts))) for kind, name, parts in self._ordered() if kind == "tool"]
         return Answer(
             text="".join(texts),
