@@ -31,6 +31,8 @@ def start_attributes(call: Call) -> dict[str, Any]:
     }
     if call.task is not None:
         attrs[sc.TASK] = call.task
+    if call.role is not None:
+        attrs[sc.EVALUATION_ROLE] = call.role
     if call.policy is not None:
         _policy_attributes(call.policy, attrs)
     _request_attributes(call.request, attrs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -20,6 +20,11 @@ from ._response import UsageReading, field, fields
 from ._safety import report_failure
 from ._telemetry import Telemetry
 from .catalog import catalog, cost_usd
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
+    from ._evaluation import Pair
 
 __all__ = ["Call", "error_type"]
 
@@ -98,6 +103,7 @@ class Call:
         "http_response",
         "operation",
         "output_content",
+        "pair",
         "policy",
         "provider",
         "request",
@@ -105,6 +111,7 @@ class Call:
         "response_model",
         "retries",
         "retry_of_policy",
+        "role",
         "server_address",
         "server_port",
         "span",
@@ -128,6 +135,9 @@ class Call:
         streaming: bool,
         policy: PolicyOutcome | None = None,
         content: dict[str, str] | None = None,
+        pair: Pair | None = None,
+        role: str | None = None,
+        parent: Context | None = None,
     ) -> None:
         self.tel = tel
         self.config = config
@@ -139,6 +149,8 @@ class Call:
         self.streaming = streaming
         self.policy = policy
         self.content = content
+        self.pair = pair  # sampled for paired evaluation
+        self.role = role  # a call the evaluation made (shadow, judge): not the application's traffic
         self.batch = operation == "create_batch"
         self.start_ns = time.time_ns()
         self.first_token_ns = 0
@@ -161,7 +173,7 @@ class Call:
         model = request.model
         name = f"{operation} {model}" if model else operation
         self.span = tel.tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=start_attributes(self), start_time=self.start_ns
+            name, context=parent, kind=SpanKind.CLIENT, attributes=start_attributes(self), start_time=self.start_ns
         )
 
     def activate(self) -> object:
@@ -187,6 +199,8 @@ class Call:
             reading = self.usage or UsageReading()
             reading.merge(usage)
             self.usage = reading
+        if self.pair is not None and not self.streaming:
+            self.pair.read(message)
         if self.config.capture_content:
             content = data.get("content")
             if content is not None:
@@ -255,9 +269,15 @@ class Call:
         if self.error_type is not None:
             span.set_status(Status(StatusCode.ERROR, f"{self.error_type}: {error}"[:500]))
         span.end(end_time=end_ns)
+        if self.role is not None:
+            if cost is not None:
+                self.tel.evaluation.add(self.request.model, self.task, self.role, cost)
+            return
         if self.response_id is not None:
             self.tel.calls_by_response_id.remember(self.response_id, span.get_span_context(), self.task)
         self._record_metrics((end_ns - self.start_ns) / 1e9, ttft, cost)
+        if self.pair is not None:
+            self.pair.done(self, error)
 
     def _cost(self, usage: UsageReading | None) -> float | None:
         if usage is None or self.operation != sc.CHAT_OPERATION or (usage.input is None and usage.output is None):

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
 
 from . import semconv as sc
 from ._safety import report_failure
@@ -61,11 +61,15 @@ def feedback_span(
             attrs[sc.GEN_AI_EVALUATION_SCORE_LABEL] = str(label)
         known = index.lookup(response_id)
         links = []
+        parent = None
         if known is not None:
+            # A child of the call it scores (a trace view shows it there) and a link (for readers that follow links).
+            parent = trace.set_span_in_context(NonRecordingSpan(known[0]))
             links.append(Link(known[0]))
             if known[1] is not None:
                 attrs[sc.TASK] = known[1]
-        span = tracer.start_span(sc.FEEDBACK_SPAN, kind=SpanKind.INTERNAL, attributes=attrs, links=links)
+        span = tracer.start_span(sc.FEEDBACK_SPAN, context=parent, kind=SpanKind.INTERNAL, attributes=attrs,
+                                 links=links)
         span.add_event(sc.EVALUATION_RESULT_EVENT, attributes=attrs)
         span.end()
     except Exception:

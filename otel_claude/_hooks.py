@@ -24,6 +24,7 @@ from opentelemetry import context as otel_context
 
 from ._call import Call
 from ._config import Config
+from ._evaluation import Evaluator
 from ._patches import Patches
 from ._policy_engine import PolicyEngine, write_request
 from ._results import ResultRouter
@@ -38,11 +39,15 @@ _CURRENT: ContextVar[Call | None] = ContextVar("otel_claude_call", default=None)
 
 
 class Hooks:
-    def __init__(self, telemetry: Telemetry, config: Config, policy: PolicyEngine | None = None) -> None:
+    def __init__(
+        self, telemetry: Telemetry, config: Config, policy: PolicyEngine | None = None,
+        evaluator: Evaluator | None = None,
+    ) -> None:
         self.tel = telemetry
         self.config = config
         self.policy = policy
-        self.starter = CallStarter(telemetry, config, policy)
+        self.evaluator = evaluator
+        self.starter = CallStarter(telemetry, config, policy, evaluator)
         self.results = ResultRouter()
         self._patches = Patches()
         self._sdk = importlib.import_module("anthropic._base_client")

@@ -9,6 +9,7 @@ from typing import Any
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from ._config import resolve_config
+from ._evaluation import Evaluator, evaluation_options
 from ._feedback import feedback_span
 from ._hooks import Hooks
 from ._policy_engine import PolicyEngine
@@ -26,8 +27,10 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     Options of `instrument()`: `tracer_provider`, `meter_provider`, `capture_content` (default from
     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT), `max_content_chars`, `keep_native_spans` (keep the SDK's
     own span as well), `prices` (a CSV overriding the price table), `policy` (path, URL or mapping; default from
-    OTEL_CLAUDE_POLICY), `policy_options` (mapping for the enforcement engine), `setup_providers` (default True:
-    when the application has not configured OpenTelemetry, set up OTLP export from the OTEL_* variables).
+    OTEL_CLAUDE_POLICY), `policy_options` (mapping for the enforcement engine), `evaluation_options` (paired
+    evaluation: `enabled`, a default `judge` {model, rubric}, `workers`, `max_pending`; see `EvaluationOptions`),
+    `setup_providers` (default True: when the application has not configured OpenTelemetry, set up OTLP export from
+    the OTEL_* variables).
     """
 
     _hooks: Hooks | None = None
@@ -42,12 +45,14 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         setup_providers = kwargs.pop("setup_providers", True)
         policy_source = kwargs.pop("policy", None)
         policy_options = kwargs.pop("policy_options", None) or {}
+        evaluation = evaluation_options(kwargs.pop("evaluation_options", None))
         config = resolve_config(**kwargs)
         if setup_providers and (tracer_provider is None or meter_provider is None):
             ensure_providers()
         telemetry = Telemetry.for_providers(tracer_provider, meter_provider)
         policy = PolicyEngine.from_source(policy_source, **policy_options)
-        hooks = Hooks(telemetry, config, policy)
+        evaluator = Evaluator(telemetry, evaluation, policy) if evaluation.enabled and policy is not None else None
+        hooks = Hooks(telemetry, config, policy, evaluator)
         with _lock:
             hooks.install()
             type(self)._hooks = hooks
@@ -58,11 +63,24 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             hooks = type(self)._hooks
             if hooks is not None:
                 hooks.uninstall()
+                if hooks.evaluator is not None:
+                    hooks.evaluator.close()
                 hooks.tel.flush()
                 if hooks.policy is not None:
                     hooks.policy.close()
             type(self)._hooks = None
             type(self)._telemetry = None
+
+    @classmethod
+    def wait_for_evaluations(cls, timeout: float | None) -> bool:
+        hooks = cls._hooks
+        return hooks is None or hooks.evaluator is None or hooks.evaluator.background.wait_idle(timeout)
+
+    @classmethod
+    async def wait_for_evaluations_async(cls) -> None:
+        hooks = cls._hooks
+        if hooks is not None and hooks.evaluator is not None:
+            await hooks.evaluator.background.wait_idle_async()
 
     @classmethod
     def record_feedback(cls, response_or_id: Any, score: float, label: str | None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from ._policy_source import PolicySource, open_source
 from ._request import RequestInfo
 from ._safety import report_failure
-from .policy import Policy, Rule
+from .policy import Evaluate, Policy, Rule
 
 __all__ = ["PolicyEngine", "PolicyOutcome", "write_request"]
 
@@ -50,6 +50,9 @@ class PolicyOutcome:
     breakpoints_added: int = 0
     exploration: bool = False
     safety_retry: bool = False
+    # Sampled for paired evaluation (enforce mode only): the rule's block, and the candidate's cap when it has one.
+    evaluate: Evaluate | None = None
+    evaluate_max_tokens: int | None = None
 
 
 class PolicyEngine:
@@ -132,6 +135,15 @@ class PolicyEngine:
             if isinstance(requested_max, int):
                 outcome.requested_max_tokens = requested_max
             outcome.applied_max_tokens = applied_max
+
+        evaluate = rule.evaluate
+        # An exploration call already serves the candidate; shadow mode sends nothing the caller did not ask for.
+        if evaluate is not None and policy.mode == "enforce" and not outcome.exploration and \
+                self._counter(policy, rule.id + "/evaluate").take(evaluate.share):
+            outcome.evaluate = evaluate
+            if evaluate.max_tokens is not None:
+                candidate_cap = Rule(task=rule.task, max_tokens=evaluate.max_tokens, max_tokens_mode="cap")
+                outcome.evaluate_max_tokens = _max_tokens(candidate_cap, requested_max, body.get("thinking"))
 
         if rule.cache is not None and rule.cache.ttl != "none":
             outcome.breakpoints_added = _add_breakpoints(

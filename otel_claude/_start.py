@@ -9,6 +9,7 @@ from . import semconv as sc
 from ._attributes import content_attributes
 from ._call import Call
 from ._config import Config
+from ._evaluation import ROLE_CALL, Evaluator, Pair
 from ._policy_engine import PolicyEngine, PolicyOutcome
 from ._request import RequestInfo, operation_of, summarize_request
 from ._safety import report_failure
@@ -43,10 +44,13 @@ def merged_body(options: Any) -> Any:
 
 
 class CallStarter:
-    def __init__(self, telemetry: Telemetry, config: Config, policy: PolicyEngine | None) -> None:
+    def __init__(
+        self, telemetry: Telemetry, config: Config, policy: PolicyEngine | None, evaluator: Evaluator | None = None
+    ) -> None:
         self.tel = telemetry
         self.config = config
         self.policy = policy
+        self.evaluator = evaluator
 
     def begin(self, client: Any, options: Any, stream: bool, retry_of: Call | None = None) -> Call | None:
         """Start the span for a traced request (applying the policy first); None for untraced endpoints.
@@ -61,16 +65,21 @@ class CallStarter:
             body = merged_body(options)
             chat = operation == sc.CHAT_OPERATION
             info = summarize_request(body) if chat or operation == "count_tokens" else RequestInfo()
-            task = current_task()
+            role = ROLE_CALL.get()
+            task = current_task() if role is None else role.task
             outcome: PolicyOutcome | None = None
-            if retry_of is not None:
+            pair: Pair | None = None
+            # A shadow or judge call (role set) goes out as the evaluation built it: no policy, no evaluation.
+            if role is None and retry_of is not None:
                 if retry_of.policy is not None:
                     # The retry records what the first attempt's policy did, with the caller's cap now applied.
                     outcome = dataclasses.replace(
                         retry_of.policy, safety_retry=True, applied_max_tokens=info.max_tokens
                     )
-            elif self.policy is not None and chat:
+            elif role is None and self.policy is not None and chat:
                 info, outcome = self.policy.apply(options, body, info, task)
+            if outcome is not None and outcome.evaluate is not None and self.evaluator is not None:
+                pair = self.evaluator.open_pair(client, options, merged_body(options), outcome, task, bool(stream))
             content = None
             if chat and self.config.capture_content:
                 sent = merged_body(options)  # after the policy: what is actually sent
@@ -79,7 +88,9 @@ class CallStarter:
             url = client.base_url
             server = (url.host, url.port or (443 if url.scheme == "https" else 80))
             return Call(self.tel, self.config, operation, info, provider=_provider_name(client), server=server,
-                        task=task, streaming=bool(stream), policy=outcome, content=content)
+                        task=task, streaming=bool(stream), policy=outcome, content=content, pair=pair,
+                        role=role.role if role is not None else None,
+                        parent=role.parent if role is not None else None)
         except Exception:
             report_failure("starting a span")
             return None

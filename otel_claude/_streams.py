@@ -26,14 +26,16 @@ WATCH_KEY = "_otel_claude_watch"
 class StreamWatch:
     """Per-stream state. Holds no reference to the stream, so dropping the stream frees (and ends) it."""
 
-    __slots__ = ("call", "skip_deltas", "text")
+    __slots__ = ("call", "collector", "skip_deltas", "text")
 
     def __init__(self, call: Call) -> None:
         self.call = call
         call.usage = UsageReading()
         self.text: list[str] | None = [] if call.config.capture_content else None
+        # Only a call sampled for paired evaluation rebuilds its answer (text and tool-call arguments) to grade it.
+        self.collector = call.pair.collector if call.pair is not None else None
         # Once the first delta has been timed, text deltas (nearly every event) need nothing unless content is
-        # captured: the stream wrappers then skip the call into on_event for them.
+        # captured or collected: the stream wrappers then skip the call into on_event for them.
         self.skip_deltas = False
 
     def on_event(self, event: Any) -> None:
@@ -41,11 +43,13 @@ class StreamWatch:
         if call.ended:
             return
         try:
+            if self.collector is not None:
+                self.collector.on_event(event)
             kind = event.type
             if kind == "content_block_delta":
                 if not call.first_token_ns:
                     call.first_token_ns = time.time_ns()
-                    self.skip_deltas = self.text is None
+                    self.skip_deltas = self.text is None and self.collector is None
                 if self.text is not None:
                     text = getattr(event.delta, "text", None)
                     if text:

@@ -14,6 +14,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from . import semconv as sc
+from ._evaluation_spend import EvaluationSpend
 from ._feedback import CallIndex
 from ._version import __version__
 
@@ -57,6 +58,14 @@ class CallTotals:
                     if tokens:
                         cache_key = (short, kind)
                         self._cache[cache_key] = self._cache.get(cache_key, 0) + tokens
+
+    def cost_of_task(self, task: str | None) -> float:
+        """The application's spend on `task` so far (all models); the evaluation budget is a share of it."""
+        with self._lock:
+            items = list(self._cost.items())
+        if task is None:
+            return sum(value for short, value in items if all(key != sc.TASK for key, _ in short))
+        return sum(value for short, value in items if (sc.TASK, task) in short)
 
     def observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
@@ -183,6 +192,15 @@ class Telemetry:
             [self._flush_then_observe_calls],
             unit="{call}",
             description="Calls by finish reason, error type and policy version",
+        )
+        self.evaluation = EvaluationSpend()
+        meter.create_observable_counter(
+            sc.METRIC_EVALUATION_COST, [self.evaluation.observe_cost], unit="USD",
+            description="Cost of the calls paired evaluation made (shadow copies and judges)",
+        )
+        meter.create_observable_counter(
+            sc.METRIC_EVALUATION_SKIPPED, [self.evaluation.observe_skipped], unit="{pair}",
+            description="Calls sampled for paired evaluation that produced no verdict, by reason",
         )
         meter.create_observable_counter(
             sc.METRIC_CACHE_TOKENS,

@@ -118,7 +118,7 @@ GRADER_JSON_SCHEMA = "json_schema"
 GRADER_JUDGE = "judge"
 # Why a sampled call produced no verdict (label of otel_claude.evaluation.skipped).
 EVALUATION_SKIP_REASON = "otel_claude.evaluation.skip_reason"
-SKIP_REASONS = ("budget", "queue_full", "incumbent_failed", "shadow_failed", "shutdown")
+SKIP_REASONS = ("budget", "queue_full", "no_loop", "incumbent_failed", "shadow_failed", "shutdown")
 
 # --- span and event names ----------------------------------------------------------------------------------------
 FEEDBACK_SPAN = "evaluation feedback"

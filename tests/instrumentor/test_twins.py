@@ -19,6 +19,7 @@ TWINS = [
     ("_stream_hooks.py", "_sync_close", "_async_close"),
     ("_hooks.py", "Hooks._sync_request", "Hooks._async_request"),
     ("_hooks.py", "_sync_process_response", "_async_process_response"),
+    ("_evaluation.py", "_Job.__call__", "_Job.run_async"),
 ]
 
 
