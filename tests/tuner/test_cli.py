@@ -83,7 +83,8 @@ def test_tune_writes_a_valid_deterministic_policy_and_reports(tmp_path: Path, ca
         1000 * (evidence["cost_per_call_before"] - evidence["cost_per_call_after"]), rel=1e-3
     )
     # 2400 calls, 1600 shadow calls, 1600 classify verdicts, 400 draft scores.
-    assert policy.metadata["span_count"] == 6000 and policy.metadata["call_count"] == 2400 and policy.metadata["options"]["truncation_target"] == 0.01
+    assert policy.metadata["span_count"] == 6000 and policy.metadata["call_count"] == 2400
+    assert policy.metadata["options"]["truncation_target"] == 0.01
     assert re.fullmatch(r"2025\d{4}-[0-9a-f]{8}", policy.version)
 
     # Same input, same options: byte-identical policy.
