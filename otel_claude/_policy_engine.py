@@ -11,6 +11,7 @@ import itertools
 import threading
 from typing import Any
 
+from ._forks import register as register_after_fork
 from ._policy_source import PolicySource, open_source
 from ._request import RequestInfo
 from ._safety import report_failure
@@ -57,6 +58,10 @@ class PolicyEngine:
         self.source = source
         self.safety_net = safety_net
         self._counters: dict[tuple[str, str], _Counter] = {}
+        self._lock = threading.Lock()
+        register_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     @classmethod

@@ -15,6 +15,8 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from . import semconv as sc
 from ._feedback import CallIndex
+from ._forks import on_fork_in_child
+from ._forks import register as register_after_fork
 from ._version import __version__
 
 __all__ = ["Telemetry"]
@@ -40,6 +42,11 @@ class CallTotals:
     """
 
     def __init__(self) -> None:
+        self._after_fork_in_child()
+
+    def _after_fork_in_child(self) -> None:
+        """Start from zero with a fresh lock: each process reports its own calls (cumulative per process, as
+        Prometheus and the Collector expect from separate workers), and a lock held at the fork stays held."""
         self._lock = threading.Lock()
         self._cost: dict[Labels, float] = {}
         self._calls: dict[tuple[Labels, Outcome], int] = {}
@@ -190,6 +197,13 @@ class Telemetry:
             unit="{token}",
             description="Input tokens by cache outcome",
         )
+        register_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queued histogram records are the parent's to record: the child would count them twice.
+        self._pending.clear()
+        self.totals._after_fork_in_child()
+        self.calls_by_response_id._after_fork_in_child()
 
     _DESCRIPTIONS: ClassVar[dict[str, str]] = {
         sc.METRIC_OPERATION_DURATION: "Duration of a GenAI operation, retries and stream reading included",
@@ -269,3 +283,10 @@ class Telemetry:
         # this very collection.
         self.flush()
         return self.totals.observe_calls(options)
+
+
+def _new_cache_lock() -> None:
+    Telemetry._cache_lock = threading.Lock()
+
+
+on_fork_in_child(_new_cache_lock)

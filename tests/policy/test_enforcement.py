@@ -171,8 +171,9 @@ def test_hot_reload_file(tmp_path: Path, sim, telemetry) -> None:  # type: ignor
         def rewrite(text: str, mtime: int) -> None:
             path.write_text(text)
             os.utime(path, (1, mtime))
-            # The poller re-reads the file; a check that began before the write may have missed it, the next not.
-            assert source.wait_checked(source.generation + 1, timeout=10)
+            # A check that began before the write may have missed it; the next one sees it changed, and the one
+            # after that finds it unchanged and puts it in force (a file is read only once it stops changing).
+            assert source.wait_checked(source.generation + 2, timeout=30)
 
         assert model_sent() == HAIKU
         rewrite(yaml.safe_dump(policy([{"task": "classify", "model": "claude-opus-4-6"}], version="v2")), 2_000_000_000)
