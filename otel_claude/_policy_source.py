@@ -14,6 +14,7 @@ Logs name the source, and a URL only without its query string and userinfo (wher
 from __future__ import annotations
 
 import base64
+import http.client
 import logging
 import os
 import threading
@@ -255,8 +256,8 @@ class UrlSource(_PolledSource):
             if err.code != 304:
                 self._reject(f"HTTP {err.code}")
             return
-        except (OSError, ValueError) as err:
-            self._reject(f"unreachable ({err})")
+        except (OSError, ValueError, http.client.HTTPException) as err:
+            self._reject(f"unreachable ({type(err).__name__}: {err})")
             return
         if len(body) > _MAX_BYTES:
             self._reject(f"policy is over the {_MAX_BYTES} byte limit")

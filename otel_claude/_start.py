@@ -75,7 +75,7 @@ class CallStarter:
             if chat and self.config.capture_content:
                 sent = merged_body(options)  # after the policy: what is actually sent
                 if isinstance(sent, dict):
-                    content = content_attributes(sent, self.config.clip)
+                    content = content_attributes(sent, self.config.encode)
             url = client.base_url
             server = (url.host, url.port or (443 if url.scheme == "https" else 80))
             return Call(self.tel, self.config, operation, info, provider=_provider_name(client), server=server,

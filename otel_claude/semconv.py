@@ -83,6 +83,7 @@ PREFIX_TOKENS_ESTIMATE = "otel_claude.prefix.tokens_estimate"
 INPUT_TOKENS_ESTIMATE = "otel_claude.input.tokens_estimate"
 CACHE_BREAKPOINTS = "otel_claude.cache.breakpoints"
 CANCELLED = "otel_claude.cancelled"
+USAGE_UNREADABLE = "otel_claude.usage.unreadable"
 BATCH_ID = "otel_claude.batch.id"
 BATCH_STATUS = "otel_claude.batch.status"
 # --- otel-claude: what a policy did --------------------------------------------------------------------------------
@@ -98,6 +99,23 @@ POLICY_APPLIED_MAX_TOKENS = "otel_claude.policy.applied_max_tokens"
 POLICY_CACHE_BREAKPOINTS_ADDED = "otel_claude.policy.cache_breakpoints_added"
 POLICY_EXPLORATION = "otel_claude.policy.exploration"
 POLICY_SAFETY_RETRY = "otel_claude.policy.safety_retry"
+
+# --- values of error.type ----------------------------------------------------------------------------------------
+# The error types the Messages API documents for its error envelope (platform docs, "Errors", Nov 2026). An error
+# body's `type` becomes error.type only when it is one of these: a proxy or gateway may answer with any body at
+# all (one that echoes the request, say), and error.type is a span attribute and a metric label.
+API_ERROR_TYPES = frozenset({
+    "invalid_request_error",  # 400
+    "authentication_error",  # 401
+    "billing_error",  # 402
+    "permission_error",  # 403
+    "not_found_error",  # 404
+    "request_too_large",  # 413
+    "rate_limit_error",  # 429
+    "api_error",  # 500
+    "timeout_error",  # 504
+    "overloaded_error",  # 529
+})
 
 # --- span and event names ----------------------------------------------------------------------------------------
 FEEDBACK_SPAN = "evaluation feedback"
@@ -200,8 +218,11 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
                   "non-zero; not with `gen_ai_latest_experimental`"),
         Attribute(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, "int", "same value, semantic-conventions-genai name"),
         Attribute(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "int", "when the API reports thinking tokens"),
-        Attribute(ERROR_TYPE, "string", "on failure: the API error type (`overloaded_error`, `rate_limit_error`...), "
-                  "`client_timeout_error`, `connection_error`, or the exception class name; not on cancellation"),
+        Attribute(ERROR_TYPE, "string", "on failure: the API error type (`overloaded_error`, `rate_limit_error`...; "
+                  "only the documented ones), else the HTTP status (`502`), `client_timeout_error`, "
+                  "`connection_error`, or the exception class name; not on cancellation. The span status "
+                  "description is this and the HTTP status, never the error's message (an error body can echo "
+                  "the request)"),
         Attribute(ANTHROPIC_REQUEST_ID, "string", "the `request-id` response header"),
         Attribute(ANTHROPIC_UNCACHED_INPUT_TOKENS, "int", "the API's raw `input_tokens` (after the last breakpoint), "
                   "when the cache was used"),
@@ -215,6 +236,9 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(TASK, "string", "the label set with `otel_claude.task(...)`; absent when unlabelled"),
         Attribute(COST_USD, "double", "cost of this call; absent (and one warning logged) for a model without a "
                   "price"),
+        Attribute(USAGE_UNREADABLE, "string[]", "usage fields the API sent as something no count can be (negative, "
+                  "fractional, not a number, past int64), e.g. `input_tokens`: those counts are left out, and the call "
+                  "gets no cost and adds to no cost, cache or token metric"),
         Attribute(RETRIES, "int", "retries the SDK took inside this call"),
         Attribute(STREAM_COMPLETE, "bool", "streams: `true` when `message_stop` arrived, `false` when the stream "
                   "ended early (break, close, GC, error, cancel)"),
