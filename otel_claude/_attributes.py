@@ -130,6 +130,8 @@ def end_attributes(call: Call, cost: float | None, ttft: float | None, per_token
         attrs[sc.ERROR_TYPE] = call.error_type
     if call.cancelled:
         attrs[sc.CANCELLED] = True
+    if call.policy_truncated:
+        attrs[sc.POLICY_TRUNCATED] = True
     return attrs
 
 

@@ -176,6 +176,11 @@ class Call:
             name, kind=SpanKind.CLIENT, attributes=start_attributes(self), start_time=self.start_ns
         )
 
+    @property
+    def policy_truncated(self) -> bool:
+        """The answer stopped at a max_tokens the policy lowered, not at the caller's own."""
+        return self.finish_reason == "max_tokens" and self.policy is not None and self.policy.lowered_max_tokens
+
     def activate(self) -> object:
         """Make the span current for the SDK's HTTP work (so transport spans nest under it)."""
         return otel_context.attach(trace.set_span_in_context(self.span))
@@ -305,6 +310,8 @@ class Call:
         outcome = (reason, error, self.policy.version if self.policy is not None else None)
         cache = (usage.cache_read or 0, usage.cache_write or 0, usage.input or 0) if usage is not None else None
         tel.totals.add(labels.short, cost, outcome, cache)
+        if self.policy_truncated:
+            tel.totals.add_truncation(labels.short, self.policy.version)  # type: ignore[union-attr]
 
 
 def _plain(content: Any) -> Any:

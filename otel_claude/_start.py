@@ -65,12 +65,14 @@ class CallStarter:
             outcome: PolicyOutcome | None = None
             if retry_of is not None:
                 if retry_of.policy is not None:
-                    # The retry records what the first attempt's policy did, with the caller's cap now applied.
+                    # The retry records what the first attempt's policy did, with the caller's values now applied.
+                    first = retry_of.policy
                     outcome = dataclasses.replace(
-                        retry_of.policy, safety_retry=True, applied_max_tokens=info.max_tokens
+                        first, safety_retry=True, applied_max_tokens=info.max_tokens,
+                        applied_model=info.model if first.applied_model is not None else None,
                     )
             elif self.policy is not None and chat:
-                info, outcome = self.policy.apply(options, body, info, task)
+                info, outcome = self.policy.apply(options, body, info, task, bool(stream))
             content = None
             if chat and self.config.capture_content:
                 sent = merged_body(options)  # after the policy: what is actually sent

@@ -51,6 +51,7 @@ class CallTotals:
         self._cost: dict[Labels, float] = {}
         self._calls: dict[tuple[Labels, Outcome], int] = {}
         self._cache: dict[tuple[Labels, int], int] = {}
+        self._truncations: dict[tuple[Labels, str], int] = {}
 
     def add(self, short: Labels, cost: float | None, outcome: Outcome, cache: tuple[int, int, int] | None) -> None:
         """`short`: the (model, task) labels; `cache`: read, write and uncached input tokens, when known."""
@@ -64,6 +65,17 @@ class CallTotals:
                     if tokens:
                         cache_key = (short, kind)
                         self._cache[cache_key] = self._cache.get(cache_key, 0) + tokens
+
+    def add_truncation(self, short: Labels, version: str) -> None:
+        """A call the policy's lowered max_tokens cut short (rare: outside the per-call path's common case)."""
+        key = (short, version)
+        with self._lock:
+            self._truncations[key] = self._truncations.get(key, 0) + 1
+
+    def observe_truncations(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._truncations.items())
+        return [Observation(value, {**dict(short), sc.POLICY_VERSION: version}) for (short, version), value in items]
 
     def observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
@@ -196,6 +208,12 @@ class Telemetry:
             [self.totals.observe_cache],
             unit="{token}",
             description="Input tokens by cache outcome",
+        )
+        meter.create_observable_counter(
+            sc.METRIC_POLICY_TRUNCATIONS,
+            [self.totals.observe_truncations],
+            unit="{call}",
+            description="Answers cut short by a max_tokens the policy lowered",
         )
         register_after_fork(self)
 

@@ -99,6 +99,7 @@ POLICY_APPLIED_MAX_TOKENS = "otel_claude.policy.applied_max_tokens"
 POLICY_CACHE_BREAKPOINTS_ADDED = "otel_claude.policy.cache_breakpoints_added"
 POLICY_EXPLORATION = "otel_claude.policy.exploration"
 POLICY_SAFETY_RETRY = "otel_claude.policy.safety_retry"
+POLICY_TRUNCATED = "otel_claude.policy.truncated"
 
 # --- values of error.type ----------------------------------------------------------------------------------------
 # The error types the Messages API documents for its error envelope (platform docs, "Errors", Nov 2026). An error
@@ -136,6 +137,7 @@ METRIC_INFERENCE_OUTPUT_TOKENS = "gen_ai.client.inference.operation.output_token
 METRIC_COST = "otel_claude.cost"
 METRIC_CALLS = "otel_claude.calls"
 METRIC_CACHE_TOKENS = "otel_claude.cache.tokens"
+METRIC_POLICY_TRUNCATIONS = "otel_claude.policy.truncations"
 # metric-only labels
 FINISH_REASON_LABEL = "gen_ai.response.finish_reason"
 CACHE_KIND_LABEL = "otel_claude.cache.kind"
@@ -267,6 +269,10 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(POLICY_EXPLORATION, "bool", "this call was part of an exploration share"),
         Attribute(POLICY_SAFETY_RETRY, "bool", "the call was retried with the caller's max_tokens after a "
                   "truncation"),
+        Attribute(POLICY_TRUNCATED, "bool", "the answer stopped at a max_tokens the policy lowered (the caller's "
+                  "own value would have let it go on): non-streamed calls are then retried (a second span with "
+                  "`safety_retry`); streams and unread raw responses reach the caller cut. Counted in "
+                  "`otel_claude.policy.truncations`"),
     ),
     CONTENT: (
         Attribute(GEN_AI_INPUT_MESSAGES, "string (JSON)", "opt-in: the request's messages, as sent"),
