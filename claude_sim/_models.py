@@ -1,4 +1,5 @@
-"""The simulator's model table (limits, latency parameters) joined with the shared price catalog."""
+"""The simulator's model table (release dates, latency parameters) joined with the shared model catalog (prices,
+cache minimums, context and output limits)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,7 @@ _ORIGIN = "claude_sim/data/models.csv"
 
 @dataclass(frozen=True)
 class SimModel:
-    info: ModelInfo  # prices and cache minimum, from the shared catalog
-    context_window: int
-    max_output_tokens: int
+    info: ModelInfo  # prices, cache minimum and limits, from the shared catalog
     created_at: str
     ttft_s: float
     prefill_s_per_1k: float
@@ -28,6 +27,14 @@ class SimModel:
     @property
     def id(self) -> str:
         return self.info.model
+
+    @property
+    def context_window(self) -> int:
+        return self.info.context_window or 0
+
+    @property
+    def max_output_tokens(self) -> int:
+        return self.info.max_output_tokens or 0
 
     def response_model(self, requested: str) -> str:
         """The API echoes a dated snapshot for an alias of an older model, and the requested ID otherwise."""
@@ -43,11 +50,11 @@ def _parse(text: str) -> dict[str, SimModel]:
         info = resolve(row.get("model"))
         if info is None:
             raise ValueError(f"{_ORIGIN}: data row {number}: model {row.get('model')!r} is not in the price catalog")
+        if not info.context_window or not info.max_output_tokens:
+            raise ValueError(f"{_ORIGIN}: data row {number}: the catalog has no limits for {info.model}")
         try:
             models[info.model] = SimModel(
                 info=info,
-                context_window=int(row["context_window"]),
-                max_output_tokens=int(row["max_output_tokens"]),
                 created_at=row["created_at"],
                 ttft_s=float(row["ttft_s"]),
                 prefill_s_per_1k=float(row["prefill_s_per_1k"]),

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -29,9 +30,11 @@ import otel_claude
 from claude_sim._engine import CASE_HEADER, TASK_HEADER
 from claude_sim._prompts import build_request
 from claude_sim._rng import unit
-from claude_sim._scenario import ANSWER_PREFIX, Scenario, load_scenario
+from claude_sim._scenario import ANSWER_PREFIX, Scenario, ScenarioError, load_scenario
 from claude_sim._stats import CallRecord, Summary
 from otel_claude.catalog import Usage, cost_usd, resolve
+from otel_claude.cli_checks import unwritable
+from otel_claude.policy import PolicyError, load_policy_text
 
 __all__ = ["Job", "grade", "main", "plan_jobs", "run_workload"]
 
@@ -274,7 +277,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.calls < 1 or args.workers < 1:
         print("--calls and --workers must be positive", file=sys.stderr)
         return 2
-    scenario = load_scenario(args.scenario)
+    problem = _unusable_inputs(args)
+    if problem is not None:
+        print(f"otel-claude workload: {problem}", file=sys.stderr)
+        return 2
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as err:
+        print(f"otel-claude workload: --scenario: {err}", file=sys.stderr)
+        return 2
     options = dict(calls=args.calls, workers=args.workers, out=args.out, use_async=args.use_async,
                    stream_share=args.stream_share, seed=args.seed, policy=args.policy, progress=not args.quiet)
     if args.sim:
@@ -285,4 +296,25 @@ def main(argv: list[str] | None = None) -> int:
     else:
         summary = run_workload(args.base_url, scenario, **options)
     print(json.dumps(summary.to_dict(), indent=2) if args.json else summary.format())
+    if summary.overall.calls and summary.overall.errors == summary.overall.calls:
+        first = next((r.error for r in summary.records if r.error), "unknown")
+        print(f"otel-claude workload: all {summary.overall.calls} calls failed (first: {first})", file=sys.stderr)
+        return 1
     return 0
+
+
+def _unusable_inputs(args: argparse.Namespace) -> str | None:
+    """What makes the run impossible before it starts (a bad policy, an output it cannot write)."""
+    if args.policy:
+        # The library logs a bad policy and runs without it; a run asked to enforce one must not.
+        try:
+            load_policy_text(Path(args.policy).read_text(encoding="utf-8"), args.policy)
+        except (OSError, UnicodeDecodeError) as err:
+            return f"--policy: {args.policy}: cannot read ({getattr(err, 'strerror', None) or err})"
+        except PolicyError as err:
+            return f"--policy: {err}"
+    if args.out:
+        problem = unwritable(args.out, creates_directories=True)
+        if problem is not None:
+            return f"--out: cannot write {problem}"
+    return None

@@ -7,7 +7,7 @@ span starts and ends with, as docs/telemetry.md lists them (`otel_claude.semconv
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import semconv as sc
@@ -86,14 +86,14 @@ def _policy_attributes(outcome: PolicyOutcome, attrs: dict[str, Any]) -> None:
         attrs[sc.POLICY_SAFETY_RETRY] = True
 
 
-def content_attributes(body: dict[str, Any], clip: Any) -> dict[str, str]:
+def content_attributes(body: dict[str, Any], encode: Callable[[Any], str]) -> dict[str, str]:
     """Opt-in content of a request as sent: messages, system prompt and tool definitions, each clipped."""
     found = {}
     for key, name in (("messages", sc.GEN_AI_INPUT_MESSAGES), ("system", sc.GEN_AI_SYSTEM_INSTRUCTIONS),
                       ("tools", sc.GEN_AI_TOOL_DEFINITIONS)):
         value = body.get(key)
         if value is not None:
-            found[name] = clip(json.dumps(value, default=str))
+            found[name] = encode(value)
     return found
 
 
@@ -132,6 +132,8 @@ def end_attributes(call: Call, cost: float | None, ttft: float | None, per_token
         attrs[sc.ERROR_TYPE] = call.error_type
     if call.cancelled:
         attrs[sc.CANCELLED] = True
+    if call.policy_truncated:
+        attrs[sc.POLICY_TRUNCATED] = True
     return attrs
 
 
@@ -158,6 +160,8 @@ def usage_attributes(usage: UsageReading, cache_write_names: tuple[str, ...], in
         into[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
     if usage.tier is not None:
         into[sc.ANTHROPIC_SERVICE_TIER] = usage.tier
+    if usage.unreadable:
+        into[sc.USAGE_UNREADABLE] = usage.unreadable
 
 
 # Response headers worth a span attribute, by lowercase raw name; all but request-id are integers.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from ._attributes import end_attributes, start_attributes
 from ._config import Config
 from ._policy_engine import PolicyOutcome
 from ._request import RequestInfo
-from ._response import UsageReading, field, fields
+from ._response import UsageReading, field, fields, token_count
 from ._safety import report_failure
 from ._telemetry import Telemetry
 from .catalog import catalog, cost_usd
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 
     from ._evaluation import Pair
 
-__all__ = ["Call", "error_type"]
+__all__ = ["Call", "error_type", "status_description"]
 
 log = logging.getLogger("otel_claude")
 _warned_models: set[str] = set()
@@ -62,12 +61,25 @@ def error_type(err: BaseException) -> str:
     body = getattr(err, "body", None)
     if isinstance(body, dict):
         inner = body.get("error")
-        if isinstance(inner, dict) and isinstance(inner.get("type"), str):
+        if isinstance(inner, dict) and inner.get("type") in sc.API_ERROR_TYPES:
             return inner["type"]
-    status = getattr(err, "status_code", None)
-    if isinstance(status, int) and status >= 400:
+    status = _http_status(err)
+    if status is not None:
         return str(status)
     return type(err).__name__
+
+
+def _http_status(err: BaseException) -> int | None:
+    status = getattr(err, "status_code", None)
+    return status if isinstance(status, int) and 400 <= status <= 599 else None
+
+
+def status_description(error_type: str, err: BaseException) -> str:
+    """The span's status description: the error type and HTTP status, never the error's message. An API error's
+    message is its response body, and proxies and gateways echo the request there (prompt, API key, authorization
+    header), so no part of it is safe to export."""
+    status = _http_status(err)
+    return f"{error_type} (HTTP {status})" if status is not None and str(status) != error_type else error_type
 
 
 def _retries_from(response: Any, error: BaseException | None) -> int | None:
@@ -176,6 +188,11 @@ class Call:
             name, context=parent, kind=SpanKind.CLIENT, attributes=start_attributes(self), start_time=self.start_ns
         )
 
+    @property
+    def policy_truncated(self) -> bool:
+        """The answer stopped at a max_tokens the policy lowered, not at the caller's own."""
+        return self.finish_reason == "max_tokens" and self.policy is not None and self.policy.lowered_max_tokens
+
     def activate(self) -> object:
         """Make the span current for the SDK's HTTP work (so transport spans nest under it)."""
         return otel_context.attach(trace.set_span_in_context(self.span))
@@ -204,9 +221,7 @@ class Call:
         if self.config.capture_content:
             content = data.get("content")
             if content is not None:
-                self.output_content = self.config.clip(
-                    json.dumps([{"role": "assistant", "content": _plain(content)}], default=str)
-                )
+                self.output_content = self.config.encode([{"role": "assistant", "content": _plain(content)}])
 
     def read_result(self, result: Any) -> None:
         """A non-streamed result of any traced operation."""
@@ -214,8 +229,11 @@ class Call:
             self.read_message(result)
         elif self.operation == "count_tokens":
             tokens = field(result, "input_tokens")
-            if isinstance(tokens, int):
-                self.counted_tokens = tokens
+            if tokens is not None:
+                self.counted_tokens = token_count(tokens)
+                if self.counted_tokens is None:
+                    self.usage = UsageReading()
+                    self.usage.mark_unreadable("input_tokens")
         elif self.operation in _BATCH_OPERATIONS:
             batch_id = field(result, "id")
             if isinstance(batch_id, str):
@@ -267,7 +285,7 @@ class Call:
         span = self.span
         span.set_attributes(end_attributes(self, cost, ttft, per_token))
         if self.error_type is not None:
-            span.set_status(Status(StatusCode.ERROR, f"{self.error_type}: {error}"[:500]))
+            span.set_status(Status(StatusCode.ERROR, status_description(self.error_type, error)))  # type: ignore[arg-type]
         span.end(end_time=end_ns)
         if self.role is not None:
             if cost is not None:
@@ -281,6 +299,8 @@ class Call:
 
     def _cost(self, usage: UsageReading | None) -> float | None:
         if usage is None or self.operation != sc.CHAT_OPERATION or (usage.input is None and usage.output is None):
+            return None
+        if usage.unreadable:  # a cost from the counts that could be read would be a wrong number, not a partial one
             return None
         model = self.response_model or self.request.model
         info = (self.config.catalog or catalog()).resolve(model)
@@ -297,6 +317,8 @@ class Call:
         labels = tel.labels(self.operation, self.provider, self.request.model, self.task, error)
         usage = self.usage if self.operation == sc.CHAT_OPERATION else None
         tokens_in = tokens_out = None
+        if usage is not None and usage.unreadable:
+            usage = None  # counts the API should never send: no token record, no cache counter (nor cost)
         if usage is not None:
             if usage.input is not None:
                 tokens_in = usage.input + (usage.cache_read or 0) + (usage.cache_write or 0)
@@ -308,6 +330,8 @@ class Call:
         outcome = (reason, error, self.policy.version if self.policy is not None else None)
         cache = (usage.cache_read or 0, usage.cache_write or 0, usage.input or 0) if usage is not None else None
         tel.totals.add(labels.short, cost, outcome, cache)
+        if self.policy_truncated:
+            tel.totals.add_truncation(labels.short, self.policy.version)  # type: ignore[union-attr]
 
 
 def _plain(content: Any) -> Any:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ._clip import clipped_json
 from .catalog import Catalog, load_catalog
 
 __all__ = ["Config", "resolve_config"]
@@ -22,10 +23,9 @@ class Config:
     keep_native_spans: bool = False
     catalog: Catalog | None = None  # None: the process-wide catalog (built-in prices + OTEL_CLAUDE_PRICES)
 
-    def clip(self, text: str) -> str:
-        if len(text) <= self.max_content_chars:
-            return text
-        return text[: self.max_content_chars] + "...[truncated]"
+    def encode(self, value: Any) -> str:
+        """Opt-in content as a JSON attribute value, at most `max_content_chars` characters (plus a marker)."""
+        return clipped_json(value, self.max_content_chars)
 
 
 def resolve_config(

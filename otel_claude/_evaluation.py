@@ -116,8 +116,7 @@ class Evaluator:
     def will_retry(self, call: Call) -> bool:
         """The policy's safety net is about to re-send this call: the retry, not this answer, is what to grade."""
         policy = self._policy
-        return policy is not None and policy.safety_retry_tokens(call.policy, call.finish_reason, call.streaming) \
-            is not None
+        return policy is not None and policy.safety_retry(call.policy, call.finish_reason, call.streaming) is not None
 
     def close(self) -> None:
         for job in self.background.close():

@@ -23,6 +23,10 @@ class CallIndex:
         self._items: OrderedDict[str, tuple[SpanContext, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def _after_fork_in_child(self) -> None:
+        # The parent's calls stay joinable, but a lock another thread held at the fork would stay held.
+        self._lock = threading.Lock()
+
     def remember(self, response_id: str, context: SpanContext, task: str | None) -> None:
         with self._lock:
             self._items[response_id] = (context, task)

@@ -30,7 +30,7 @@ from ._policy_engine import PolicyEngine, write_request
 from ._results import ResultRouter
 from ._safety import report_failure
 from ._start import CallStarter
-from ._stream_hooks import patch_stream_close
+from ._stream_hooks import hook_open_streams, patch_stream_close
 from ._telemetry import Telemetry
 
 __all__ = ["Hooks"]
@@ -64,6 +64,7 @@ class Hooks:
 
     def uninstall(self) -> None:
         self._patches.restore()
+        hook_open_streams()
 
     # -- per call ------------------------------------------------------------------------------------------------
 
@@ -73,15 +74,20 @@ class Hooks:
         return self.safety_retry(client, options, stream, call, result)
 
     def safety_retry(self, client: Any, options: Any, stream: bool, call: Call, result: Any) -> Call | None:
-        """A new call re-sending with the caller's max_tokens, when the policy's lower cap truncated this one."""
-        if self.policy is None or call.retry_of_policy or not hasattr(result, "stop_reason"):
+        """A new call re-sending as the caller asked, when the policy's lower cap truncated this one.
+
+        Whatever the result's type (a Message, a parsed message, a raw response): the call has read it when it has
+        ended here. A stream, or a raw response whose body the caller has yet to read, has not ended: it reaches the
+        caller as it is, and its span says the policy truncated it.
+        """
+        if self.policy is None or call.retry_of_policy or not call.ended:
             return None
         try:
-            tokens = self.policy.safety_retry_tokens(call.policy, call.finish_reason, bool(stream))
-            if tokens is None:
+            changes = self.policy.safety_retry(call.policy, call.finish_reason, bool(stream))
+            if changes is None:
                 return None
             # Through the policy's own writer: it knows that extra_body keys override the named parameters.
-            write_request(options, {"max_tokens": tokens})
+            write_request(options, changes)
             retry = self.starter.begin(client, options, stream, retry_of=call)
             if retry is not None:
                 retry.retry_of_policy = True

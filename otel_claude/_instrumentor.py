@@ -11,6 +11,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from ._config import resolve_config
 from ._evaluation import Evaluator, evaluation_options
 from ._feedback import feedback_span
+from ._forks import on_fork_in_child
 from ._hooks import Hooks
 from ._policy_engine import PolicyEngine
 from ._setup import ensure_providers
@@ -19,6 +20,14 @@ from ._telemetry import Telemetry
 __all__ = ["AnthropicInstrumentor"]
 
 _lock = threading.Lock()
+
+
+def _new_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+on_fork_in_child(_new_lock)
 
 
 class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]

@@ -11,9 +11,11 @@ import itertools
 import threading
 from typing import Any
 
+from ._forks import register as register_after_fork
 from ._policy_source import PolicySource, open_source
 from ._request import RequestInfo
 from ._safety import report_failure
+from .catalog import resolve
 from .policy import Evaluate, Policy, Rule
 
 __all__ = ["PolicyEngine", "PolicyOutcome", "write_request"]
@@ -54,12 +56,22 @@ class PolicyOutcome:
     evaluate: Evaluate | None = None
     evaluate_max_tokens: int | None = None
 
+    @property
+    def lowered_max_tokens(self) -> bool:
+        """The policy sent a max_tokens below the caller's: a max_tokens stop is then the policy's doing."""
+        requested, applied = self.requested_max_tokens, self.applied_max_tokens
+        return self.mode == "enforce" and requested is not None and applied is not None and applied < requested
+
 
 class PolicyEngine:
     def __init__(self, source: PolicySource, *, safety_net: bool = True) -> None:
         self.source = source
         self.safety_net = safety_net
         self._counters: dict[tuple[str, str], _Counter] = {}
+        self._lock = threading.Lock()
+        register_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     @classmethod
@@ -82,11 +94,12 @@ class PolicyEngine:
     # -- the call path ---------------------------------------------------------------------------------------------
 
     def apply(
-        self, options: Any, body: dict[str, Any], info: RequestInfo, task: str | None
+        self, options: Any, body: dict[str, Any], info: RequestInfo, task: str | None, streaming: bool = False
     ) -> tuple[RequestInfo, PolicyOutcome | None]:
         """Rewrite the request as the policy says (enforce) or only record it (shadow); the new info and what was done.
 
-        `body` is the request as it will be sent (parameters merged with `extra_body`).
+        `body` is the request as it will be sent (parameters merged with `extra_body`); `streaming`: the response is
+        streamed (the SDK sends a larger max_tokens that way than without).
         """
         try:
             policy = self.source.current()
@@ -101,13 +114,14 @@ class PolicyEngine:
             if policy.rollout_percent < 100 and not self._counter(policy, "rollout").take(policy.rollout_percent / 100):
                 outcome.rollout = False
                 return info, outcome
-            return self._apply_rule(policy, rule, options, body, info, outcome), outcome
+            return self._apply_rule(policy, rule, options, body, info, outcome, streaming), outcome
         except Exception:
             report_failure("applying the policy")
             return info, None
 
     def _apply_rule(
-        self, policy: Policy, rule: Rule, options: Any, body: dict[str, Any], info: RequestInfo, outcome: PolicyOutcome
+        self, policy: Policy, rule: Rule, options: Any, body: dict[str, Any], info: RequestInfo,
+        outcome: PolicyOutcome, streaming: bool
     ) -> RequestInfo:
         outcome.rule = rule.id
         changed: dict[str, Any] = {}
@@ -121,6 +135,16 @@ class PolicyEngine:
             if rule.explore.max_tokens is not None:
                 # The candidate answers at its own lengths: its cap, not the one fitted to the rule's model.
                 cap_rule = Rule(task=rule.task, max_tokens=rule.explore.max_tokens, max_tokens_mode="cap")
+
+        requested_max = body.get("max_tokens")
+        thinking = body.get("thinking")
+        applied_max = _within_limits(_max_tokens(cap_rule, requested_max, thinking), requested_max, model,
+                                     model != requested_model, streaming)
+        if model != requested_model and not _fits_thinking(applied_max, thinking):
+            # The routed model's limit leaves no room above the thinking budget: this call keeps its own model.
+            model, outcome.exploration = requested_model, False
+            applied_max = _within_limits(_max_tokens(rule, requested_max, thinking), requested_max, model, False,
+                                         streaming)
         # Only what the policy changes is recorded (each span attribute costs every call); unchanged values are the
         # request's own gen_ai.request.* attributes.
         if model != requested_model:
@@ -128,8 +152,6 @@ class PolicyEngine:
             outcome.requested_model = requested_model
             outcome.applied_model = model
 
-        requested_max = body.get("max_tokens")
-        applied_max = _max_tokens(cap_rule, requested_max, body.get("thinking"))
         if applied_max is not None and applied_max != requested_max:
             changed["max_tokens"] = applied_max
             if isinstance(requested_max, int):
@@ -160,16 +182,21 @@ class PolicyEngine:
             breakpoints=info.breakpoints + outcome.breakpoints_added,
         )
 
-    def safety_retry_tokens(
-        self, outcome: PolicyOutcome | None, finish_reason: str | None, streaming: bool
-    ) -> int | None:
-        """The caller's max_tokens when a policy-lowered, non-streamed call was truncated; else None."""
-        if not self.safety_net or streaming or outcome is None or outcome.mode != "enforce":
+    def safety_retry(self, outcome: PolicyOutcome | None, finish_reason: str | None, streaming: bool
+                     ) -> dict[str, Any] | None:
+        """The request changes that re-send a policy-truncated, non-streamed call as the caller asked it: their
+        max_tokens, and their model too when the routed one cannot take that max_tokens. None: no retry is due."""
+        if not self.safety_net or streaming or outcome is None or not outcome.lowered_max_tokens \
+                or finish_reason != "max_tokens":
             return None
-        requested, applied = outcome.requested_max_tokens, outcome.applied_max_tokens
-        if requested is None or applied is None or applied >= requested or finish_reason != "max_tokens":
-            return None
-        return int(requested)
+        requested = int(outcome.requested_max_tokens)  # type: ignore[arg-type]
+        changes: dict[str, Any] = {"max_tokens": requested}
+        if outcome.applied_model is not None:
+            info = resolve(outcome.applied_model)
+            limit = info.max_tokens_limit(streaming=False) if info is not None else None
+            if limit is not None and requested > limit:
+                changes["model"] = outcome.requested_model
+        return changes
 
 
 def write_request(options: Any, changed: dict[str, Any]) -> None:
@@ -197,6 +224,26 @@ def _match(policy: Policy, task: str | None, info: RequestInfo) -> Rule | None:
                 continue
         return rule
     return None
+
+
+def _within_limits(value: int | None, requested: Any, model: Any, routed: bool, streaming: bool) -> int | None:
+    """`value` brought within what `model` accepts and the SDK sends (its output limit; without streaming, the SDK's
+    long-request bound). A policy never raises max_tokens past a limit, but a caller's own value past one (their
+    model, their timeout) is theirs: it stands unless the call is routed to a model that cannot take it."""
+    if value is None:
+        return None
+    info = resolve(model) if isinstance(model, str) else None
+    limit = info.max_tokens_limit(streaming) if info is not None else None
+    if limit is None or value <= limit:
+        return value
+    if not routed and isinstance(requested, int) and not isinstance(requested, bool):
+        return min(value, max(limit, requested))
+    return limit
+
+
+def _fits_thinking(value: int | None, thinking: Any) -> bool:
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    return value is None or not isinstance(budget, int) or value > budget
 
 
 def _max_tokens(rule: Rule, requested: Any, thinking: Any) -> int | None:

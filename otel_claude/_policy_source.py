@@ -1,55 +1,86 @@
 """Where the policy comes from, and keeping it current without a restart.
 
-Files (by mtime) and URLs (with ETag) are re-checked by a daemon thread, so a call only ever reads the current
-policy: it never stats, reads, parses or waits on the network (a hostile 1 MB policy takes seconds to reject).
-A bad update is logged and ignored: the last good policy stays.
+Files (by mtime, size and inode) and URLs (with ETag) are re-checked by a daemon thread, so a call only ever reads
+the current policy: it never stats, reads, parses or waits on the network (a hostile 1 MB policy takes seconds to
+reject). A bad update is logged and ignored: the last good policy stays.
+
+A file is read only once it has stopped changing: an editor or a deploy tool writing it in pieces would otherwise
+put the first piece in force (a header alone is a valid policy with no rules). Publish by writing a temporary file
+and renaming it over the policy (docs/policy.md): the poller then never sees a partial file at all.
+
+Logs name the source, and a URL only without its query string and userinfo (where tokens and passwords go).
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import logging
 import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from ._forks import register as register_after_fork
 from .policy import Policy, PolicyError, load_policy_text, parse_policy
 
-__all__ = ["PolicySource", "open_source"]
+__all__ = ["PolicySource", "open_source", "redacted_url"]
 
 log = logging.getLogger("otel_claude")
 ENV = "OTEL_CLAUDE_POLICY"
 _MAX_BYTES = 1_000_000
 _HTTP_TIMEOUT_S = 5.0
+# A file whose last change is at least this old is complete, whoever wrote it; a newer one must be seen unchanged by
+# two checks in a row first.
+_SETTLE_NS = 1_000_000_000
+_UNREADABLE = (-1, -1, -1)
 
 
 class PolicySource:
-    """Holds the current policy; `current()` is what the call path asks for."""
+    """Holds the current policy; `current()` is what the call path asks for. `label` names it in every log line."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str) -> None:
+        self.label = label
         self._policy: Policy | None = None
         self.last_error: str | None = None
         # Counts completed checks (accepted, rejected or unchanged) so a waiter can tell a check has happened.
         self.generation = 0
+        self._checked = threading.Condition()
+        register_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
         self._checked = threading.Condition()
 
     def current(self) -> Policy | None:
         return self._policy
 
     def _accept(self, policy: Policy) -> None:
-        if self._policy is None or policy.version != self._policy.version:
-            log.info("otel_claude: policy %s in force (%d rules, mode %s)", policy.version, len(policy.rules),
-                     policy.mode)
+        previous = self._policy
+        if previous is None or policy.version != previous.version:
+            log.info("otel_claude: policy %s from %s in force (%d rules, mode %s)", policy.version, self.label,
+                     len(policy.rules), policy.mode)
+        elif policy != previous:
+            log.warning("otel_claude: policy %s from %s changed content but not its version (%d rules, mode %s): "
+                        "spans cannot tell the two apart; give each change a new version", policy.version,
+                        self.label, len(policy.rules), policy.mode)
         self._policy = policy
         self.last_error = None
 
-    def _reject(self, message: str) -> None:
+    def _reject(self, problem: str) -> None:
+        """Log a rejection; the message always names the source (and never a URL's secrets)."""
+        message = self._redact(problem)
+        if not message.startswith(f"{self.label}:"):
+            message = f"{self.label}: {message}"
         self.last_error = message
         kept = f"; keeping policy {self._policy.version}" if self._policy else "; no policy in force"
         log.error("otel_claude: policy rejected: %s%s", message, kept)
+
+    def _redact(self, text: str) -> str:
+        return text
 
     def _done_check(self) -> None:
         with self._checked:
@@ -66,28 +97,39 @@ class PolicySource:
 
 
 class _PolledSource(PolicySource):
-    """A source re-checked by a daemon thread every `reload_interval` seconds."""
+    """A source re-checked by a daemon thread every `reload_interval` seconds, in this process and in every child
+    forked from it (a thread does not survive fork: without a new one a pre-fork worker would keep its first
+    policy for ever)."""
 
-    def __init__(self, reload_interval: float) -> None:
-        super().__init__()
+    def __init__(self, label: str, reload_interval: float) -> None:
+        super().__init__(label)
         self.reload_interval = max(reload_interval, 0.05)
+        self._closed = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="otel-claude-policy", daemon=True)
 
     # URL sources fetch for the first time on the poller: an unreachable URL must not delay the service's start.
     _first_check_on_poller = False
 
-    def _poll(self) -> None:
+    def _start_poller(self) -> None:
+        threading.Thread(target=self._poll, args=(self._stop,), name="otel-claude-policy", daemon=True).start()
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._stop = threading.Event()
+        if not self._closed:
+            self._start_poller()
+
+    def _poll(self, stop: threading.Event) -> None:
         if self._first_check_on_poller:
             self._check()
-        while not self._stop.wait(self.reload_interval):
+        while not stop.wait(self.reload_interval):
             self._check()
 
     def _check(self) -> None:
         try:
             self.refresh()
         except Exception as err:  # a poller that dies would freeze the policy silently
-            self._reject(f"unexpected error while reloading: {err!r}")
+            self._reject(f"unexpected error while reloading: {type(err).__name__}: {err}")
         finally:
             self._done_check()
 
@@ -95,79 +137,142 @@ class _PolledSource(PolicySource):
         raise NotImplementedError
 
     def close(self) -> None:
+        self._closed = True
         self._stop.set()
 
 
 class StaticSource(PolicySource):
-    def __init__(self, policy: Policy) -> None:
-        super().__init__()
+    def __init__(self, policy: Policy, label: str) -> None:
+        super().__init__(label)
         self._accept(policy)
 
 
 class FileSource(_PolledSource):
     def __init__(self, path: str, reload_interval: float) -> None:
-        super().__init__(reload_interval)
+        super().__init__(path, reload_interval)
         self.path = path
-        self._seen: tuple[int, int, int] | None = None
-        self._check()  # at start, so a readable policy is in force from the first call
-        self._thread.start()
+        self._seen: tuple[int, int, int] | None = None  # the stamp of the content last accepted or rejected
+        self._pending: tuple[int, int, int] | None = None  # a newer stamp, waiting to be seen unchanged once more
+        # At start the file is read whatever its age, so a policy written just before the service started is in
+        # force from the first call; there is no earlier policy a partial file could displace.
+        self._settled = False
+        self._check()
+        self._settled = True
+        self._start_poller()
 
     def refresh(self) -> None:
         try:
             stat = os.stat(self.path)
         except OSError as err:
-            if self._seen != (-1, -1, -1):
-                self._seen = (-1, -1, -1)
-                self._reject(f"{self.path}: cannot read policy file ({err.strerror})")
+            if self._seen != _UNREADABLE:
+                self._seen, self._pending = _UNREADABLE, None
+                self._reject(f"cannot read policy file ({err.strerror})")
             return
         stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if stamp == self._seen:
             return
-        self._seen = stamp
         if stat.st_size > _MAX_BYTES:
-            self._reject(f"{self.path}: policy file is {stat.st_size} bytes, over the {_MAX_BYTES} byte limit")
+            self._seen, self._pending = stamp, None
+            self._reject(f"policy file is {stat.st_size} bytes, over the {_MAX_BYTES} byte limit")
+            return
+        if self._settled and stamp != self._pending and time.time_ns() - stat.st_mtime_ns < _SETTLE_NS:
+            self._pending = stamp  # still being written, perhaps: read it when the next check finds it unchanged
             return
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                text = handle.read(_MAX_BYTES + 1)
-            self._accept(load_policy_text(text, self.path, max_bytes=_MAX_BYTES))
-        except (OSError, UnicodeDecodeError, PolicyError) as err:
+            with open(self.path, "rb") as handle:
+                data = handle.read(_MAX_BYTES + 1)
+                after = os.fstat(handle.fileno())
+        except OSError as err:
+            self._seen, self._pending = stamp, None
+            self._reject(f"cannot read policy file ({err.strerror})")
+            return
+        if (after.st_mtime_ns, after.st_size, after.st_ino) != stamp or len(data) != stat.st_size:
+            self._pending = None  # written to while we read: wait until it stops changing
+            return
+        self._seen, self._pending = stamp, None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            self._reject(f"policy file is not UTF-8 text ({err.reason} at byte {err.start})")
+            return
+        try:
+            self._accept(load_policy_text(text, self.label, max_bytes=_MAX_BYTES))
+        except PolicyError as err:
             self._reject(str(err))
+
+
+def redacted_url(url: str) -> str:
+    """`url` as logs may show it: no userinfo, query string or fragment (where tokens and passwords go)."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 class UrlSource(_PolledSource):
     _first_check_on_poller = True
 
     def __init__(self, url: str, reload_interval: float) -> None:
-        super().__init__(reload_interval)
-        self.url = url
+        super().__init__(redacted_url(url), reload_interval)
+        parts = urllib.parse.urlsplit(url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        # Userinfo becomes a Basic authorization header (urllib would take it for part of the host name).
+        self._request_url = urllib.parse.urlunsplit(
+            (parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, "")
+        )
+        self._auth: dict[str, str] = {}
+        if userinfo:
+            user, _, password = userinfo.partition(":")
+            pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
+            self._auth["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        # Whole URLs become the label; the parts that carry credentials become ***, longest first so a secret
+        # that contains another is removed whole.
+        self._urls = (url, self._request_url)
+        secrets = {userinfo, parts.query, parts.fragment, parts.password or "", parts.username or ""}
+        secrets |= {value for _, value in urllib.parse.parse_qsl(parts.query)}
+        secrets |= {urllib.parse.unquote(s) for s in secrets}
+        self._secrets = sorted((s for s in secrets if s), key=len, reverse=True)
         self._etag: str | None = None
-        self._thread.start()
+        self._start_poller()
+
+    def _redact(self, text: str) -> str:
+        for url in self._urls:
+            text = text.replace(url, self.label)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def refresh(self) -> None:
-        request = urllib.request.Request(self.url, headers={"If-None-Match": self._etag} if self._etag else {})
+        headers = dict(self._auth)
+        if self._etag:
+            headers["If-None-Match"] = self._etag
+        request = urllib.request.Request(self._request_url, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_S) as response:
                 body = _read_by(response, time.monotonic() + _HTTP_TIMEOUT_S)
                 etag = response.headers.get("ETag")
         except TimeoutError:
-            self._reject(f"{self.url}: no complete response within {_HTTP_TIMEOUT_S:g} s")
+            self._reject(f"no complete response within {_HTTP_TIMEOUT_S:g} s")
             return
         except urllib.error.HTTPError as err:
             if err.code != 304:
-                self._reject(f"{self.url}: HTTP {err.code}")
+                self._reject(f"HTTP {err.code}")
             return
-        except (OSError, ValueError) as err:
-            self._reject(f"{self.url}: unreachable ({err})")
+        except (OSError, ValueError, http.client.HTTPException) as err:
+            self._reject(f"unreachable ({type(err).__name__}: {err})")
             return
         if len(body) > _MAX_BYTES:
-            self._reject(f"{self.url}: policy is over the {_MAX_BYTES} byte limit")
+            self._reject(f"policy is over the {_MAX_BYTES} byte limit")
             return
         try:
-            self._accept(load_policy_text(body.decode("utf-8"), self.url, max_bytes=_MAX_BYTES))
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            self._reject(f"policy is not UTF-8 text ({err.reason} at byte {err.start})")
+            return
+        try:
+            self._accept(load_policy_text(text, self.label, max_bytes=_MAX_BYTES))
             self._etag = etag
-        except (UnicodeDecodeError, PolicyError) as err:
+        except PolicyError as err:
             self._reject(str(err))
+
 
 def _read_by(response: Any, deadline: float) -> bytes:
     """Up to _MAX_BYTES + 1 bytes of body, or TimeoutError once `deadline` passes.
@@ -199,9 +304,9 @@ def open_source(source: Any, reload_interval: float | None = None) -> PolicySour
         if source is None:
             return None
     if isinstance(source, Policy):
-        return StaticSource(source)
+        return StaticSource(source, "instrument(policy=...)")
     if isinstance(source, Mapping):
-        return StaticSource(parse_policy(source, "instrument(policy=...)"))
+        return StaticSource(parse_policy(source, "instrument(policy=...)"), "instrument(policy=...)")
     text = os.fspath(source)
     if text.startswith(("http://", "https://")):
         return UrlSource(text, 30.0 if reload_interval is None else reload_interval)

@@ -6,7 +6,7 @@ from typing import Any
 
 from .catalog import Usage
 
-__all__ = ["UsageReading", "field", "fields", "read_usage", "to_int64"]
+__all__ = ["UsageReading", "field", "fields", "to_int64", "token_count"]
 
 def field(obj: Any, name: str) -> Any:
     """One accessor for SDK models and the dicts of raw JSON bodies, so there is one extraction path for both."""
@@ -39,6 +39,13 @@ def to_int64(value: Any) -> int | None:
     return None
 
 
+def token_count(value: Any) -> int | None:
+    """A token count as the API must send it (a non-negative integer that fits OTLP's int64), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _INT64_MAX:
+        return value
+    return None
+
+
 # Usage fields -> UsageReading slots. output_tokens first: message_start's placeholder count is skipped by slicing.
 _COUNTS = (
     ("output_tokens", "output"),
@@ -54,9 +61,15 @@ _NESTED = (
 
 
 class UsageReading:
-    """The usage of one call, merged field by field (stream events overwrite: message_delta is cumulative)."""
+    """The usage of one call, merged field by field (stream events overwrite: message_delta is cumulative).
 
-    __slots__ = ("cache_1h", "cache_5m", "cache_read", "cache_write", "input", "output", "reasoning", "speed", "tier")
+    A count the API should never send (negative, fractional, a string, past int64) is unreadable: the field is left
+    unknown and named in `unreadable`, and a call with any unreadable count gets no cost and adds to no counter
+    (a negative count would make a negative cost and take the cost counter, which must only go up, down).
+    """
+
+    __slots__ = ("cache_1h", "cache_5m", "cache_read", "cache_write", "input", "output", "reasoning", "speed", "tier",
+                 "unreadable")
 
     def __init__(self) -> None:
         self.input: int | None = None
@@ -68,6 +81,7 @@ class UsageReading:
         self.reasoning: int | None = None
         self.tier: str | None = None
         self.speed: str | None = None
+        self.unreadable: tuple[str, ...] = ()  # the API's names of the fields whose last value was unreadable
 
     def merge(self, usage: Any, *, with_output: bool = True) -> None:
         """Take every field that `usage` carries. `with_output=False` skips message_start's placeholder count."""
@@ -75,21 +89,44 @@ class UsageReading:
             return
         data = fields(usage)
         for source, name in _COUNTS if with_output else _COUNTS[1:]:
-            value = to_int64(data.get(source))
+            value = data.get(source)
             if value is not None:
-                setattr(self, name, value)
+                count = token_count(value)
+                if count is None:
+                    self._unreadable(source, name)
+                else:
+                    setattr(self, name, count)
+                    if self.unreadable:
+                        self._readable(source)
         for group, source, name in _NESTED:
             inner = data.get(group)
             if inner is not None:
-                value = to_int64(fields(inner).get(source))
+                value = fields(inner).get(source)
                 if value is not None:
-                    setattr(self, name, value)
+                    count = token_count(value)
+                    if count is None:
+                        self._unreadable(f"{group}.{source}", name)
+                    else:
+                        setattr(self, name, count)
+                        if self.unreadable:
+                            self._readable(f"{group}.{source}")
         tier = data.get("service_tier")
         if isinstance(tier, str):
             self.tier = tier
         speed = data.get("speed")
         if isinstance(speed, str):
             self.speed = speed
+
+    def _unreadable(self, source: str, name: str) -> None:
+        setattr(self, name, None)
+        self.mark_unreadable(source)
+
+    def _readable(self, source: str) -> None:
+        self.unreadable = tuple(u for u in self.unreadable if u != source)
+
+    def mark_unreadable(self, source: str) -> None:
+        if source not in self.unreadable:
+            self.unreadable = (*self.unreadable, source)
 
     def write_split(self) -> tuple[int, int]:
         """(5m, 1h) cache-write tokens; an unsplit total is 5m, the API's default TTL."""
@@ -110,9 +147,3 @@ class UsageReading:
             batch=batch or self.tier == "batch",
             fast=self.speed == "fast",
         )
-
-
-def read_usage(usage: Any) -> UsageReading:
-    reading = UsageReading()
-    reading.merge(usage)
-    return reading

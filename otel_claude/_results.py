@@ -11,6 +11,7 @@ from typing import Any
 
 from ._call import Call
 from ._safety import report_failure
+from ._stream_hooks import track_open
 from ._streams import WATCH_KEY, StreamWatch, watch_async, watch_sync
 
 __all__ = ["ResultRouter"]
@@ -118,3 +119,4 @@ class ResultRouter:
         inner = stream._iterator
         stream._iterator = wrap(inner, watch)
         stream.__dict__[WATCH_KEY] = watch
+        track_open(stream)

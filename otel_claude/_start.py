@@ -72,19 +72,21 @@ class CallStarter:
             # A shadow or judge call (role set) goes out as the evaluation built it: no policy, no evaluation.
             if role is None and retry_of is not None:
                 if retry_of.policy is not None:
-                    # The retry records what the first attempt's policy did, with the caller's cap now applied.
+                    # The retry records what the first attempt's policy did, with the caller's values now applied.
+                    first = retry_of.policy
                     outcome = dataclasses.replace(
-                        retry_of.policy, safety_retry=True, applied_max_tokens=info.max_tokens
+                        first, safety_retry=True, applied_max_tokens=info.max_tokens,
+                        applied_model=info.model if first.applied_model is not None else None,
                     )
             elif role is None and self.policy is not None and chat:
-                info, outcome = self.policy.apply(options, body, info, task)
+                info, outcome = self.policy.apply(options, body, info, task, bool(stream))
             if outcome is not None and outcome.evaluate is not None and self.evaluator is not None:
                 pair = self.evaluator.open_pair(client, options, merged_body(options), outcome, task, bool(stream))
             content = None
             if chat and self.config.capture_content:
                 sent = merged_body(options)  # after the policy: what is actually sent
                 if isinstance(sent, dict):
-                    content = content_attributes(sent, self.config.clip)
+                    content = content_attributes(sent, self.config.encode)
             url = client.base_url
             server = (url.host, url.port or (443 if url.scheme == "https" else 80))
             return Call(self.tel, self.config, operation, info, provider=_provider_name(client), server=server,

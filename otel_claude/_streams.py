@@ -8,7 +8,6 @@ delta, reads the clock: no allocation, no metric record. The span ends exactly o
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -26,7 +25,7 @@ WATCH_KEY = "_otel_claude_watch"
 class StreamWatch:
     """Per-stream state. Holds no reference to the stream, so dropping the stream frees (and ends) it."""
 
-    __slots__ = ("call", "collector", "skip_deltas", "text")
+    __slots__ = ("call", "collector", "skip_deltas", "text", "text_room")
 
     def __init__(self, call: Call) -> None:
         self.call = call
@@ -34,6 +33,9 @@ class StreamWatch:
         self.text: list[str] | None = [] if call.config.capture_content else None
         # Only a call sampled for paired evaluation rebuilds its answer (text and tool-call arguments) to grade it.
         self.collector = call.pair.collector if call.pair is not None else None
+        # Captured text stops growing once it holds more than the attribute can show: a long answer must not be
+        # kept whole in memory for the few kB that are exported.
+        self.text_room = call.config.max_content_chars + 1
         # Once the first delta has been timed, text deltas (nearly every event) need nothing unless content is
         # captured or collected: the stream wrappers then skip the call into on_event for them.
         self.skip_deltas = False
@@ -50,10 +52,13 @@ class StreamWatch:
                 if not call.first_token_ns:
                     call.first_token_ns = time.time_ns()
                     self.skip_deltas = self.text is None and self.collector is None
-                if self.text is not None:
+                if self.text is not None and self.text_room > 0:
                     text = getattr(event.delta, "text", None)
                     if text:
-                        self.text.append(text)
+                        self.text.append(text[: self.text_room])
+                        self.text_room -= len(text)
+                        # Full: later deltas need nothing (unless an evaluation collects the answer).
+                        self.skip_deltas = self.text_room <= 0 and self.collector is None
             elif kind == "message_start":
                 message = event.message
                 call.read_message(message)
@@ -84,9 +89,7 @@ class StreamWatch:
             # An early exit has no final count: report none rather than a partial one.
             call.usage.output = None
         if self.text is not None:
-            call.output_content = call.config.clip(
-                json.dumps([{"role": "assistant", "content": "".join(self.text)}])
-            )
+            call.output_content = call.config.encode([{"role": "assistant", "content": "".join(self.text)}])
         call.end(error, complete=complete)
 
     def exhausted(self) -> None:

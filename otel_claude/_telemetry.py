@@ -16,6 +16,8 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from . import semconv as sc
 from ._evaluation_spend import EvaluationSpend
 from ._feedback import CallIndex
+from ._forks import on_fork_in_child
+from ._forks import register as register_after_fork
 from ._version import __version__
 
 __all__ = ["Telemetry"]
@@ -41,10 +43,16 @@ class CallTotals:
     """
 
     def __init__(self) -> None:
+        self._after_fork_in_child()
+
+    def _after_fork_in_child(self) -> None:
+        """Start from zero with a fresh lock: each process reports its own calls (cumulative per process, as
+        Prometheus and the Collector expect from separate workers), and a lock held at the fork stays held."""
         self._lock = threading.Lock()
         self._cost: dict[Labels, float] = {}
         self._calls: dict[tuple[Labels, Outcome], int] = {}
         self._cache: dict[tuple[Labels, int], int] = {}
+        self._truncations: dict[tuple[Labels, str], int] = {}
 
     def add(self, short: Labels, cost: float | None, outcome: Outcome, cache: tuple[int, int, int] | None) -> None:
         """`short`: the (model, task) labels; `cache`: read, write and uncached input tokens, when known."""
@@ -66,6 +74,17 @@ class CallTotals:
         if task is None:
             return sum(value for short, value in items if all(key != sc.TASK for key, _ in short))
         return sum(value for short, value in items if (sc.TASK, task) in short)
+
+    def add_truncation(self, short: Labels, version: str) -> None:
+        """A call the policy's lowered max_tokens cut short (rare: outside the per-call path's common case)."""
+        key = (short, version)
+        with self._lock:
+            self._truncations[key] = self._truncations.get(key, 0) + 1
+
+    def observe_truncations(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._truncations.items())
+        return [Observation(value, {**dict(short), sc.POLICY_VERSION: version}) for (short, version), value in items]
 
     def observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
@@ -208,6 +227,19 @@ class Telemetry:
             unit="{token}",
             description="Input tokens by cache outcome",
         )
+        meter.create_observable_counter(
+            sc.METRIC_POLICY_TRUNCATIONS,
+            [self.totals.observe_truncations],
+            unit="{call}",
+            description="Answers cut short by a max_tokens the policy lowered",
+        )
+        register_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queued histogram records are the parent's to record: the child would count them twice.
+        self._pending.clear()
+        self.totals._after_fork_in_child()
+        self.calls_by_response_id._after_fork_in_child()
 
     _DESCRIPTIONS: ClassVar[dict[str, str]] = {
         sc.METRIC_OPERATION_DURATION: "Duration of a GenAI operation, retries and stream reading included",
@@ -287,3 +319,10 @@ class Telemetry:
         # this very collection.
         self.flush()
         return self.totals.observe_calls(options)
+
+
+def _new_cache_lock() -> None:
+    Telemetry._cache_lock = threading.Lock()
+
+
+on_fork_in_child(_new_cache_lock)

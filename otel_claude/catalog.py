@@ -1,4 +1,4 @@
-"""The model catalog: prices, prompt-cache minimums and name resolution, read from `data/*.csv`.
+"""The model catalog: prices, prompt-cache minimums, limits and name resolution, read from `data/*.csv`.
 
 Prices change more often than code, so they live in data files with their date and source. Every consumer
 (cost on spans, the simulator, the tuner's what-if costs) resolves names through `resolve()` so a dated snapshot,
@@ -11,7 +11,7 @@ import csv
 import io
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,7 @@ _PER_MILLION = 1e-6
 _DATE_SUFFIX = re.compile(r"-(\d{8})$")
 _PROVIDER_PREFIX = re.compile(r"^(?:(?:us|eu|apac|au|jp|global)\.)?anthropic\.")
 _BEDROCK_VERSION = re.compile(r"-v\d+(?::\d+)?$")
+_LIMITS = ("context_window", "max_output_tokens", "max_nonstreaming_tokens")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,17 @@ class ModelInfo:
     long_context_threshold: int | None = None
     long_context_multiplier: float = 1.0
     fast_multiplier: float | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    max_nonstreaming_tokens: int | None = None  # the SDK refuses a larger non-streamed max_tokens
+
+    def max_tokens_limit(self, streaming: bool) -> int | None:
+        """The largest max_tokens a request to this model can carry (None: unknown)."""
+        if streaming or self.max_nonstreaming_tokens is None:
+            return self.max_output_tokens
+        if self.max_output_tokens is None:
+            return self.max_nonstreaming_tokens
+        return min(self.max_output_tokens, self.max_nonstreaming_tokens)
 
     @property
     def read_multiplier(self) -> float:
@@ -96,6 +108,9 @@ def _parse_models(text: str, origin: str) -> dict[str, ModelInfo]:
                 long_context_threshold=_opt_int(row.get("long_context_threshold")),
                 long_context_multiplier=float(row.get("long_context_multiplier") or 1.0),
                 fast_multiplier=float(row["fast_multiplier"]) if row.get("fast_multiplier") else None,
+                context_window=_opt_int(row.get("context_window")),
+                max_output_tokens=_opt_int(row.get("max_output_tokens")),
+                max_nonstreaming_tokens=_opt_int(row.get("max_nonstreaming_tokens")),
             )
         except (KeyError, ValueError, TypeError) as err:
             raise ValueError(f"{origin}: data row {number}: {err!r}") from None
@@ -143,7 +158,13 @@ class Catalog:
     def with_overrides(self, path: str | os.PathLike[str]) -> Catalog:
         """A catalog where the rows of a user's CSV (same columns as models.csv) replace or add models."""
         text = Path(path).read_text(encoding="utf-8")
-        return Catalog({**self.models, **_parse_models(text, str(path))}, self._aliases)
+        overrides = _parse_models(text, str(path))
+        for name, info in overrides.items():
+            base = self.models.get(name)
+            if base is not None:  # a price file need not repeat the limits
+                overrides[name] = replace(info, **{limit: getattr(base, limit) for limit in _LIMITS
+                                                   if getattr(info, limit) is None})
+        return Catalog({**self.models, **overrides}, self._aliases)
 
 
 def _data(name: str) -> str:

@@ -338,14 +338,18 @@ def parse_policy(data: object, source: str) -> Policy:
     metadata = data.get("metadata", {})
     if not isinstance(metadata, Mapping):
         raise where.fail("metadata", f"must be a mapping, got {type(metadata).__name__}")
-    rules = data.get("rules", [])
+    mode = _choice(data.get("mode", "enforce"), where, "mode", MODES)
+    if "rules" not in data:
+        # Required, even empty: a file cut short after its header must not pass as a policy that changes nothing.
+        raise where.fail("rules", "is required (an empty list for a policy without rules)")
+    rules = data["rules"]
     if not isinstance(rules, list):
         raise where.fail("rules", f"must be a list, got {type(rules).__name__}")
     seen: dict[str, int] = {}
     return Policy(
         version=version,
         rules=tuple(_parse_rule(rule, i, seen, where) for i, rule in enumerate(rules)),
-        mode=_choice(data.get("mode", "enforce"), where, "mode", MODES),
+        mode=mode,
         rollout_percent=rollout,
         metadata=_free_form(metadata, where, "metadata"),
     )

@@ -83,6 +83,7 @@ PREFIX_TOKENS_ESTIMATE = "otel_claude.prefix.tokens_estimate"
 INPUT_TOKENS_ESTIMATE = "otel_claude.input.tokens_estimate"
 CACHE_BREAKPOINTS = "otel_claude.cache.breakpoints"
 CANCELLED = "otel_claude.cancelled"
+USAGE_UNREADABLE = "otel_claude.usage.unreadable"
 BATCH_ID = "otel_claude.batch.id"
 BATCH_STATUS = "otel_claude.batch.status"
 # --- otel-claude: what a policy did --------------------------------------------------------------------------------
@@ -98,6 +99,24 @@ POLICY_APPLIED_MAX_TOKENS = "otel_claude.policy.applied_max_tokens"
 POLICY_CACHE_BREAKPOINTS_ADDED = "otel_claude.policy.cache_breakpoints_added"
 POLICY_EXPLORATION = "otel_claude.policy.exploration"
 POLICY_SAFETY_RETRY = "otel_claude.policy.safety_retry"
+POLICY_TRUNCATED = "otel_claude.policy.truncated"
+
+# --- values of error.type ----------------------------------------------------------------------------------------
+# The error types the Messages API documents for its error envelope (platform docs, "Errors", Nov 2026). An error
+# body's `type` becomes error.type only when it is one of these: a proxy or gateway may answer with any body at
+# all (one that echoes the request, say), and error.type is a span attribute and a metric label.
+API_ERROR_TYPES = frozenset({
+    "invalid_request_error",  # 400
+    "authentication_error",  # 401
+    "billing_error",  # 402
+    "permission_error",  # 403
+    "not_found_error",  # 404
+    "request_too_large",  # 413
+    "rate_limit_error",  # 429
+    "api_error",  # 500
+    "timeout_error",  # 504
+    "overloaded_error",  # 529
+})
 
 # --- otel-claude: paired evaluation (a candidate model shadows a share of a task's calls) ----------------------------
 # On a call span: the role of a call the instrumentor made itself (absent on the application's own calls).
@@ -142,6 +161,7 @@ METRIC_CALLS = "otel_claude.calls"
 METRIC_CACHE_TOKENS = "otel_claude.cache.tokens"
 METRIC_EVALUATION_COST = "otel_claude.evaluation.cost"
 METRIC_EVALUATION_SKIPPED = "otel_claude.evaluation.skipped"
+METRIC_POLICY_TRUNCATIONS = "otel_claude.policy.truncations"
 # metric-only labels
 FINISH_REASON_LABEL = "gen_ai.response.finish_reason"
 CACHE_KIND_LABEL = "otel_claude.cache.kind"
@@ -225,8 +245,11 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
                   "non-zero; not with `gen_ai_latest_experimental`"),
         Attribute(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, "int", "same value, semantic-conventions-genai name"),
         Attribute(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "int", "when the API reports thinking tokens"),
-        Attribute(ERROR_TYPE, "string", "on failure: the API error type (`overloaded_error`, `rate_limit_error`...), "
-                  "`client_timeout_error`, `connection_error`, or the exception class name; not on cancellation"),
+        Attribute(ERROR_TYPE, "string", "on failure: the API error type (`overloaded_error`, `rate_limit_error`...; "
+                  "only the documented ones), else the HTTP status (`502`), `client_timeout_error`, "
+                  "`connection_error`, or the exception class name; not on cancellation. The span status "
+                  "description is this and the HTTP status, never the error's message (an error body can echo "
+                  "the request)"),
         Attribute(ANTHROPIC_REQUEST_ID, "string", "the `request-id` response header"),
         Attribute(ANTHROPIC_UNCACHED_INPUT_TOKENS, "int", "the API's raw `input_tokens` (after the last breakpoint), "
                   "when the cache was used"),
@@ -240,6 +263,9 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(TASK, "string", "the label set with `otel_claude.task(...)`; absent when unlabelled"),
         Attribute(COST_USD, "double", "cost of this call; absent (and one warning logged) for a model without a "
                   "price"),
+        Attribute(USAGE_UNREADABLE, "string[]", "usage fields the API sent as something no count can be (negative, "
+                  "fractional, not a number, past int64), e.g. `input_tokens`: those counts are left out, and the call "
+                  "gets no cost and adds to no cost, cache or token metric"),
         Attribute(RETRIES, "int", "retries the SDK took inside this call"),
         Attribute(STREAM_COMPLETE, "bool", "streams: `true` when `message_stop` arrived, `false` when the stream "
                   "ended early (break, close, GC, error, cancel)"),
@@ -270,6 +296,10 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(POLICY_EXPLORATION, "bool", "this call was part of an exploration share"),
         Attribute(POLICY_SAFETY_RETRY, "bool", "the call was retried with the caller's max_tokens after a "
                   "truncation"),
+        Attribute(POLICY_TRUNCATED, "bool", "the answer stopped at a max_tokens the policy lowered (the caller's "
+                  "own value would have let it go on): non-streamed calls are then retried (a second span with "
+                  "`safety_retry`); streams and unread raw responses reach the caller cut. Counted in "
+                  "`otel_claude.policy.truncations`"),
     ),
     CONTENT: (
         Attribute(GEN_AI_INPUT_MESSAGES, "string (JSON)", "opt-in: the request's messages, as sent"),

@@ -6,6 +6,7 @@ and timing of what the real SDK receives (padded SSE, missing message_stop, drop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -20,12 +21,15 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     chunks: Iterable[bytes] = ()
     drop_after: int | None = None  # close the socket after this many chunks, without finishing the body
-    wait: threading.Event | None = None  # block before the body until set (a stall the test releases)
+    wait: threading.Event | None = None  # block until set (a stall the test releases), after `wait_after` chunks
+    wait_after: int = 0
+    hold_headers: threading.Event | None = None  # block before the status line until set (a stall before headers)
 
     @classmethod
-    def json(cls, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    def json(cls, body: Any, status: int = 200, headers: dict[str, str] | None = None, **kwargs: Any) -> Reply:
         data = json.dumps(body).encode()
-        return cls(status, {"content-type": "application/json", "request-id": "req_test", **(headers or {})}, [data])
+        return cls(status, {"content-type": "application/json", "request-id": "req_test", **(headers or {})}, [data],
+                   **kwargs)
 
     @classmethod
     def sse(cls, events: Iterable[tuple[str, Any]], **kwargs: Any) -> Reply:
@@ -76,6 +80,14 @@ class ScriptedServer:
                     body = raw
                 request = Received(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 reply = server._next(request)
+                # A released stall may find the client gone (it timed out): that is the point, not an error.
+                with contextlib.suppress(OSError):
+                    self._reply(reply)
+                self.close_connection = True
+
+            def _reply(self, reply: Reply) -> None:
+                if reply.hold_headers is not None:
+                    reply.hold_headers.wait(timeout=300)
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
@@ -84,14 +96,13 @@ class ScriptedServer:
                     self.send_header("content-length", "1000000")
                 self.send_header("connection", "close")
                 self.end_headers()
-                if reply.wait is not None:
-                    reply.wait.wait(timeout=30)
                 for number, chunk in enumerate(reply.chunks):
+                    if reply.wait is not None and number == reply.wait_after:
+                        reply.wait.wait(timeout=300)
                     if reply.drop_after is not None and number >= reply.drop_after:
                         break
                     self.wfile.write(chunk)
                     self.wfile.flush()
-                self.close_connection = True
 
             do_GET = do_POST = do_DELETE = _handle
 

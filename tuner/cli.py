@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otel_claude.catalog import resolve
+from otel_claude.cli_checks import unwritable
 from otel_claude.policy import MAX_EVALUATE_SHARE, MAX_EXPLORE_SHARE, PolicyError, dump_policy
 from tuner._issues import Issues, TraceInputError
 
@@ -113,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_samples < 2:
         print("otel-claude tune: --min-samples must be at least 2", file=sys.stderr)
         return 2
+    # Outputs are checked before the analysis: finding out after it (or with the policy written and not its report)
+    # wastes the run.
+    for output in (args.output, *args.report):
+        problem = unwritable(output)
+        if problem is not None:
+            print(f"otel-claude tune: cannot write {problem}", file=sys.stderr)
+            return 2
     # Heavy imports (numpy, scikit-learn) only once the arguments are known to be good.
     from tuner._report import SUMMARY_HEADERS, build_blocks, render_html, render_markdown, summary_rows
     from tuner._routing import RoutingOptions

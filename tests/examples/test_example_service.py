@@ -26,18 +26,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Bounds on waits are hang guards, generous enough for a loaded 2-core CI machine: nothing here measures time.
+HANG_GUARD_S = 300
+
+
 def post(url: str, body: dict[str, Any]) -> bytes:
     request = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=HANG_GUARD_S) as response:
         assert response.status == 200
         return response.read()
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    end = time.monotonic() + 30
+    end = time.monotonic() + HANG_GUARD_S
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=HANG_GUARD_S) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -64,6 +68,10 @@ def test_service_labels_tasks_records_feedback_and_flushes_on_sigterm(
         # Nothing is exported on a timer during the test: what arrives, arrives because of the shutdown.
         "OTEL_BSP_SCHEDULE_DELAY": "600000",
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        # The shutdown's exports must not give up on a slow (loaded) machine: seconds, in the Python exporters.
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "120",
+        "OTEL_BSP_EXPORT_TIMEOUT": "120000",
+        "OTEL_METRIC_EXPORT_TIMEOUT": "120000",
     }
     process = subprocess.Popen(
         [sys.executable, str(SERVICE), "--port", str(port), "--policy", str(policy)],
@@ -82,7 +90,7 @@ def test_service_labels_tasks_records_feedback_and_flushes_on_sigterm(
         assert otlp_sink.spans() == [], "spans were exported before shutdown: the flush is not what's tested"
     finally:
         process.send_signal(signal.SIGTERM)
-        stderr = process.communicate(timeout=30)[1].decode()
+        stderr = process.communicate(timeout=HANG_GUARD_S)[1].decode()
     # uvicorn re-raises the signal once its graceful shutdown is done, so the exit status is SIGTERM's.
     assert process.returncode in (0, -signal.SIGTERM), stderr
 

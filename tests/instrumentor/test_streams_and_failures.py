@@ -16,12 +16,14 @@ import otel_claude
 ARGS = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
 
 
+# Generous timeouts (the SDK's connect timeout is 5 s): hundreds of connections opened at once on a loaded machine
+# must not turn into timeouts the test is not about.
 def client(server: ScriptedServer, retries: int = 0) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server.base_url, api_key="sk-test", max_retries=retries)
+    return anthropic.Anthropic(base_url=server.base_url, api_key="sk-test", max_retries=retries, timeout=300.0)
 
 
 def aclient(server: ScriptedServer, retries: int = 0) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=server.base_url, api_key="sk-test", max_retries=retries)
+    return anthropic.AsyncAnthropic(base_url=server.base_url, api_key="sk-test", max_retries=retries, timeout=300.0)
 
 
 def one(instrumented):  # type: ignore[no-untyped-def]

@@ -17,10 +17,12 @@ from typing import Any
 
 import anthropic
 import pytest
+from events import message, stream_events
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from reliability_support import EndCounter, LogCatcher
+from scripted_server import Reply, ScriptedServer
 
 import otel_claude
 from claude_sim import Fault, SimServer
@@ -125,12 +127,22 @@ def test_connection_errors_after_retries_record_the_retries() -> None:
     assert span.attributes.get("otel_claude.retries") == 1
 
 
+def stalled_create(reply: Reply, release: threading.Event) -> tuple[Any, ...]:
+    try:
+        with ScriptedServer([reply]) as server:
+            client = anthropic.Anthropic(base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=0.1)
+            return outcome(client, {}, "create")
+    finally:
+        release.set()
+
+
 def test_stall_before_headers_times_out_like_bare(log_catcher: LogCatcher) -> None:
-    faults = [Fault("stall", count=None, seconds=0.5, stream=False)]
-    bare, _ = run_storm(faults, 1, retries=0, timeout=0.1)
-    assert bare == [("error", "APITimeoutError", None)]
+    release = threading.Event()
+    bare = stalled_create(Reply.json(message("hi"), hold_headers=release), release)
+    assert bare == ("error", "APITimeoutError", None)
+    release = threading.Event()
     with recording() as spans:
-        observed, _ = run_storm(faults, 1, retries=0, timeout=0.1)
+        observed = stalled_create(Reply.json(message("hi"), hold_headers=release), release)
     assert observed == bare
     (span,) = spans.finished
     assert span.attributes["error.type"] == "client_timeout_error"
@@ -138,14 +150,18 @@ def test_stall_before_headers_times_out_like_bare(log_catcher: LogCatcher) -> No
 
 
 def test_stall_mid_stream_times_out_and_span_ends() -> None:
-    stall = Fault("stall", count=1, seconds=0.5, after_events=3, stream=True)
-    with recording() as recorded, SimServer(seed=7, faults=[stall]) as sim:
-        client = anthropic.Anthropic(base_url=sim.base_url, api_key="sk-test", max_retries=0, timeout=0.1)
-        seen = []
-        # Past the headers the SDK does not wrap transport errors: the caller gets the HTTP library's timeout.
-        with pytest.raises(Exception, match="timed out") as info:
-            for event in client.messages.create(**ARGS, stream=True):
-                seen.append(event.type)
+    release = threading.Event()
+    stalled = Reply.sse(stream_events(["a"] * 10), wait=release, wait_after=3)
+    try:
+        with recording() as recorded, ScriptedServer([stalled]) as server:
+            client = anthropic.Anthropic(base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=0.1)
+            seen = []
+            # Past the headers the SDK does not wrap transport errors: the caller gets the HTTP library's timeout.
+            with pytest.raises(Exception, match="timed out") as info:
+                for event in client.messages.create(**ARGS, stream=True):
+                    seen.append(event.type)
+    finally:
+        release.set()
     assert seen[0] == "message_start"
     (span,) = recorded.finished
     assert span.attributes["otel_claude.stream.complete"] is False
@@ -238,7 +254,7 @@ def test_stuck_collector_does_not_hold_calls() -> None:
 
         def calls(client: anthropic.Anthropic) -> None:
             client.messages.create(**ARGS)
-            assert collector.holding.wait(timeout=10), "the exporter never reached the collector"
+            assert collector.holding.wait(timeout=300), "the exporter never reached the collector"
             for _ in range(30):
                 client.messages.create(**ARGS)
                 done.append(1)

@@ -13,7 +13,7 @@ from claude_sim import SimServer
 
 async def test_200_concurrent_streams_complete_without_leaks() -> None:
     with SimServer(seed=2, latency_scale=0.001) as sim:
-        client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="test", max_retries=0)
+        client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="test", max_retries=0, timeout=300.0)
 
         async def one(index: int) -> tuple[str, int]:
             async with client.messages.stream(model="claude-haiku-4-5", max_tokens=300,

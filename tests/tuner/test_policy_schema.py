@@ -128,6 +128,7 @@ def test_bad_rule_fields_name_source_rule_and_field(rule: dict[str, object], fie
         ({"schema_version": 1, "version": "v", "rules": ["a"]}, "rules[0]: field 'rules': each rule must be a mapping"),
         ({"schema_version": 1, "version": "v", "rules": [{"model": "claude-haiku-4-5"}]}, "rules[0]: field 'task'"),
         ({"schema_version": 1, "version": "v", "extra": 1}, "field 'extra': unknown key"),
+        ({"schema_version": 1, "version": "v"}, "field 'rules': is required"),
     ],
 )
 def test_bad_top_level_is_rejected(data: object, fragment: str) -> None:
@@ -146,7 +147,7 @@ def test_yaml_that_is_not_a_mapping_or_not_yaml() -> None:
 
 
 def test_oversized_input_is_rejected_before_parsing() -> None:
-    text = "schema_version: 1\nversion: v\nmetadata: {pad: '" + "x" * 2000 + "'}\n"
+    text = "schema_version: 1\nversion: v\nrules: []\nmetadata: {pad: '" + "x" * 2000 + "'}\n"
     assert load_policy_text(text, "p", max_bytes=4000).version == "v"
     with pytest.raises(PolicyError, match="larger than the limit of 1000"):
         load_policy_text(text, "p", max_bytes=1000)
