@@ -85,6 +85,34 @@ class PrefixStats:
     cache_write_tokens: int
 
 
+@dataclass(frozen=True)
+class ConversationStats:
+    """The calls of one task that carry conversation keys: how often a call continues an earlier one, after how
+    long, and how much of it the earlier call already sent.
+
+    Token counts are the instrumentor's estimates scaled by each call's measured input tokens. The arrays hold a
+    bounded sample of the calls, evenly spaced in time.
+    """
+
+    task: str
+    calls: int
+    continuing: int  # calls from the second turn on
+    linked: int  # continuing calls whose previous turn is in the data (their gap is known)
+    # Observed: tokens of earlier turns' messages that continuing calls resent, and how many of them the cache
+    # served (cache reads beyond the shared prefix, capped at the history).
+    history_tokens: int
+    history_read: int
+    turn: np.ndarray = field(repr=False)
+    prefix: np.ndarray = field(repr=False)  # tokens of tools + system
+    reusable: np.ndarray = field(repr=False)  # tokens the previous turn sent (prefix included); 0 on a first turn
+    total: np.ndarray = field(repr=False)  # input tokens of the request
+    gap: np.ndarray = field(repr=False)  # s since the previous turn's prefix was last sent; NaN: first turn/unknown
+
+    @property
+    def continuing_share(self) -> float:
+        return self.continuing / self.calls if self.calls else 0.0
+
+
 @dataclass
 class Dataset:
     models: list[ModelStats]
@@ -95,12 +123,16 @@ class Dataset:
     feedback_unmatched: int
     start_ns: int | None
     end_ns: int | None
+    conversations: list[ConversationStats] = field(default_factory=list)  # none from inputs without the keys
 
     def tasks(self) -> list[str]:
         return sorted({m.task for m in self.models})
 
     def for_task(self, task: str) -> list[ModelStats]:
         return [m for m in self.models if m.task == task]
+
+    def conversation(self, task: str) -> ConversationStats | None:
+        return next((c for c in self.conversations if c.task == task), None)
 
 
 def size_edges(sizes: np.ndarray, buckets: int = 3) -> np.ndarray:
@@ -229,6 +261,61 @@ def _prefix_stats(c: Columns, rows: np.ndarray) -> PrefixStats:
     )
 
 
+def _touch_gaps(c: Columns, rows: np.ndarray) -> np.ndarray:
+    """Per row: seconds since its parent prefix was last sent, by the call that ended with it (the previous turn)
+    or by another call that resent it (a read refreshes a cache entry); NaN without a parent or an earlier sending.
+    """
+    starts, keys, parents = c.start_ns[rows], c.conversation[rows], c.parent[rows]
+    reading = np.flatnonzero(parents != 0)
+    event_key = np.concatenate([keys, parents[reading]])
+    event_time = np.concatenate([starts, starts[reading]])
+    is_read = np.concatenate([np.zeros(len(rows), np.int8), np.ones(len(reading), np.int8)])
+    order = np.lexsort((is_read, event_time, event_key))
+    key, time = event_key[order], event_time[order]
+    since = np.full(len(order), np.nan)
+    same = key[1:] == key[:-1]
+    since[1:][same] = (time[1:][same] - time[:-1][same]) / 1e9
+    gaps = np.full(len(rows), np.nan)
+    read_events = np.flatnonzero(is_read[order] == 1)
+    gaps[reading[order[read_events] - len(rows)]] = since[read_events]
+    return gaps
+
+
+def _conversation_stats(c: Columns) -> list[ConversationStats]:
+    rows = np.flatnonzero((c.turn >= 0) & (c.outcome != ERROR))  # a failed call wrote no cache entry
+    if not len(rows):
+        return []
+    gaps = _touch_gaps(c, rows)
+    estimate = c.input_estimate[rows].astype(np.float64)
+    measured = c.input_tokens[rows].astype(np.float64)
+    total = np.where(measured > 0, measured, estimate)
+    scale = np.where((measured > 0) & (estimate > 0), measured / np.maximum(estimate, 1), 1.0)
+    prefix = np.minimum(c.prefix_tokens[rows] * scale, total)
+    turn = c.turn[rows]
+    reusable = np.where(turn >= 1, np.clip(c.history_estimate[rows] * scale, prefix, total), 0.0)
+    history = np.where(turn >= 1, reusable - prefix, 0.0)
+    read = np.clip(c.cache_read[rows] - prefix, 0.0, history)
+    out = []
+    for group in _groups(c.task[rows]):
+        group = group[np.argsort(c.start_ns[rows][group], kind="stable")]
+        sample = _sample(group, SAMPLE_LIMIT)
+        continuing = group[turn[group] >= 1]
+        out.append(ConversationStats(
+            task=c.tasks[int(c.task[rows[group[0]]])],
+            calls=len(group),
+            continuing=len(continuing),
+            linked=int(np.count_nonzero(~np.isnan(gaps[continuing]))),
+            history_tokens=int(history[continuing].sum()),
+            history_read=int(read[continuing].sum()),
+            turn=turn[sample],
+            prefix=np.round(prefix[sample]),
+            reusable=np.round(reusable[sample]),
+            total=total[sample],
+            gap=gaps[sample],
+        ))
+    return sorted(out, key=lambda s: s.task)
+
+
 def build_dataset(c: Columns, spans: int, feedback: int, unmatched: int) -> Dataset:
     with_prefix = np.flatnonzero(c.prefix >= 0)
     prefix_groups = _groups(c.task[with_prefix], c.prefix[with_prefix])
@@ -244,4 +331,5 @@ def build_dataset(c: Columns, spans: int, feedback: int, unmatched: int) -> Data
         feedback_unmatched=unmatched,
         start_ns=int(c.start_ns.min()) if len(c) else None,
         end_ns=int(c.start_ns.max()) if len(c) else None,
+        conversations=_conversation_stats(c),
     )

@@ -52,6 +52,10 @@ A_PREFIX_TOKENS = "otel_claude.prefix.tokens_estimate"
 A_INPUT_ESTIMATE = "otel_claude.input.tokens_estimate"
 A_EXPLORATION = "otel_claude.policy.exploration"
 A_SCORE = "gen_ai.evaluation.score.value"
+A_CONVERSATION = "otel_claude.conversation.fingerprint"
+A_PARENT = "otel_claude.conversation.parent_fingerprint"
+A_TURN = "otel_claude.conversation.turn"
+A_HISTORY = "otel_claude.conversation.history_tokens_estimate"
 WANTED = frozenset(
     {
         A_OPERATION,
@@ -75,6 +79,10 @@ WANTED = frozenset(
         A_INPUT_ESTIMATE,
         A_EXPLORATION,
         A_SCORE,
+        A_CONVERSATION,
+        A_PARENT,
+        A_TURN,
+        A_HISTORY,
     }
 )
 FEEDBACK_SPAN = "evaluation feedback"
@@ -140,6 +148,19 @@ def _float(attrs: Mapping[str, Any], key: str) -> float:
         raise BadSpan(f"attribute {key!r} must be a number, got {value!r}") from None
 
 
+def key_of(fingerprint: Any) -> int:
+    """A 16-hex-digit conversation key as an int64 (0: none); keys are compared, never shown, so no interning."""
+    if not isinstance(fingerprint, str) or not fingerprint:
+        return 0
+    try:
+        value = int(fingerprint, 16)
+    except ValueError:
+        raise BadSpan(f"conversation key {fingerprint!r} is not hexadecimal") from None
+    if not 0 <= value < 2**64:
+        raise BadSpan(f"conversation key {fingerprint!r} is longer than 16 hex digits")
+    return value - 2**64 if value > _INT64_MAX else value
+
+
 def _outcome(attrs: Mapping[str, Any]) -> int:
     if attrs.get(A_ERROR) is not None:
         return ERROR
@@ -179,6 +200,10 @@ class Columns:
     ttft: np.ndarray
     duration: np.ndarray
     score: np.ndarray
+    conversation: np.ndarray  # conversation key (key_of), 0 when the call has none
+    parent: np.ndarray  # key of the previous turn, 0 on a first turn or without keys
+    turn: np.ndarray  # conversation turn, -1 without keys
+    history_estimate: np.ndarray  # estimated tokens the previous turn sent, 0 on a first turn
 
     def __len__(self) -> int:
         return len(self.start_ns)
@@ -209,6 +234,10 @@ class CallTable:
         self._cost = array("d")
         self._ttft = array("d")
         self._duration = array("d")
+        self._conversation = array("q")
+        self._parent = array("q")
+        self._turn = array("q")
+        self._history = array("q")
         self._row_of_response: dict[str, int] = {}
         self._scores: dict[str, list[float]] = {}
         self.spans = 0
@@ -239,6 +268,10 @@ class CallTable:
             _float(attrs, A_COST),
             _float(attrs, A_TTFT),
             _int(attrs, A_REQUESTED_MAX_TOKENS, -1),
+            key_of(attrs.get(A_CONVERSATION)),
+            key_of(attrs.get(A_PARENT)),
+            _int(attrs, A_TURN, -1) if A_CONVERSATION in attrs else -1,
+            _int(attrs, A_HISTORY, 0),
         )
         requested_model = attrs.get(A_REQUESTED_MODEL)
         if not isinstance(requested_model, str) or not requested_model:
@@ -267,6 +300,10 @@ class CallTable:
         self._cost.append(row[7])
         self._ttft.append(row[8])
         self._duration.append((end_ns - start_ns) / 1e9)
+        self._conversation.append(row[10])
+        self._parent.append(row[11])
+        self._turn.append(row[12])
+        self._history.append(row[13])
 
     def _add_feedback(self, attrs: Mapping[str, Any]) -> None:
         response_id = attrs.get(A_RESPONSE_ID)
@@ -318,5 +355,9 @@ class CallTable:
             ttft=np.frombuffer(self._ttft, dtype=np.float64),
             duration=np.frombuffer(self._duration, dtype=np.float64),
             score=score,
+            conversation=np.frombuffer(self._conversation, dtype=np.int64),
+            parent=np.frombuffer(self._parent, dtype=np.int64),
+            turn=np.frombuffer(self._turn, dtype=np.int64),
+            history_estimate=np.frombuffer(self._history, dtype=np.int64),
         )
         return columns, unmatched

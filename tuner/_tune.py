@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from otel_claude.policy import CacheAction, Conditions, Explore, Policy, Rule, dump_policy
 from tuner._caching import CacheDecision, decide_cache
+from tuner._conversation import ConversationDecision, decide_conversation_cache
 from tuner._dataset import Dataset, ModelStats, in_range, restrict
 from tuner._max_tokens import CapDecision, decide_max_tokens
 from tuner._records import UNLABELLED, UNTRACKED
@@ -58,6 +59,7 @@ class TaskDecision:
     # The model the task's callers ask for. It differs from route.current when an earlier policy routes the task:
     # keeping today's model then still needs a rule that routes, or the callers' model would come back.
     caller_model: str | None = None
+    conversation: ConversationDecision = field(default_factory=lambda: ConversationDecision("none", "not decided"))
 
     @property
     def asked_for(self) -> str:
@@ -75,6 +77,23 @@ class TaskDecision:
 
 def _already_caching(dataset: Dataset, task: str) -> bool:
     return any(p.cache_read_tokens > 0 for p in dataset.prefixes if p.task == task)
+
+
+# Share of resent history the cache already serves above which a task counts as caching its conversations today.
+_CACHING_HISTORY = 0.05
+
+
+def _conversation(dataset: Dataset, task: str, model: str, cache: CacheDecision, calls: int) -> ConversationDecision:
+    """The conversation TTL beside the shared-prefix decision (the joint choice with routing is the caller's)."""
+    relative = cache.evidence.get("expected_prefix_cost_relative")
+    prefix_relative = relative.get(cache.ttl, 1.0) if isinstance(relative, dict) else 1.0
+    stats = dataset.conversation(task)
+    decision = decide_conversation_cache(stats, model, cache.ttl, prefix_relative, calls)
+    if decision.ttl != "none" and stats is not None and stats.history_read > _CACHING_HISTORY * stats.history_tokens:
+        # Observed costs already include today's conversation cache reads: do not count those savings twice.
+        return replace(decision, saving_per_call=0.0,
+                       reason=decision.reason + " (already caching conversations: costs include it)")
+    return decision
 
 
 def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecision:
@@ -121,9 +140,11 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecisi
         others = (s for s in stats if s.model not in (route.model, route.explore_model) and s.calls > s.explore_calls)
         decided = ((s.model, decide_max_tokens(s, options.truncation_target)) for s in others)
         model_caps = tuple((m, c) for m, c in decided if c.max_tokens is not None and c.max_tokens != cap.max_tokens)
-    saving_after = max(model_cost - cache.saving_per_call, 0.0)
+    conversation = _conversation(dataset, task, route.model, cache, calls)
+    saving_after = max(model_cost - cache.saving_per_call - conversation.saving_per_call, 0.0)
     return TaskDecision(
-        task, calls, route, cap, cache, before, saving_after, segments, explore_cap, model_caps, base.requested_model
+        task, calls, route, cap, cache, before, saving_after, segments, explore_cap, model_caps, base.requested_model,
+        conversation,
     )
 
 
@@ -142,6 +163,8 @@ def _evidence(d: TaskDecision) -> dict[str, object]:
                     **({"callers_ask_for": d.asked_for} if d.asked_for != d.route.current else {})},
         "max_tokens": {"reason": d.cap.reason, **d.cap.evidence},
         "cache": {"reason": d.cache.reason, **d.cache.evidence},
+        **({"conversation": {"reason": d.conversation.reason, **d.conversation.evidence}}
+           if d.conversation.evidence else {}),
     }
 
 
@@ -151,7 +174,8 @@ def rules_for(d: TaskDecision) -> list[Rule]:
         model=d.routes_to(d.route.model),
         max_tokens=d.cap.max_tokens,
         max_tokens_mode=d.cap.mode,
-        cache=CacheAction(ttl=d.cache.ttl) if d.cache.ttl != "none" else None,
+        cache=CacheAction(ttl=d.cache.ttl, conversation_ttl=d.conversation.ttl)
+        if d.cache.ttl != "none" or d.conversation.ttl != "none" else None,
         explore=Explore(d.route.explore_model, d.route.explore_share, d.explore_cap)
         if d.route.explore_model and d.route.explore_share
         else None,
