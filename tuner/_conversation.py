@@ -21,6 +21,7 @@ chosen only when the interval's lower end is above zero.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,7 @@ class ConversationDecision:
     reason: str
     saving_per_call: float = 0.0  # expected, per call of the task, against no conversation caching
     evidence: dict[str, object] = field(default_factory=dict)
+    prefix_ttl: str | None = None  # the shared prefix's TTL the choice assumes, when the shared prefix is cached
 
 
 def _write_multiplier(info: ModelInfo, ttl: str) -> float:
@@ -122,11 +124,27 @@ def _gap_evidence(stats: ConversationStats) -> dict[str, object]:
     return out
 
 
-def decide_conversation_cache(stats: ConversationStats | None, model: str, prefix_ttl: str = "none",
-                              prefix_relative: float = 1.0, task_calls: int | None = None) -> ConversationDecision:
-    """The conversation TTL for a task that will run on `model`, beside its shared-prefix decision.
+def _pairs(prefix_ttl: str, prefix_relative: Mapping[str, float] | None) -> list[tuple[str, str]]:
+    """(shared-prefix TTL, conversation TTL) pairs to compare, the shared-prefix decision's own TTL first.
 
-    `task_calls`: all calls of the task, when some lack conversation keys (the saving is then per call of the task).
+    The API wants every 1h breakpoint before any 5m one, so a 1h conversation cannot follow a 5m shared prefix;
+    moving that prefix to 1h as well is a candidate (a prefix many calls share costs nearly the same at 1h).
+    """
+    prefixes = [prefix_ttl]
+    if prefix_ttl == "5m" and prefix_relative is not None and "1h" in prefix_relative:
+        prefixes.append("1h")
+    return [(p, c) for p in prefixes for c in TTLS if not (p == "5m" and c == "1h") and (p == prefix_ttl or c == "1h")]
+
+
+def decide_conversation_cache(stats: ConversationStats | None, model: str, prefix_ttl: str = "none",
+                              prefix_relative: Mapping[str, float] | None = None,
+                              task_calls: int | None = None) -> ConversationDecision:
+    """The conversation TTL for a task that will run on `model`, chosen with its shared-prefix TTL.
+
+    `prefix_ttl` is the shared-prefix decision (`_caching`); `prefix_relative` its expected relative cost per TTL
+    (None: the prefix is not cached on its own). The decision may move a 5m shared prefix to 1h when a 1h
+    conversation pays for both (`prefix_ttl` of the decision). `task_calls`: all calls of the task, when some lack
+    conversation keys (the saving is then per call of the task).
     """
     info = resolve(model)
     if info is None:
@@ -146,39 +164,40 @@ def decide_conversation_cache(stats: ConversationStats | None, model: str, prefi
     if not stats.continuing or not np.any(continuing):
         return ConversationDecision("none", "no call continues a conversation", 0.0, evidence)
     reusable = stats.reusable[continuing]
-    evidence["history_tokens_mean"] = round(float(np.mean(reusable - stats.prefix[continuing])))
+    history = reusable - stats.prefix[continuing]
+    evidence["history_tokens_mean"] = round(float(np.mean(history)))
     evidence["reusable_below_minimum_share"] = round(float(np.mean(reusable < info.cache_min_tokens)), 4)
     evidence["history_by_turn"] = history_by_turn(stats)
-    # The API wants every 1h breakpoint before any 5m one: after a 5m shared prefix the conversation cannot use 1h.
-    candidates = [ttl for ttl in TTLS if not (prefix_ttl == "5m" and ttl == "1h")]
+
+    def relative(ttl: str) -> float:
+        return prefix_relative.get(ttl, 1.0) if prefix_relative is not None and ttl != "none" else 1.0
+
     price = info.input * _PER_MILLION
-    base = _relative_costs(stats, info, "none", prefix_ttl, prefix_relative)
     coverage = stats.calls / task_calls if task_calls else 1.0
+    base = _relative_costs(stats, info, "none", prefix_ttl, relative(prefix_ttl))
     costs, savings = {}, {}
-    for ttl in candidates:
-        per_call = _relative_costs(stats, info, ttl, prefix_ttl, prefix_relative)
-        costs[ttl] = round(float(np.mean(per_call)) * price, 8)
-        diff = (base - per_call) * price
+    for pair in _pairs(prefix_ttl, prefix_relative):
+        per_call = _relative_costs(stats, info, pair[1], pair[0], relative(pair[0]))
+        diff = (base - per_call) * price * coverage
         se = float(np.std(diff, ddof=1)) / math.sqrt(len(diff)) if len(diff) > 1 else float("inf")
-        savings[ttl] = (float(np.mean(diff)), se)
-    evidence["expected_input_cost_per_call"] = costs
+        costs[pair] = float(np.mean(per_call)) * price
+        savings[pair] = (float(np.mean(diff)), se)
+    label = {pair: pair[1] if pair[0] == prefix_ttl else f"{pair[1]} (shared prefix {pair[0]})" for pair in costs}
+    evidence["expected_input_cost_per_call"] = {label[pair]: round(cost, 8) for pair, cost in costs.items()}
     evidence["saving_per_call_ci95"] = {
-        ttl: [round((mean - _Z95 * se) * coverage, 8), round((mean + _Z95 * se) * coverage, 8)]
-        for ttl, (mean, se) in savings.items() if ttl != "none"
+        label[pair]: [round(mean - _Z95 * se, 8), round(mean + _Z95 * se, 8)]
+        for pair, (mean, se) in savings.items() if pair[1] != "none"
     }
-    if "1h" not in candidates:
-        evidence["1h_excluded"] = "the shared prefix is cached for 5m"
-    best = max((ttl for ttl in candidates if ttl != "none"), key=lambda ttl: savings[ttl][0])
+    best = max((pair for pair in savings if pair[1] != "none"), key=lambda pair: savings[pair][0])
     mean, se = savings[best]
-    hit = hit_probability(stats, info, best)[continuing]
-    history = reusable - stats.prefix[continuing]
+    hit = hit_probability(stats, info, best[1])[continuing]
     if history.sum() > 0:
-        evidence["predicted_history_hit_rate"] = {best: round(float(np.sum(hit * history) / history.sum()), 4)}
+        evidence["predicted_history_hit_rate"] = {best[1]: round(float(np.sum(hit * history) / history.sum()), 4)}
     if mean - _Z95 * se <= 0:
-        reason = (f"conversation caching not shown to pay: {best} would save {mean * coverage * 1000:.4f} $ per 1k "
-                  f"calls, 95% interval down to {(mean - _Z95 * se) * coverage * 1000:.4f}")
+        reason = (f"conversation caching not shown to pay: {label[best]} would save {mean * 1000:.4f} $ per 1k "
+                  f"calls, 95% interval down to {(mean - _Z95 * se) * 1000:.4f}")
         return ConversationDecision("none", reason, 0.0, evidence)
-    relative = costs[best] / costs["none"] if costs["none"] else 1.0
-    reason = (f"{best} conversation caching cuts the expected input cost to {relative:.0%} "
+    share = costs[best] / costs[(prefix_ttl, "none")] if costs[(prefix_ttl, "none")] else 1.0
+    reason = (f"{label[best]} conversation caching cuts the expected input cost to {share:.0%} "
               f"({stats.continuing_share:.0%} of calls continue a conversation)")
-    return ConversationDecision(best, reason, mean * coverage, evidence)
+    return ConversationDecision(best[1], reason, mean, evidence, best[0])

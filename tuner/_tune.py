@@ -83,17 +83,22 @@ def _already_caching(dataset: Dataset, task: str) -> bool:
 _CACHING_HISTORY = 0.05
 
 
-def _conversation(dataset: Dataset, task: str, model: str, cache: CacheDecision, calls: int) -> ConversationDecision:
-    """The conversation TTL beside the shared-prefix decision (the joint choice with routing is the caller's)."""
+def _conversation(dataset: Dataset, task: str, model: str, cache: CacheDecision,
+                  calls: int) -> tuple[CacheDecision, ConversationDecision]:
+    """The conversation TTL chosen with the shared prefix's (the joint choice with routing is the caller's); the
+    shared-prefix decision comes back moved to 1h when a 1h conversation pays for both."""
     relative = cache.evidence.get("expected_prefix_cost_relative")
-    prefix_relative = relative.get(cache.ttl, 1.0) if isinstance(relative, dict) else 1.0
+    relatives = {str(k): float(v) for k, v in relative.items()} if isinstance(relative, dict) else None
     stats = dataset.conversation(task)
-    decision = decide_conversation_cache(stats, model, cache.ttl, prefix_relative, calls)
+    decision = decide_conversation_cache(stats, model, cache.ttl, relatives, calls)
     if decision.ttl != "none" and stats is not None and stats.history_read > _CACHING_HISTORY * stats.history_tokens:
         # Observed costs already include today's conversation cache reads: do not count those savings twice.
-        return replace(decision, saving_per_call=0.0,
-                       reason=decision.reason + " (already caching conversations: costs include it)")
-    return decision
+        decision = replace(decision, saving_per_call=0.0,
+                           reason=decision.reason + " (already caching conversations: costs include it)")
+    if decision.ttl != "none" and decision.prefix_ttl not in (None, cache.ttl):
+        cache = replace(cache, ttl=decision.prefix_ttl,
+                        reason=f"{cache.reason}; {decision.prefix_ttl} beside the conversation's {decision.ttl}")
+    return cache, decision
 
 
 def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecision:
@@ -140,7 +145,7 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions) -> TaskDecisi
         others = (s for s in stats if s.model not in (route.model, route.explore_model) and s.calls > s.explore_calls)
         decided = ((s.model, decide_max_tokens(s, options.truncation_target)) for s in others)
         model_caps = tuple((m, c) for m, c in decided if c.max_tokens is not None and c.max_tokens != cap.max_tokens)
-    conversation = _conversation(dataset, task, route.model, cache, calls)
+    cache, conversation = _conversation(dataset, task, route.model, cache, calls)
     saving_after = max(model_cost - cache.saving_per_call - conversation.saving_per_call, 0.0)
     return TaskDecision(
         task, calls, route, cap, cache, before, saving_after, segments, explore_cap, model_caps, base.requested_model,
