@@ -98,8 +98,8 @@ class ConversationStats:
     calls: int
     continuing: int  # calls from the second turn on
     linked: int  # continuing calls whose previous turn is in the data (their gap is known)
-    # Observed: tokens of earlier turns' messages that continuing calls resent, and how many of them the cache
-    # served (cache reads beyond the shared prefix, capped at the history).
+    # Observed: tokens of earlier turns' messages that continuing calls resent, and those of the calls whose cache
+    # read reached the previous turn's entry.
     history_tokens: int
     history_read: int
     turn: np.ndarray = field(repr=False)
@@ -294,7 +294,10 @@ def _conversation_stats(c: Columns) -> list[ConversationStats]:
     turn = c.turn[rows]
     reusable = np.where(turn >= 1, np.clip(c.history_estimate[rows] * scale, prefix, total), 0.0)
     history = np.where(turn >= 1, reusable - prefix, 0.0)
-    read = np.clip(c.cache_read[rows] - prefix, 0.0, history)
+    # A read either reaches the previous turn's entry or stops at the shared prefix (exact-prefix caching): count a
+    # call's history as read when its cache read covers most of it, so that the estimates' rounding does not show
+    # up as partial reads.
+    read = np.where(c.cache_read[rows] - prefix > 0.5 * history, history, 0.0)
     out = []
     for group in _groups(c.task[rows]):
         group = group[np.argsort(c.start_ns[rows][group], kind="stable")]
