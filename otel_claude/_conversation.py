@@ -55,13 +55,20 @@ class Messages:
     parent: str | None = None
 
 
+_NO_MESSAGES = Messages()
+
+
 def _fields(item: Any) -> Any:
     # Pydantic models keep their fields in __dict__: reading a field a model lacks with getattr costs an exception
     # inside pydantic's __getattr__ (about 2 us, several times per block).
     if isinstance(item, dict):
         return item
     fields = getattr(item, "__dict__", None)
-    return fields if isinstance(fields, dict) else _EMPTY
+    if not isinstance(fields, dict):
+        return _EMPTY
+    # Attributes set on a model that it does not declare (`block.cache_control = ...`) are sent too.
+    extra = getattr(item, "__pydantic_extra__", None)
+    return {**fields, **extra} if extra else fields
 
 
 def field_of(item: Any, name: str) -> Any:
@@ -71,7 +78,10 @@ def field_of(item: Any, name: str) -> Any:
 
 def find_turns(messages: list[Any]) -> Turns | None:
     """The turn structure of a messages list; None when it has no user message."""
-    roles = [_fields(message).get("role") for message in messages]
+    return _turns([_fields(message).get("role") for message in messages])
+
+
+def _turns(roles: list[Any]) -> Turns | None:
     index = len(roles) - 1
     while index >= 0 and roles[index] == "assistant":  # a prefill is not part of any turn's history
         index -= 1
@@ -181,34 +191,35 @@ def read_messages(messages: Any, prefix: str | None) -> Messages:
     `prefix` is the tools + system fingerprint: the keys' hash chain starts from it rather than hashing them again.
     """
     if not isinstance(messages, list) or not messages:
-        return Messages()
-    turns = find_turns(messages)
-    if turns is None:
-        chars = marks = 0
-        for message in messages:
-            c, m = content_size(_fields(message).get("content"))
+        return _NO_MESSAGES
+    fields = [message if type(message) is dict else _fields(message) for message in messages]
+    roles = [f.get("role") for f in fields]
+    turns = _turns(roles)
+    last_user = turns.last_user if turns is not None else -1
+    history_end = turns.previous_end if turns is not None and turns.previous_end is not None else -1
+    running = hashlib.sha256((prefix or "").encode()) if turns is not None else None
+    parent = None
+    history_chars = chars = marks = 0
+    out: list[str] = []
+    for position, message in enumerate(fields):
+        content = message.get("content")
+        if type(content) is str:  # the commonest content, read inline: this loop runs over every message
+            chars += len(content)
+            if position <= last_user:
+                out.append(f"\n{roles[position]}\0[1\0T")  # as content_size writes a one-text-block content
+                out.append(content if len(content) < _LONG_TEXT else _long(content))
+        else:
+            if position <= last_user:
+                out.append(f"\n{roles[position]}")
+            c, m = content_size(content, out if position <= last_user else None)
             chars += c
             marks += m
-        return Messages(chars, marks)
-    running = hashlib.sha256((prefix or "").encode())
-    parent = None
-    history_chars = 0
-    out: list[str] = []
-    chars = marks = 0
-    history_end = turns.previous_end if turns.previous_end is not None else -1
-    for position, message in enumerate(messages):
-        fields = _fields(message)
-        if position <= turns.last_user:
-            out.append(f"\n{fields.get('role')}")
-            c, m = content_size(fields.get("content"), out)
-        else:
-            c, m = content_size(fields.get("content"))
-        chars += c
-        marks += m
-        if position == history_end:
+        if position == history_end and running is not None:
             running.update("".join(out).encode("utf-8", "surrogatepass"))
             out.clear()
             parent = _short(running)
             history_chars = chars
+    if running is None:
+        return Messages(chars, marks)
     running.update("".join(out).encode("utf-8", "surrogatepass"))
     return Messages(chars, marks, history_chars, turns, _short(running), parent)

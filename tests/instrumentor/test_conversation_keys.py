@@ -149,3 +149,14 @@ def test_turn_structure(roles: list[str], expected: tuple[int, int | None, int])
 def test_no_turn_without_a_user_message() -> None:
     assert find_turns([{"role": "assistant", "content": "x"}]) is None
     assert find_turns([]) is None
+
+
+def test_a_breakpoint_set_on_a_resent_answer_object_is_counted(instrumented, sim) -> None:  # type: ignore[no-untyped-def]
+    client = _client(sim)
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Name three rivers."}]
+    reply = client.messages.create(model=MODEL, max_tokens=100, system=SYSTEM, messages=messages)
+    reply.content[-1].cache_control = {"type": "ephemeral"}  # the SDK sends attributes a model does not declare
+    messages += [{"role": "assistant", "content": reply.content}, {"role": "user", "content": "And three lakes?"}]
+    client.messages.create(model=MODEL, max_tokens=100, system=SYSTEM, messages=messages)
+    assert sim.received[-1]["json"]["messages"][1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert _attrs(instrumented)[-1]["otel_claude.cache.breakpoints"] == 1
