@@ -8,6 +8,11 @@ batch by batch, and each mode's per-call CPU time (process_time) is the minimum 
 machine only ever adds time, so the fastest batch is the best estimate of the true cost (as timeit advises); the
 cyclic garbage collector is paused while a batch is timed, as timeit does.
 
+Paths: `create`, `stream=True` (200 events), the `.stream()` helper, and `create` with the transcript of a chat
+and of a tool-using agent at their 20th turn (answers resent as the SDK's objects): the request summary reads every
+message and hashes the conversation keys, so its cost grows with the transcript. After the table, the request
+summary alone is timed on each request body.
+
 Modes:
   bare         no tracing at all (SDK tracing switched off on the client)
   sdk          the SDK's own tracing (anthropic >= 1.14), global provider, no otel-claude
