@@ -22,6 +22,7 @@ The hash is SHA-256 cut to 64 bits: with the CPU's SHA extensions it runs at abo
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,11 @@ _DIGESTS: dict[str, str] = {}
 _MAX_MEMO_CHARS = 4_000_000
 _memo_chars = 0
 _EMPTY: dict[str, Any] = {}
+# Canonical form and size of the SDK's own block objects (an answer resent as returned), by object: the same
+# objects come back every turn, and reading one costs several field lookups. An entry holds a weak reference that
+# must still point at the object (ids are reused once an object is freed); bounded by entries, emptied when full.
+_MODELS: dict[int, tuple[Any, int, str]] = {}
+_MAX_MODELS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +120,25 @@ def _s(value: Any) -> str:
     return value if len(value) < _LONG_TEXT else _long(value)
 
 
-def _block(block: Any, out: list[str] | None) -> tuple[int, int]:
+def _model_block(block: Any, out: list[str] | None) -> tuple[int, int]:
+    """`_block` for one of the SDK's model objects, memoized by object (see `_MODELS`)."""
+    entry = _MODELS.get(id(block))
+    if entry is None or entry[0]() is not block:
+        form: list[str] = []
+        chars, _ = _block(block, form, memo=False)
+        if len(_MODELS) >= _MAX_MODELS:
+            _MODELS.clear()
+        try:
+            entry = _MODELS[id(block)] = (weakref.ref(block), chars, "".join(form))
+        except TypeError:  # an object that cannot be weakly referenced: not memoized
+            entry = (None, chars, "".join(form))
+    if out is not None:
+        out.append(entry[2])
+    # Breakpoints are read every time: a caller may set one on an answer it resends (budget safety).
+    return entry[1], 1 if _fields(block).get("cache_control") else 0
+
+
+def _block(block: Any, out: list[str] | None, memo: bool = True) -> tuple[int, int]:
     """(characters, breakpoints) of one block; with `out`, its canonical form appended there.
 
     Fields are separated by NUL and tagged by kind: text that itself holds such separators could make two prefixes
@@ -125,6 +149,8 @@ def _block(block: Any, out: list[str] | None) -> tuple[int, int]:
             out.append("\0T")
             out.append(_s(block))
         return len(block), 0
+    if not isinstance(block, dict) and memo:
+        return _model_block(block, out)
     get = (block if isinstance(block, dict) else _fields(block)).get
     marks = 1 if get("cache_control") else 0
     text = get("text")

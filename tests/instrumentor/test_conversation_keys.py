@@ -160,3 +160,24 @@ def test_a_breakpoint_set_on_a_resent_answer_object_is_counted(instrumented, sim
     client.messages.create(model=MODEL, max_tokens=100, system=SYSTEM, messages=messages)
     assert sim.received[-1]["json"]["messages"][1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     assert _attrs(instrumented)[-1]["otel_claude.cache.breakpoints"] == 1
+
+
+def test_the_memo_of_answer_objects_never_serves_a_freed_one() -> None:
+    """Answers resent as the SDK's objects are read once per object; an object freed and another made at the same
+    address (CPython reuses them at once) must be read afresh."""
+    from anthropic.types import TextBlock
+
+    from otel_claude import _conversation
+
+    question = {"role": "user", "content": "Tell me something."}
+    seen_ids = set()
+    for number in range(300):
+        block = TextBlock(type="text", text=f"answer number {number}")
+        seen_ids.add(id(block))
+        as_object = _conversation.read_messages([question, {"role": "assistant", "content": [block]}, question], None)
+        as_dict = _conversation.read_messages(
+            [question, {"role": "assistant", "content": [block.model_dump()]}, question], None)
+        assert as_object.fingerprint == as_dict.fingerprint and as_object.chars == as_dict.chars
+        del block, as_object
+    assert len(seen_ids) < 300  # addresses were reused: the check above ran against stale entries
+    assert len(_conversation._MODELS) <= _conversation._MAX_MODELS
