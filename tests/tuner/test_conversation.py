@@ -168,3 +168,27 @@ def test_retuning_traffic_that_already_caches_keeps_the_choice_without_double_co
     assert rule.cache is not None and rule.cache.conversation_ttl == "5m"
     assert "already caching conversations" in rule.evidence["conversation"]["reason"]
     assert rule.evidence["conversation"]["observed_history_hit_rate"] == 1.0
+
+
+def test_jaeger_input_gives_the_same_statistics(tmp_path: Path) -> None:
+    import json
+
+    spans = conversations(6, 4, think=45.0)
+    from_otlp = _stats(tmp_path, spans)
+    jaeger = tmp_path / "traces.json"
+    jaeger.write_text(json.dumps(synthetic.jaeger_document(spans)))
+    dataset, issues = load_dataset([str(jaeger)])
+    from_jaeger = dataset.conversation("chat")
+    assert issues.total == 0 and from_jaeger is not None
+    assert (from_jaeger.calls, from_jaeger.continuing, from_jaeger.linked) == (24, 18, 18)
+    assert np.array_equal(from_jaeger.gap, from_otlp.gap, equal_nan=True)
+    assert np.array_equal(from_jaeger.reusable, from_otlp.reusable)
+
+
+def test_a_bad_key_is_a_skipped_span_not_a_failure(tmp_path: Path) -> None:
+    spans = conversations(2, 3, think=45.0)
+    spans[1].attributes["otel_claude.conversation.parent_fingerprint"] = "not-hex!"
+    dataset, issues = load_dataset([str(synthetic.write_otlp(tmp_path / "bad.jsonl", spans))])
+    assert issues.total == 1 and "not hexadecimal" in issues.examples[0]
+    stats = dataset.conversation("chat")
+    assert stats is not None and stats.calls == 5
