@@ -118,7 +118,7 @@ def _number(value: Any) -> float | None:
 
 
 def summarize_request(body: Any) -> RequestInfo:
-    """Read the request body once: sent parameters, prefix fingerprint and sizes, cache breakpoints."""
+    """Read the request body once: parameters, prefix fingerprint and sizes, breakpoints, conversation keys."""
     if not isinstance(body, dict):
         return RequestInfo()
     model = body.get("model")
