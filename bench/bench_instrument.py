@@ -8,6 +8,11 @@ batch by batch, and each mode's per-call CPU time (process_time) is the minimum 
 machine only ever adds time, so the fastest batch is the best estimate of the true cost (as timeit advises); the
 cyclic garbage collector is paused while a batch is timed, as timeit does.
 
+Paths: `create`, `stream=True` (200 events), the `.stream()` helper, and `create` with the transcript of a chat
+and of a tool-using agent at their 20th turn (answers resent as the SDK's objects): the request summary reads every
+message and hashes the conversation keys, so its cost grows with the transcript. After the table, the request
+summary alone is timed on each request body.
+
 Modes:
   bare         no tracing at all (SDK tracing switched off on the client)
   sdk          the SDK's own tracing (anthropic >= 1.14), global provider, no otel-claude
@@ -34,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anthropic
+from anthropic.types import TextBlock, ToolUseBlock
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -66,6 +72,42 @@ POLICY = {
 }
 # A rule that changes only max_tokens: enforcement without the SDK serialising a restructured request body.
 POLICY_CAP = {"schema_version": 1, "version": "bench-cap", "rules": [{"task": "classify", "max_tokens": 256}]}
+TURNS = 20
+
+
+def _words(n: int, salt: int) -> str:
+    """About n characters of text that differs by salt (a transcript of distinct turns, as real ones are)."""
+    return " ".join(f"w{(salt * 7919 + i) % 9973}" for i in range(n // 6))
+
+
+def _chat(turns: int) -> list[dict[str, Any]]:
+    """A chat transcript at its `turns`-th request: the answers resent as the SDK returned them (model objects)."""
+    messages: list[dict[str, Any]] = []
+    for turn in range(turns - 1):
+        messages.append({"role": "user", "content": _words(300, 2 * turn)})
+        messages.append({"role": "assistant", "content": [TextBlock(type="text", text=_words(1200, 2 * turn + 1))]})
+    messages.append({"role": "user", "content": _words(300, 2 * turns)})
+    return messages
+
+
+def _agent(turns: int) -> list[dict[str, Any]]:
+    """A tool-using agent's transcript at its `turns`-th request: a tool call and a 2,000-character result a turn."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": _words(400, 0)}]
+    for turn in range(turns - 1):
+        call_id = f"toolu_{turn:024d}"
+        messages.append({"role": "assistant", "content": [
+            TextBlock(type="text", text=_words(120, turn)),
+            ToolUseBlock(type="tool_use", id=call_id, name="read_file", input={"path": f"src/module_{turn}.py"}),
+        ]})
+        messages.append({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call_id, "content": _words(2000, turn + 100)}]})
+    return messages
+
+
+CHAT_ARGS = {**ARGS, "system": "You are a helpful assistant.", "messages": _chat(TURNS)}
+AGENT_ARGS = {**ARGS, "system": "You are a coding agent.", "messages": _agent(TURNS),
+              "tools": [{"name": "read_file", "description": "Read a file.",
+                         "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}]}
 
 
 def _message_body() -> bytes:
@@ -184,6 +226,18 @@ def _stream(client: anthropic.Anthropic) -> None:
             pass
 
 
+@path(f"create, {TURNS}-turn chat")
+def _create_chat(client: anthropic.Anthropic) -> None:
+    with otel_claude.task("classify"):
+        client.messages.create(**CHAT_ARGS)
+
+
+@path(f"create, {TURNS}-turn agent")
+def _create_agent(client: anthropic.Anthropic) -> None:
+    with otel_claude.task("classify"):
+        client.messages.create(**AGENT_ARGS)
+
+
 @path(".stream() helper")
 def _helper(client: anthropic.Anthropic) -> None:
     with otel_claude.task("classify"), client.messages.stream(**ARGS) as stream:
@@ -296,6 +350,19 @@ def _policy_apply_us(n: int = 20000) -> float:
     return best
 
 
+def _summary_us(body: dict[str, Any], n: int = 2000) -> float:
+    """CPU time of reading one request body (sizes, breakpoints, fingerprints), the same body again and again."""
+    from otel_claude._request import summarize_request
+
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(n):
+            summarize_request(body)
+        best = min(best, (time.process_time() - start) / n * 1e6)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=15)
@@ -323,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str], list[float]] = {}
     for round_number in range(args.rounds):
         for path_name, fn in paths.items():
-            n = args.calls if path_name == "create" else args.streams
+            n = args.calls if path_name.startswith("create") else args.streams
             floor = floors[path_name]
             for mode in modes:
                 settle: Callable[[], None] = telemetry.flush
@@ -381,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     apply_us = _policy_apply_us()
     verdicts.append(f"policy step alone (match + route + cap + cache breakpoints): {apply_us:.1f} us (target <= 20 us)")
+    for label, body in (("1-turn", ARGS), (f"{TURNS}-turn chat", CHAT_ARGS), (f"{TURNS}-turn agent", AGENT_ARGS)):
+        verdicts.append(f"request summary alone, {label} request: {_summary_us(body):.1f} us")
     print()
     for verdict in verdicts:
         print(verdict)

@@ -44,6 +44,12 @@ def start_attributes(call: Call) -> dict[str, Any]:
             attrs[sc.PREFIX_TOKENS_ESTIMATE] = info.prefix_tokens_estimate
         attrs[sc.INPUT_TOKENS_ESTIMATE] = info.input_tokens_estimate
         attrs[sc.CACHE_BREAKPOINTS] = info.breakpoints
+        if info.conversation_fingerprint is not None and info.turns is not None:
+            attrs[sc.CONVERSATION_FINGERPRINT] = info.conversation_fingerprint
+            attrs[sc.CONVERSATION_TURN] = info.turns.turn
+            if info.parent_fingerprint is not None:
+                attrs[sc.CONVERSATION_PARENT] = info.parent_fingerprint
+                attrs[sc.CONVERSATION_HISTORY_TOKENS] = info.history_tokens_estimate
     if call.content is not None:
         attrs.update(call.content)
     return attrs

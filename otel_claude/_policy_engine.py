@@ -11,6 +11,7 @@ import itertools
 import threading
 from typing import Any
 
+from ._breakpoints import add_breakpoints
 from ._forks import register as register_after_fork
 from ._policy_source import PolicySource, open_source
 from ._request import RequestInfo
@@ -19,8 +20,6 @@ from .catalog import resolve
 from .policy import Evaluate, Policy, Rule
 
 __all__ = ["PolicyEngine", "PolicyOutcome", "write_request"]
-
-_MAX_BREAKPOINTS = 4  # the API rejects a fifth cache_control marker
 
 
 class _Counter:
@@ -167,10 +166,8 @@ class PolicyEngine:
                 candidate_cap = Rule(task=rule.task, max_tokens=evaluate.max_tokens, max_tokens_mode="cap")
                 outcome.evaluate_max_tokens = _max_tokens(candidate_cap, requested_max, body.get("thinking"))
 
-        if rule.cache is not None and rule.cache.ttl != "none":
-            outcome.breakpoints_added = _add_breakpoints(
-                body, changed, rule.cache.ttl, rule.cache.targets, info.breakpoints
-            )
+        if rule.cache is not None:
+            outcome.breakpoints_added = add_breakpoints(body, changed, rule.cache, info)
 
         if not changed or policy.mode != "enforce":
             return info
@@ -257,33 +254,3 @@ def _max_tokens(rule: Rule, requested: Any, thinking: Any) -> int | None:
     if isinstance(budget, int) and value <= budget:
         return requested if isinstance(requested, int) else None
     return value
-
-
-def _marker(ttl: str) -> dict[str, str]:
-    return {"type": "ephemeral", "ttl": ttl} if ttl != "5m" else {"type": "ephemeral"}
-
-
-def _has_marker(blocks: Any) -> bool:
-    return isinstance(blocks, list) and any(isinstance(b, dict) and b.get("cache_control") for b in blocks)
-
-
-def _add_breakpoints(
-    body: dict[str, Any], changed: dict[str, Any], ttl: str, targets: tuple[str, ...], existing: int
-) -> int:
-    """Mark the end of tools and/or system for caching, skipping parts the caller already marked."""
-    added = 0
-    budget = _MAX_BREAKPOINTS - existing
-    if "tools" in targets and added < budget:
-        tools = body.get("tools")
-        if isinstance(tools, list) and tools and isinstance(tools[-1], dict) and not _has_marker(tools):
-            changed["tools"] = [*tools[:-1], {**tools[-1], "cache_control": _marker(ttl)}]
-            added += 1
-    if "system" in targets and added < budget:
-        system = body.get("system")
-        if isinstance(system, str) and system:
-            changed["system"] = [{"type": "text", "text": system, "cache_control": _marker(ttl)}]
-            added += 1
-        elif isinstance(system, list) and system and isinstance(system[-1], dict) and not _has_marker(system):
-            changed["system"] = [*system[:-1], {**system[-1], "cache_control": _marker(ttl)}]
-            added += 1
-    return added

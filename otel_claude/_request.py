@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from ._conversation import Turns, content_size, read_messages
+
 __all__ = ["RequestInfo", "operation_of", "summarize_request"]
 
 _EXACT_OPERATIONS = {
@@ -57,45 +59,23 @@ class RequestInfo:
     prefix_chars: int = 0
     total_chars: int = 0
     breakpoints: int = 0
+    # Conversation keys (see `_conversation`): set when the messages hold a user turn.
+    turns: Turns | None = None
+    conversation_fingerprint: str | None = None
+    parent_fingerprint: str | None = None
+    history_chars: int = 0  # tools + system + the messages the previous turn sent
 
     @property
     def prefix_tokens_estimate(self) -> int:
         return self.prefix_chars // _CHARS_PER_TOKEN
 
     @property
+    def history_tokens_estimate(self) -> int:
+        return self.history_chars // _CHARS_PER_TOKEN
+
+    @property
     def input_tokens_estimate(self) -> int:
         return self.total_chars // _CHARS_PER_TOKEN
-
-
-def _text_size(block: Any) -> tuple[int, int]:
-    """(characters, cache breakpoints) of one content block or string."""
-    if isinstance(block, str):
-        return len(block), 0
-    if not isinstance(block, dict):
-        return 0, 0
-    marks = 1 if block.get("cache_control") else 0
-    text = block.get("text")
-    if isinstance(text, str):
-        return len(text), marks
-    # tool_result / document blocks nest their content; images count as nothing (their tokens are not text).
-    inner = block.get("content")
-    if isinstance(inner, (str, list)):
-        chars, inner_marks = _content_size(inner)
-        return chars, marks + inner_marks
-    inp = block.get("input")
-    return (len(repr(inp)) if inp is not None else 0), marks
-
-
-def _content_size(content: Any) -> tuple[int, int]:
-    if isinstance(content, str):
-        return len(content), 0
-    chars = marks = 0
-    if isinstance(content, list):
-        for block in content:
-            c, m = _text_size(block)
-            chars += c
-            marks += m
-    return chars, marks
 
 
 def _without_cache_control(item: Any) -> Any:
@@ -138,7 +118,7 @@ def _number(value: Any) -> float | None:
 
 
 def summarize_request(body: Any) -> RequestInfo:
-    """Read the request body once: sent parameters, prefix fingerprint and sizes, cache breakpoints."""
+    """Read the request body once: parameters, prefix fingerprint and sizes, breakpoints, conversation keys."""
     if not isinstance(body, dict):
         return RequestInfo()
     model = body.get("model")
@@ -152,15 +132,10 @@ def summarize_request(body: Any) -> RequestInfo:
             if isinstance(tool, dict):
                 tool_chars += len(repr(_without_cache_control(tool)))
                 tool_marks += 1 if tool.get("cache_control") else 0
-    sys_chars, sys_marks = _content_size(system) if system is not None else (0, 0)
-    msg_chars = msg_marks = 0
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict):
-                c, m = _content_size(message.get("content"))
-                msg_chars += c
-                msg_marks += m
+    sys_chars, sys_marks = content_size(system) if system is not None else (0, 0)
+    prefix_chars = tool_chars + sys_chars
+    prefix = _fingerprint(tools, system)
+    messages = read_messages(body.get("messages"), prefix)
     top_level = 1 if body.get("cache_control") else 0
     return RequestInfo(
         model=model if isinstance(model, str) else None,
@@ -170,8 +145,12 @@ def summarize_request(body: Any) -> RequestInfo:
         # A double in the GenAI attribute registry, although the API takes an integer.
         top_k=_number(body.get("top_k")),
         stop_sequences=stops if isinstance(stops, list) and all(isinstance(s, str) for s in stops) else None,
-        prefix_fingerprint=_fingerprint(tools, system),
-        prefix_chars=tool_chars + sys_chars,
-        total_chars=tool_chars + sys_chars + msg_chars,
-        breakpoints=tool_marks + sys_marks + msg_marks + top_level,
+        prefix_fingerprint=prefix,
+        prefix_chars=prefix_chars,
+        total_chars=prefix_chars + messages.chars,
+        breakpoints=tool_marks + sys_marks + messages.breakpoints + top_level,
+        turns=messages.turns,
+        conversation_fingerprint=messages.fingerprint,
+        parent_fingerprint=messages.parent,
+        history_chars=prefix_chars + messages.history_chars if messages.parent is not None else 0,
     )

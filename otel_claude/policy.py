@@ -67,8 +67,10 @@ class Conditions:
 
 @dataclass(frozen=True)
 class CacheAction:
-    ttl: str
+    ttl: str  # of the breakpoints on `targets` (the shared prefix)
     targets: tuple[str, ...] = CACHE_TARGETS
+    # Of the breakpoint that follows the conversation's newest turn (and of an intermediate one where needed).
+    conversation_ttl: str = "none"
 
 
 @dataclass(frozen=True)
@@ -219,10 +221,20 @@ def _parse_when(value: object, where: _Where) -> Conditions:
 
 
 def _parse_cache(value: object, where: _Where) -> CacheAction:
-    data = _mapping(value, where, "cache", ("ttl", "targets"))
-    if "ttl" not in data:
+    data = _mapping(value, where, "cache", ("ttl", "targets", "conversation"))
+    if "ttl" not in data and "conversation" not in data:
         raise where.fail("cache.ttl", "is required")
-    ttl = _choice(data["ttl"], where, "cache.ttl", CACHE_TTLS)
+    ttl = _choice(data["ttl"], where, "cache.ttl", CACHE_TTLS) if "ttl" in data else "none"
+    conversation = "none"
+    if "conversation" in data:
+        inner = _mapping(data["conversation"], where, "cache.conversation", ("ttl",))
+        if "ttl" not in inner:
+            raise where.fail("cache.conversation.ttl", "is required")
+        conversation = _choice(inner["ttl"], where, "cache.conversation.ttl", CACHE_TTLS)
+    if ttl == "5m" and conversation == "1h":
+        # The conversation's breakpoints come after those on tools and system.
+        raise where.fail("cache.conversation.ttl", "cannot be 1h when cache.ttl is 5m: the API needs every 1h "
+                         "breakpoint before any 5m one (use 1h for both, or 5m for the conversation)")
     targets = CACHE_TARGETS
     if "targets" in data:
         raw = data["targets"]
@@ -232,7 +244,7 @@ def _parse_cache(value: object, where: _Where) -> CacheAction:
         if len(set(chosen)) != len(chosen):
             raise where.fail("cache.targets", f"lists a target twice: {raw!r}")
         targets = tuple(t for t in CACHE_TARGETS if t in chosen)
-    return CacheAction(ttl=ttl, targets=targets)
+    return CacheAction(ttl=ttl, targets=targets, conversation_ttl=conversation)
 
 
 def _parse_explore(value: object, where: _Where) -> Explore:
@@ -447,6 +459,8 @@ def _rule_data(rule: Rule) -> dict[str, Any]:
         out["max_tokens_mode"] = rule.max_tokens_mode
     if rule.cache is not None:
         out["cache"] = {"ttl": rule.cache.ttl, "targets": list(rule.cache.targets)}
+        if rule.cache.conversation_ttl != "none":
+            out["cache"]["conversation"] = {"ttl": rule.cache.conversation_ttl}
     if rule.explore is not None:
         out["explore"] = {"model": rule.explore.model, "share": rule.explore.share}
         if rule.explore.max_tokens is not None:

@@ -82,6 +82,11 @@ PREFIX_FINGERPRINT = "otel_claude.prefix.fingerprint"
 PREFIX_TOKENS_ESTIMATE = "otel_claude.prefix.tokens_estimate"
 INPUT_TOKENS_ESTIMATE = "otel_claude.input.tokens_estimate"
 CACHE_BREAKPOINTS = "otel_claude.cache.breakpoints"
+# Conversation keys (otel_claude/_conversation.py): a call continues another when its parent is the other's fingerprint.
+CONVERSATION_FINGERPRINT = "otel_claude.conversation.fingerprint"
+CONVERSATION_PARENT = "otel_claude.conversation.parent_fingerprint"
+CONVERSATION_TURN = "otel_claude.conversation.turn"
+CONVERSATION_HISTORY_TOKENS = "otel_claude.conversation.history_tokens_estimate"
 CANCELLED = "otel_claude.cancelled"
 USAGE_UNREADABLE = "otel_claude.usage.unreadable"
 BATCH_ID = "otel_claude.batch.id"
@@ -278,6 +283,14 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(INPUT_TOKENS_ESTIMATE, "int", "estimated tokens of the whole request (policy conditions use it "
                   "before the call)"),
         Attribute(CACHE_BREAKPOINTS, "int", "`cache_control` markers in the request as sent"),
+        Attribute(CONVERSATION_FINGERPRINT, "string", "16 hex chars: a hash of tools, system and the messages up to "
+                  "the newest user message (never the content); when the messages hold a user message"),
+        Attribute(CONVERSATION_PARENT, "string", "16 hex chars: the same hash up to the previous turn's last user "
+                  "message, i.e. the previous call's fingerprint; from the second turn on"),
+        Attribute(CONVERSATION_TURN, "int", "assistant answers before the newest user message (0: a first turn); "
+                  "with the fingerprint"),
+        Attribute(CONVERSATION_HISTORY_TOKENS, "int", "estimated tokens of what the previous turn already sent "
+                  "(tools, system, history): what a conversation cache can serve; with the parent"),
         Attribute(BATCH_ID, "string", "batch operations: the batch id"),
         Attribute(BATCH_STATUS, "string", "batch operations: the batch's processing status"),
         Attribute(EVALUATION_ROLE, "string", "only on calls the instrumentor made itself: `shadow` (a candidate's "

@@ -116,6 +116,34 @@ class VerdictStream:
     settled: np.ndarray = field(repr=False)  # False: the answers differ and no grader could say which is better
 
 
+@dataclass(frozen=True)
+class ConversationStats:
+    """The calls of one task that carry conversation keys: how often a call continues an earlier one, after how
+    long, and how much of it the earlier call already sent.
+
+    Token counts are the instrumentor's estimates scaled by each call's measured input tokens. The arrays hold a
+    bounded sample of the calls, evenly spaced in time.
+    """
+
+    task: str
+    calls: int
+    continuing: int  # calls from the second turn on
+    linked: int  # continuing calls whose previous turn is in the data (their gap is known)
+    # Observed: tokens of earlier turns' messages that continuing calls resent, and those of the calls whose cache
+    # read reached the previous turn's entry.
+    history_tokens: int
+    history_read: int
+    turn: np.ndarray = field(repr=False)
+    prefix: np.ndarray = field(repr=False)  # tokens of tools + system
+    reusable: np.ndarray = field(repr=False)  # tokens the previous turn sent (prefix included); 0 on a first turn
+    total: np.ndarray = field(repr=False)  # input tokens of the request
+    gap: np.ndarray = field(repr=False)  # s since the previous turn's prefix was last sent; NaN: first turn/unknown
+
+    @property
+    def continuing_share(self) -> float:
+        return self.continuing / self.calls if self.calls else 0.0
+
+
 @dataclass
 class Dataset:
     models: list[ModelStats]
@@ -128,6 +156,7 @@ class Dataset:
     end_ns: int | None
     verdicts: list[VerdictStream] = field(default_factory=list)
     evaluation_cost: dict[str, float] = field(default_factory=dict)  # per task: shadow and judge calls' spend
+    conversations: list[ConversationStats] = field(default_factory=list)  # none from inputs without the keys
 
     @property
     def days(self) -> float | None:
@@ -144,6 +173,9 @@ class Dataset:
 
     def verdicts_for(self, task: str) -> list[VerdictStream]:
         return [v for v in self.verdicts if v.task == task]
+
+    def conversation(self, task: str) -> ConversationStats | None:
+        return next((c for c in self.conversations if c.task == task), None)
 
 
 def size_edges(sizes: np.ndarray, buckets: int = 3) -> np.ndarray:
@@ -285,6 +317,66 @@ def _prefix_stats(c: Columns, rows: np.ndarray) -> PrefixStats:
     )
 
 
+def _touch_gaps(c: Columns, rows: np.ndarray) -> np.ndarray:
+    """Per row: seconds since its parent prefix was last sent, by the call that ended with it (the previous turn)
+    or by another call that resent it (a read refreshes a cache entry); NaN without a parent or an earlier sending.
+    """
+    starts, keys, parents = c.start_ns[rows], c.conversation[rows], c.parent[rows]
+    reading = np.flatnonzero(parents != 0)
+    event_key = np.concatenate([keys, parents[reading]])
+    event_time = np.concatenate([starts, starts[reading]])
+    is_read = np.concatenate([np.zeros(len(rows), np.int8), np.ones(len(reading), np.int8)])
+    order = np.lexsort((is_read, event_time, event_key))
+    key, time = event_key[order], event_time[order]
+    since = np.full(len(order), np.nan)
+    same = key[1:] == key[:-1]
+    since[1:][same] = (time[1:][same] - time[:-1][same]) / 1e9
+    gaps = np.full(len(rows), np.nan)
+    read_events = np.flatnonzero(is_read[order] == 1)
+    gaps[reading[order[read_events] - len(rows)]] = since[read_events]
+    return gaps
+
+
+def _conversation_stats(c: Columns) -> list[ConversationStats]:
+    # The application's calls that completed: a failed or cancelled call wrote no cache entry, and a shadow copy
+    # went to another model.
+    rows = np.flatnonzero((c.turn >= 0) & (c.outcome != ERROR) & (c.outcome != CANCELLED) & (c.role == APPLICATION))
+    if not len(rows):
+        return []
+    gaps = _touch_gaps(c, rows)
+    estimate = c.input_estimate[rows].astype(np.float64)
+    measured = c.input_tokens[rows].astype(np.float64)
+    total = np.where(measured > 0, measured, estimate)
+    scale = np.where((measured > 0) & (estimate > 0), measured / np.maximum(estimate, 1), 1.0)
+    prefix = np.minimum(c.prefix_tokens[rows] * scale, total)
+    turn = c.turn[rows]
+    reusable = np.where(turn >= 1, np.clip(c.history_estimate[rows] * scale, prefix, total), 0.0)
+    history = np.where(turn >= 1, reusable - prefix, 0.0)
+    # A read either reaches the previous turn's entry or stops at the shared prefix (exact-prefix caching): count a
+    # call's history as read when its cache read covers most of it, so that the estimates' rounding does not show
+    # up as partial reads.
+    read = np.where(c.cache_read[rows] - prefix > 0.5 * history, history, 0.0)
+    out = []
+    for group in _groups(c.task[rows]):
+        group = group[np.argsort(c.start_ns[rows][group], kind="stable")]
+        sample = _sample(group, SAMPLE_LIMIT)
+        continuing = group[turn[group] >= 1]
+        out.append(ConversationStats(
+            task=c.tasks[int(c.task[rows[group[0]]])],
+            calls=len(group),
+            continuing=len(continuing),
+            linked=int(np.count_nonzero(~np.isnan(gaps[continuing]))),
+            history_tokens=int(history[continuing].sum()),
+            history_read=int(read[continuing].sum()),
+            turn=turn[sample],
+            prefix=np.round(prefix[sample]),
+            reusable=np.round(reusable[sample]),
+            total=total[sample],
+            gap=gaps[sample],
+        ))
+    return sorted(out, key=lambda s: s.task)
+
+
 def verdict_streams(verdicts: list[Verdict]) -> list[VerdictStream]:
     """Verdicts grouped by (task, incumbent, candidate), each stream in time order."""
     grouped: dict[tuple[str, str, str], list[Verdict]] = {}
@@ -329,4 +421,5 @@ def build_dataset(c: Columns, spans: int, feedback: int, unmatched: int,
         end_ns=int(starts.max()) if len(starts) else None,
         verdicts=verdict_streams(verdicts or []),
         evaluation_cost=dict(sorted(spend.items())),
+        conversations=_conversation_stats(c),
     )

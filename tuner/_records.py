@@ -108,6 +108,19 @@ def is_cancelled(attrs: Mapping[str, Any]) -> bool:
     return attrs.get(sc.CANCELLED) is True or attrs.get(sc.ERROR_TYPE) in CANCELLATION_ERRORS
 
 
+def key_of(fingerprint: Any) -> int:
+    """A 16-hex-digit conversation key as an int64 (0: none); keys are compared, never shown, so no interning."""
+    if not isinstance(fingerprint, str) or not fingerprint:
+        return 0
+    try:
+        value = int(fingerprint, 16)
+    except ValueError:
+        raise BadSpan(f"conversation key {fingerprint!r} is not hexadecimal") from None
+    if not 0 <= value < 2**64:
+        raise BadSpan(f"conversation key {fingerprint!r} is longer than 16 hex digits")
+    return value - 2**64 if value > _INT64_MAX else value
+
+
 def _outcome(attrs: Mapping[str, Any]) -> int:
     if is_cancelled(attrs):
         return CANCELLED
@@ -156,6 +169,13 @@ def _exploration(attrs: Mapping[str, Any], _start: int, _end: int) -> int:
     return FLAG_EXPLORATION if attrs.get(sc.POLICY_EXPLORATION) is True else 0
 
 
+def _turn(attrs: Mapping[str, Any], _start: int, _end: int) -> int:
+    """The conversation turn, -1 for a call without conversation keys."""
+    if sc.CONVERSATION_FINGERPRINT not in attrs:
+        return -1
+    return _int(attrs, sc.CONVERSATION_TURN, -1)  # type: ignore[return-value]
+
+
 def _role(attrs: Mapping[str, Any], _start: int, _end: int) -> int:
     return _ROLES.get(attrs.get(sc.EVALUATION_ROLE), APPLICATION)  # type: ignore[arg-type]
 
@@ -187,6 +207,13 @@ COLUMNS: tuple[Column, ...] = (
            (sc.CANCELLED, sc.ERROR_TYPE, sc.GEN_AI_RESPONSE_FINISH_REASONS, sc.STREAM_COMPLETE)),
     Column("flags", "b", _exploration, (sc.POLICY_EXPLORATION,)),
     Column("role", "b", _role, (sc.EVALUATION_ROLE,)),
+    Column("conversation", "q", lambda attrs, _start, _end: key_of(attrs.get(sc.CONVERSATION_FINGERPRINT)),
+           (sc.CONVERSATION_FINGERPRINT,)),
+    Column("parent", "q", lambda attrs, _start, _end: key_of(attrs.get(sc.CONVERSATION_PARENT)),
+           (sc.CONVERSATION_PARENT,)),
+    Column("turn", "q", _turn, (sc.CONVERSATION_FINGERPRINT, sc.CONVERSATION_TURN)),
+    Column("history_estimate", "q", _ints(sc.CONVERSATION_HISTORY_TOKENS, missing=0),
+           (sc.CONVERSATION_HISTORY_TOKENS,)),
     Column("input_tokens", "q", _ints(sc.GEN_AI_USAGE_INPUT_TOKENS, missing=0), (sc.GEN_AI_USAGE_INPUT_TOKENS,)),
     Column("output_tokens", "q", _ints(sc.GEN_AI_USAGE_OUTPUT_TOKENS, missing=-1), (sc.GEN_AI_USAGE_OUTPUT_TOKENS,)),
     Column("cache_read", "q", _ints(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, missing=0),

@@ -65,7 +65,7 @@ def summary_rows(decisions: list[TaskDecision]) -> list[tuple[str, ...]]:
                 str(d.calls),
                 model,
                 str(d.cap.max_tokens) if d.cap.max_tokens else "keep",
-                d.cache.ttl,
+                d.cache.ttl if d.conversation.ttl == "none" else f"{d.cache.ttl}, conversation {d.conversation.ttl}",
                 explore,
                 _money(d.cost_before),
                 _money(d.cost_after),
@@ -103,6 +103,7 @@ def _task_blocks(dataset: Dataset, d: TaskDecision) -> list[Block]:
         ),
         Para(f"max_tokens: {d.cap.reason}."),
         Para(f"Caching: {d.cache.reason}."),
+        *_conversation_blocks(d),
     ]
     rows = []
     for s in dataset.for_task(d.task):
@@ -132,6 +133,31 @@ def _task_blocks(dataset: Dataset, d: TaskDecision) -> list[Block]:
     if target is not None:
         title = f"{d.task} on {target.model}: output tokens"
         blocks.append(Chart(_svg.histogram(target.lengths, d.cap.max_tokens, target.max_tokens, title)))
+    return blocks
+
+
+def _conversation_blocks(d: TaskDecision) -> list[Block]:
+    evidence = d.conversation.evidence
+    if not evidence:
+        return []
+    blocks: list[Block] = [Para(f"Conversation caching: {d.conversation.reason}.")]
+    by_turn = evidence.get("history_by_turn")
+    if isinstance(by_turn, list) and by_turn:
+        rows = [(str(r["turns"]), str(r["calls"]), str(r["history_tokens"]), str(r["input_tokens"])) for r in by_turn]
+        blocks.append(Table(("turn", "calls", "history tokens resent", "input tokens"), rows))
+    facts = []
+    gaps = evidence.get("gap_seconds")
+    if isinstance(gaps, dict):
+        facts.append(f"gaps between turns p50 {gaps['p50']} s, p90 {gaps['p90']} s")
+    predicted = evidence.get("predicted_history_hit_rate")
+    if isinstance(predicted, dict):
+        facts += [f"history hit rate expected at {ttl}: {rate:.1%}" for ttl, rate in predicted.items()]
+    if "observed_history_hit_rate" in evidence:
+        facts.append(f"observed in these calls: {evidence['observed_history_hit_rate']:.1%}")
+    if d.conversation.saving_per_call:
+        facts.append(f"saving {_money(d.conversation.saving_per_call * 1000)} per 1k calls")
+    if facts:
+        blocks.append(Para("; ".join(facts) + "."))
     return blocks
 
 

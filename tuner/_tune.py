@@ -16,6 +16,7 @@ import numpy as np
 
 from otel_claude.policy import CacheAction, Conditions, Evaluate, Explore, Policy, Rule, dump_policy
 from tuner._caching import CacheDecision
+from tuner._conversation import ConversationDecision
 from tuner._costs import CostEstimate, estimate_cost
 from tuner._dataset import Dataset, ModelStats, in_range, restrict
 from tuner._evidence import TaskEvidence
@@ -62,6 +63,7 @@ class TaskDecision:
     cost_before: float  # observed $ per call on the current model
     cost_after: float  # expected $ per call under the decision
     segments: tuple[SegmentDecision, ...] = ()
+    conversation: ConversationDecision = field(default_factory=lambda: ConversationDecision("none", "not decided"))
     explore_cap: int | None = None  # a candidate's own cap, where its lengths support one
     # Callers of one task on different models, kept as they are: each model's own cap where it differs.
     model_caps: tuple[tuple[str, CapDecision], ...] = ()
@@ -105,7 +107,9 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerS
     by_model = {s.model: s for s in stats}
     prefixes = [p for p in dataset.prefixes if p.task == task]
     names = sorted({*options.routing.candidates, *(m.model for m in dataset.models), base.requested_model})
-    costs = {name: c for name in names if (c := estimate_cost(name, stats, prefixes, base)) is not None}
+    conversations = dataset.conversation(task)
+    costs = {name: c for name in names
+             if (c := estimate_cost(name, stats, prefixes, base, conversations)) is not None}
     calls = sum(s.calls for s in stats)
     evidence = _evidence_for(dataset, task, stats, options, state)
     route = decide_route(stats, options.routing, evidence=evidence, costs=costs, memory=memory, window_calls=calls)
@@ -122,9 +126,9 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerS
         cap = CapDecision(None, "cap", f"no calls of {route.model} on this task yet: keep the callers' max_tokens",
                           False)
     cache = costs[route.model].cache if route.model in costs else CacheDecision("none", "no prices", 0.0)
+    conversation = costs[route.model].conversation if route.model in costs else ConversationDecision("none", "")
     if cache.ttl != "none" and _already_caching(stats):
-        # Observed costs already include today's cache reads: do not count those savings twice.
-        cache = replace(cache, saving_per_call=0.0, reason=cache.reason + " (already caching: costs include it)")
+        cache = replace(cache, reason=cache.reason + " (the traffic already caches: its observed cost includes it)")
 
     before = base.cost_per_call or (costs[base.model].uncached_per_call if base.model in costs else 0.0)
     as_is = costs.get(base.model)
@@ -133,7 +137,7 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerS
     else:
         chosen = costs[route.model].per_call if route.model in costs else before
     if as_is is not None:
-        today = as_is.per_call if _already_caching(stats) else as_is.uncached_per_call
+        today = as_is.uncached_per_call - as_is.realized  # what the traffic costs as it is, in the same model
         after = max(before - (today - chosen), 0.0)
     else:
         after = before
@@ -154,7 +158,8 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerS
         model_caps = tuple((m, c) for m, c in decided if c.max_tokens is not None and c.max_tokens != cap.max_tokens)
     _remember(state, task, evidence, route, cap)
     return TaskDecision(task=task, calls=calls, route=route, cap=cap, cache=cache, costs=costs, cost_before=before,
-                        cost_after=after, segments=segments, explore_cap=explore_cap, model_caps=model_caps)
+                        cost_after=after, segments=segments, conversation=conversation, explore_cap=explore_cap,
+                        model_caps=model_caps)
 
 
 def _segments(stats: list[ModelStats], options: TuneOptions, costs: dict[str, CostEstimate],
@@ -211,6 +216,8 @@ def _evidence(d: TaskDecision) -> dict[str, object]:
                     **({"callers_ask_for": d.asked_for} if d.asked_for != d.route.current else {})},
         "max_tokens": {"reason": d.cap.reason, **d.cap.evidence},
         "cache": {"reason": d.cache.reason, **d.cache.evidence},
+        **({"conversation": {"reason": d.conversation.reason, **d.conversation.evidence}}
+           if d.conversation.evidence else {}),
     }
 
 
@@ -221,7 +228,8 @@ def rules_for(d: TaskDecision) -> list[Rule]:
         model=d.routes_to(route.model),
         max_tokens=d.cap.max_tokens,
         max_tokens_mode=d.cap.mode,
-        cache=CacheAction(ttl=d.cache.ttl) if d.cache.ttl != "none" else None,
+        cache=CacheAction(ttl=d.cache.ttl, conversation_ttl=d.conversation.ttl)
+        if d.cache.ttl != "none" or d.conversation.ttl != "none" else None,
         explore=Explore(route.explore_model, route.explore_share, d.explore_cap)
         if route.explore_model and route.explore_share
         else None,

@@ -38,6 +38,8 @@ rules:
     cache:
       ttl: 5m
       targets: [tools, system]
+      conversation:
+        ttl: 5m
     explore:
       model: claude-haiku-4-5
       share: 0.05
@@ -63,7 +65,7 @@ def test_documented_example_parses_to_the_model() -> None:
         model="claude-haiku-4-5",
         max_tokens=256,
         max_tokens_mode="cap",
-        cache=CacheAction(ttl="5m", targets=("tools", "system")),
+        cache=CacheAction(ttl="5m", targets=("tools", "system"), conversation_ttl="5m"),
         explore=Explore(model="claude-haiku-4-5", share=0.05),
         evidence={},
     )
@@ -77,6 +79,9 @@ def test_defaults_apply_when_optional_fields_are_absent() -> None:
     assert policy.mode == "enforce" and policy.rollout_percent == 100 and policy.metadata == {}
     assert policy.rules[0].cache == CacheAction(ttl="1h", targets=("tools", "system"))
     assert policy.rules[0].max_tokens_mode == "cap"
+    only_conversation = {"schema_version": 1, "version": "x",
+                         "rules": [{"task": "a", "cache": {"conversation": {"ttl": "1h"}}}]}
+    assert parse_policy(only_conversation, "p").rules[0].cache == CacheAction(ttl="none", conversation_ttl="1h")
 
 
 @pytest.mark.parametrize(
@@ -92,6 +97,11 @@ def test_defaults_apply_when_optional_fields_are_absent() -> None:
         ({"cache": {"ttl": "5m", "targets": ["messages"]}}, "cache.targets[0]", "tools, system"),
         ({"cache": {"ttl": "5m", "targets": []}}, "cache.targets", "non-empty"),
         ({"cache": {"ttl": "5m", "every": 1}}, "cache.every", "unknown key"),
+        ({"cache": {"conversation": "5m"}}, "cache.conversation", "must be a mapping"),
+        ({"cache": {"conversation": {}}}, "cache.conversation.ttl", "is required"),
+        ({"cache": {"conversation": {"ttl": "2h"}}}, "cache.conversation.ttl", "5m, 1h, none"),
+        ({"cache": {"conversation": {"ttl": "5m", "min_turn": 1}}}, "cache.conversation.min_turn", "unknown key"),
+        ({"cache": {"ttl": "5m", "conversation": {"ttl": "1h"}}}, "cache.conversation.ttl", "cannot be 1h"),
         ({"explore": {"model": "claude-haiku-4-5", "share": 0.25}}, "explore.share", "(0, 0.2]"),
         ({"explore": {"model": "claude-haiku-4-5", "share": 0}}, "explore.share", "(0, 0.2]"),
         ({"explore": {"share": 0.1}}, "explore.model", "is required"),
