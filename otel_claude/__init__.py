@@ -4,19 +4,21 @@
     otel_claude.instrument()
 
 Public API: `instrument`, `uninstrument`, `task`, `feedback`, `AnthropicInstrumentor`,
-`OTLPJsonFileSpanExporter`. Everything in underscore modules is private.
+`OTLPJsonFileSpanExporter`, `AdmissionTimeoutError`. Everything in underscore modules is private.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._errors import AdmissionTimeoutError
 from ._instrumentor import AnthropicInstrumentor
 from ._task import task
 from ._version import __version__
 from .otlp_file import OTLPJsonFileSpanExporter
 
 __all__ = [
+    "AdmissionTimeoutError",
     "AnthropicInstrumentor",
     "OTLPJsonFileSpanExporter",
     "__version__",

@@ -130,6 +130,11 @@ def end_attributes(call: Call, cost: float | None, ttft: float | None, per_token
         attrs[sc.ERROR_TYPE] = call.error_type
     if call.cancelled:
         attrs[sc.CANCELLED] = True
+    if call.admission_limit is not None:
+        attrs[sc.ADMISSION_LIMIT] = call.admission_limit
+        attrs[sc.ADMISSION_WAIT] = call.admission_wait
+        if call.admission_timed_out:
+            attrs[sc.ADMISSION_TIMED_OUT] = True
     return attrs
 
 
@@ -158,18 +163,30 @@ def usage_attributes(usage: UsageReading, cache_write_names: tuple[str, ...], in
         into[sc.ANTHROPIC_SERVICE_TIER] = usage.tier
 
 
-# Response headers worth a span attribute, by lowercase raw name; all but request-id are integers.
+# Response headers worth a span attribute, by lowercase raw name; integers but for the names in _TEXT_HEADERS.
 _HEADERS = {
     b"request-id": sc.ANTHROPIC_REQUEST_ID,
     b"anthropic-ratelimit-requests-remaining": sc.ANTHROPIC_RATELIMIT_REQUESTS_REMAINING,
     b"anthropic-ratelimit-tokens-remaining": sc.ANTHROPIC_RATELIMIT_TOKENS_REMAINING,
     b"anthropic-ratelimit-input-tokens-remaining": sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING,
     b"anthropic-ratelimit-output-tokens-remaining": sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING,
+    b"anthropic-ratelimit-requests-limit": sc.ANTHROPIC_RATELIMIT_REQUESTS_LIMIT,
+    b"anthropic-ratelimit-tokens-limit": sc.ANTHROPIC_RATELIMIT_TOKENS_LIMIT,
+    b"anthropic-ratelimit-input-tokens-limit": sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT,
+    b"anthropic-ratelimit-output-tokens-limit": sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT,
+    b"anthropic-ratelimit-requests-reset": sc.ANTHROPIC_RATELIMIT_REQUESTS_RESET,
+    b"anthropic-ratelimit-tokens-reset": sc.ANTHROPIC_RATELIMIT_TOKENS_RESET,
+    b"anthropic-ratelimit-input-tokens-reset": sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_RESET,
+    b"anthropic-ratelimit-output-tokens-reset": sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_RESET,
 }
+_TEXT_HEADERS = frozenset({
+    sc.ANTHROPIC_REQUEST_ID, sc.ANTHROPIC_RATELIMIT_REQUESTS_RESET, sc.ANTHROPIC_RATELIMIT_TOKENS_RESET,
+    sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_RESET, sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_RESET,
+})
 
 
 def header_attributes(headers: Any, into: dict[str, Any]) -> None:
-    """Request id and remaining rate limits from response headers (httpx or httpx2 Headers).
+    """Request id and rate limits (limit, remaining, reset) from response headers (httpx or httpx2 Headers).
 
     One pass over the raw header list: a `.get()` per name would rescan and re-lowercase every header each time.
     """
@@ -181,7 +198,7 @@ def header_attributes(headers: Any, into: dict[str, Any]) -> None:
         if name is None:
             continue
         text = value.decode("latin-1")
-        if name == sc.ANTHROPIC_REQUEST_ID:
+        if name in _TEXT_HEADERS:
             into[name] = text
         else:
             # str.isdigit() accepts '²' and other digits int() rejects; only plain ASCII counts are read.

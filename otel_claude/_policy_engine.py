@@ -11,6 +11,7 @@ import itertools
 import threading
 from typing import Any
 
+from ._admission import Admission
 from ._policy_source import PolicySource, open_source
 from ._request import RequestInfo
 from ._safety import report_failure
@@ -58,6 +59,9 @@ class PolicyEngine:
         self.safety_net = safety_net
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._lock = threading.Lock()
+        # The policy's `limits`, followed on every reload (waiting calls see a change at once).
+        self.admission = Admission()
+        source.subscribe(self.admission.update)
 
     @classmethod
     def from_source(
@@ -68,6 +72,7 @@ class PolicyEngine:
 
     def close(self) -> None:
         self.source.close()
+        self.admission.close()
 
     def _counter(self, policy: Policy, key: str) -> _Counter:
         counter = self._counters.get((policy.version, key))

@@ -13,9 +13,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._safety import report_failure
 from .policy import Policy, PolicyError, load_policy_text, parse_policy
 
 __all__ = ["PolicySource", "open_source"]
@@ -35,9 +36,15 @@ class PolicySource:
         # Counts completed checks (accepted, rejected or unchanged) so a waiter can tell a check has happened.
         self.generation = 0
         self._checked = threading.Condition()
+        self._listeners: list[Callable[[Policy | None], None]] = []
 
     def current(self) -> Policy | None:
         return self._policy
+
+    def subscribe(self, listener: Callable[[Policy | None], None]) -> None:
+        """Call `listener` with the policy in force now and with every policy accepted later (on the poller)."""
+        self._listeners.append(listener)
+        self._notify(listener, self._policy)
 
     def _accept(self, policy: Policy) -> None:
         if self._policy is None or policy.version != self._policy.version:
@@ -45,6 +52,15 @@ class PolicySource:
                      policy.mode)
         self._policy = policy
         self.last_error = None
+        for listener in list(self._listeners):
+            self._notify(listener, policy)
+
+    @staticmethod
+    def _notify(listener: Callable[[Policy | None], None], policy: Policy | None) -> None:
+        try:
+            listener(policy)
+        except Exception:
+            report_failure("applying a new policy")
 
     def _reject(self, message: str) -> None:
         self.last_error = message

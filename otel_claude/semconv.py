@@ -71,6 +71,21 @@ ANTHROPIC_RATELIMIT_REQUESTS_REMAINING = "anthropic.ratelimit.requests.remaining
 ANTHROPIC_RATELIMIT_TOKENS_REMAINING = "anthropic.ratelimit.tokens.remaining"
 ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING = "anthropic.ratelimit.input_tokens.remaining"
 ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING = "anthropic.ratelimit.output_tokens.remaining"
+# The per-minute limits and the RFC 3339 time each bucket is full again: the tuner reads limits from them.
+ANTHROPIC_RATELIMIT_REQUESTS_LIMIT = "anthropic.ratelimit.requests.limit"
+ANTHROPIC_RATELIMIT_TOKENS_LIMIT = "anthropic.ratelimit.tokens.limit"
+ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT = "anthropic.ratelimit.input_tokens.limit"
+ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT = "anthropic.ratelimit.output_tokens.limit"
+ANTHROPIC_RATELIMIT_REQUESTS_RESET = "anthropic.ratelimit.requests.reset"
+ANTHROPIC_RATELIMIT_TOKENS_RESET = "anthropic.ratelimit.tokens.reset"
+ANTHROPIC_RATELIMIT_INPUT_TOKENS_RESET = "anthropic.ratelimit.input_tokens.reset"
+ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_RESET = "anthropic.ratelimit.output_tokens.reset"
+# (limit, remaining) per limiter kind (requests, input tokens, output tokens), in the limiter's order.
+RATELIMIT_READINGS = (
+    (ANTHROPIC_RATELIMIT_REQUESTS_LIMIT, ANTHROPIC_RATELIMIT_REQUESTS_REMAINING),
+    (ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT, ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING),
+    (ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT, ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING),
+)
 
 # --- otel-claude: the call -----------------------------------------------------------------------------------------
 TASK = "otel_claude.task"
@@ -98,6 +113,12 @@ POLICY_APPLIED_MAX_TOKENS = "otel_claude.policy.applied_max_tokens"
 POLICY_CACHE_BREAKPOINTS_ADDED = "otel_claude.policy.cache_breakpoints_added"
 POLICY_EXPLORATION = "otel_claude.policy.exploration"
 POLICY_SAFETY_RETRY = "otel_claude.policy.safety_retry"
+# --- otel-claude: admission under the policy's limits (docs/policy.md, `limits`) -----------------------------------
+ADMISSION_LIMIT = "otel_claude.admission.limit"
+ADMISSION_WAIT = "otel_claude.admission.wait"
+ADMISSION_TIMED_OUT = "otel_claude.admission.timed_out"
+# error.type of a call failed fast after waiting max_wait (on_timeout: fail): nothing was sent.
+ADMISSION_TIMEOUT_ERROR = "admission_timeout"
 
 # --- otel-claude: paired evaluation (a candidate model shadows a share of a task's calls) ----------------------------
 # On a call span: the role of a call the instrumentor made itself (absent on the application's own calls).
@@ -133,9 +154,19 @@ METRIC_COST = "otel_claude.cost"
 METRIC_CALLS = "otel_claude.calls"
 METRIC_CACHE_TOKENS = "otel_claude.cache.tokens"
 METRIC_EVALUATION_COST = "otel_claude.evaluation.cost"
+METRIC_LIMITER_IN_FLIGHT = "otel_claude.limiter.in_flight"
+METRIC_LIMITER_QUEUED = "otel_claude.limiter.queued"
+METRIC_LIMITER_CONCURRENCY = "otel_claude.limiter.concurrency"
+METRIC_LIMITER_RATE = "otel_claude.limiter.rate"
+METRIC_LIMITER_ADMISSIONS = "otel_claude.limiter.admissions"
+METRIC_LIMITER_WAIT = "otel_claude.limiter.wait"
+METRIC_LIMITER_CONGESTION = "otel_claude.limiter.congestion"
 # metric-only labels
 FINISH_REASON_LABEL = "gen_ai.response.finish_reason"
 CACHE_KIND_LABEL = "otel_claude.cache.kind"
+LIMIT_LABEL = "otel_claude.limit"  # a limit entry's id, e.g. `*/claude-sonnet-4-6`
+LIMIT_KIND_LABEL = "otel_claude.limit.kind"  # requests | input_tokens | output_tokens
+ADMISSION_OUTCOME_LABEL = "otel_claude.admission.outcome"  # immediate | waited | timeout_proceeded | timeout_failed
 
 STABILITY_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
 LATEST_EXPERIMENTAL = "gen_ai_latest_experimental"
@@ -183,6 +214,7 @@ class Attribute:
 
 CALL = "call"
 POLICY = "policy"
+ADMISSION = "admission"
 CONTENT = "content"
 FEEDBACK = "feedback"
 
@@ -227,6 +259,15 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(ANTHROPIC_RATELIMIT_TOKENS_REMAINING, "int", "from response headers"),
         Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING, "int", "from response headers"),
         Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING, "int", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_REQUESTS_LIMIT, "int", "from response headers: the per-minute limit"),
+        Attribute(ANTHROPIC_RATELIMIT_TOKENS_LIMIT, "int", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT, "int", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT, "int", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_REQUESTS_RESET, "string", "from response headers: RFC 3339 time the bucket "
+                  "is full again"),
+        Attribute(ANTHROPIC_RATELIMIT_TOKENS_RESET, "string", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_RESET, "string", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_RESET, "string", "from response headers"),
         Attribute(TASK, "string", "the label set with `otel_claude.task(...)`; absent when unlabelled"),
         Attribute(COST_USD, "double", "cost of this call; absent (and one warning logged) for a model without a "
                   "price"),
@@ -258,6 +299,14 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(POLICY_EXPLORATION, "bool", "this call was part of an exploration share"),
         Attribute(POLICY_SAFETY_RETRY, "bool", "the call was retried with the caller's max_tokens after a "
                   "truncation"),
+    ),
+    ADMISSION: (
+        Attribute(ADMISSION_LIMIT, "string", "the id of the policy limit the call was admitted under "
+                  "(`task/model+model`, `*` for any); absent when no limit applies"),
+        Attribute(ADMISSION_WAIT, "double (s)", "time the call waited for admission (0 when admitted at once); "
+                  "included in the span's duration and time to first chunk"),
+        Attribute(ADMISSION_TIMED_OUT, "bool", "`true` when the wait reached the limit's `max_wait` (the call then "
+                  "went out anyway, or failed with `error.type` `admission_timeout`)"),
     ),
     CONTENT: (
         Attribute(GEN_AI_INPUT_MESSAGES, "string (JSON)", "opt-in: the request's messages, as sent"),
