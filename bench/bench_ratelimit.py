@@ -1,0 +1,212 @@
+"""Bounded parallelism within a rate limit: the same bursty calls without a limiter, with the limiter the tuner
+recommends from the first run's spans, and under fixed concurrency caps (the sweep that finds the best fixed cap),
+all in one run against the simulator's enforced rate limit at real time.
+
+    python bench/bench_ratelimit.py [--bursts 6] [--sweep 2,4,5,6,8,10,16] [--overhead-calls 200000]
+
+The scenario (claude_sim/scenarios/bursty-ratelimited.yaml, plus what its loader cannot hold yet, here): an account
+limit of 300 requests/minute enforced with 429 + retry-after, the bucket holding 2 s of the limit; bursts of 48 calls
+every 8 s (120% of the limit), each burst fired at once by an asyncio application; the SDK's default retries (2,
+honouring retry-after), and a job that still fails is re-submitted until it succeeds. Each configuration gets a
+fresh simulator (full buckets). Per configuration: 429s the simulator served, SDK retries (from the spans), jobs
+re-submitted, end-to-end job latency from arrival to success (p50, p95), and throughput in completed calls per
+minute from the first arrival to the last completion, against the account limit.
+
+Last, the limiter's own cost under no load: CPU per admission + release of a limiter far from its limits, and of
+the hook's matching step when the policy has no limit for a call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anthropic
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otel_claude
+from claude_sim import RateLimits, SimServer, load_scenario
+from claude_sim.workload import plan_jobs
+from otel_claude.policy import Limit, Policy, dump_policy, limit_id
+from tuner._limits import decide_limits, policy_limits
+from tuner._limits_input import read_limit_rows
+
+SCENARIO = Path(__file__).resolve().parent.parent / "claude_sim" / "scenarios" / "bursty-ratelimited.yaml"
+MODEL = "claude-sonnet-4-6"
+REQUESTS_PER_MINUTE = 300
+ACCOUNT = RateLimits(requests_per_minute=REQUESTS_PER_MINUTE, input_tokens_per_minute=20_000_000,
+                     output_tokens_per_minute=20_000_000, enforce=True, burst_seconds=2.0)
+BURST_SIZE = 48
+PERIOD_S = 8.0
+LATENCY_SCALE = 0.25  # calls take about 1 s
+MAX_ATTEMPTS = 200  # per job: a guard against a run that never ends, never reached in practice
+
+
+@dataclass
+class Result:
+    name: str
+    jobs: int
+    completed: int
+    served_429: int
+    sdk_retries: int
+    resubmitted: int
+    p50: float
+    p95: float
+    per_minute: float
+    admission_wait_p95: float
+
+
+async def _job(client: anthropic.AsyncAnthropic, body: dict, headers: dict, out: list) -> None:
+    arrived = time.monotonic()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            await client.messages.create(**body, extra_headers=headers)
+        except (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError):
+            continue  # the application re-submits a job the SDK gave up on
+        out.append((arrived, time.monotonic(), attempt))
+        return
+
+
+async def _drive(base_url: str, bursts: int) -> list[tuple[float, float, int]]:
+    scenario = load_scenario(SCENARIO)
+    jobs = plan_jobs(scenario, bursts * BURST_SIZE, seed=7, stream_share=0.0)
+    client = anthropic.AsyncAnthropic(base_url=base_url, api_key="bench", timeout=120.0)
+    done: list[tuple[float, float, int]] = []
+    tasks = []
+    start = time.monotonic()
+    for burst in range(bursts):
+        await asyncio.sleep(max(0.0, start + burst * PERIOD_S - time.monotonic()))
+        for job in jobs[burst * BURST_SIZE:(burst + 1) * BURST_SIZE]:
+            tasks.append(asyncio.create_task(_job(client, job.body, job.headers, done)))
+    await asyncio.gather(*tasks)
+    await client.close()
+    return done
+
+
+def run(name: str, policy: Policy | None, bursts: int, spans_file: Path | None = None) -> Result:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if spans_file is not None:
+        tracer_provider.add_span_processor(SimpleSpanProcessor(otel_claude.OTLPJsonFileSpanExporter(str(spans_file))))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    with SimServer(scenario=str(SCENARIO), seed=7, latency_scale=LATENCY_SCALE, rate_limits=ACCOUNT,
+                   record=False) as sim:
+        otel_claude.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, policy=policy)
+        try:
+            done = asyncio.run(_drive(sim.base_url, bursts))
+        finally:
+            otel_claude.uninstrument()
+        served_429 = sim.errors_served.get(429, 0)
+    tracer_provider.shutdown()
+    spans = [s for s in exporter.get_finished_spans() if s.attributes.get("gen_ai.operation.name") == "chat"]
+    retries = sum(int(s.attributes.get("otel_claude.retries") or 0) for s in spans)
+    waits = sorted(float(s.attributes.get("otel_claude.admission.wait") or 0.0) for s in spans)
+    latencies = sorted(end - arrived for arrived, end, _ in done)
+    first, last = min(a for a, _, _ in done), max(e for _, e, _ in done)
+    return Result(
+        name, bursts * BURST_SIZE, len(done), served_429, retries, sum(n - 1 for _, _, n in done),
+        statistics.median(latencies), latencies[int(0.95 * (len(latencies) - 1))],
+        len(done) / (last - first) * 60.0, waits[int(0.95 * (len(waits) - 1))] if waits else 0.0,
+    )
+
+
+def tuned_policy(spans_file: Path) -> tuple[Policy, list]:
+    decisions = decide_limits(read_limit_rows([str(spans_file)]))
+    policy = Policy(version="bench-tuned", limits=policy_limits(decisions))
+    dump_policy(policy)  # validates
+    return policy, decisions
+
+
+def fixed_cap(cap: int) -> Policy:
+    models = (MODEL,)
+    return Policy(version=f"cap-{cap}", limits=(
+        Limit(models=models, id=limit_id("*", models), concurrency=cap, adaptive=False, max_wait=300.0),))
+
+
+def overhead(calls: int) -> tuple[float, float]:
+    """CPU microseconds per admission + release far from the limits, and per match of a call no limit covers."""
+    from otel_claude._admission import Admission
+    from otel_claude._limiter import Limiter
+
+    limiter = Limiter("bench", Limit(models=(MODEL,), concurrency=1000, requests_per_minute=10**7,
+                                     input_tokens_per_minute=10**9, output_tokens_per_minute=10**9))
+    charge = (1.0, 500.0, 1024.0)
+    best = float("inf")
+    for _ in range(5):
+        begin = time.process_time()
+        for _ in range(calls):
+            ticket = limiter.acquire(charge, 60.0)
+            limiter.release(ticket, congested=False, latency=1.0, used=(480, 120), readings=None, outcome=True)
+        best = min(best, (time.process_time() - begin) / calls * 1e6)
+    admission = Admission()
+    admission.update(Policy(version="m", limits=(Limit(models=("claude-haiku-4-5",), id="*/claude-haiku-4-5"),)))
+    best_match = float("inf")
+    for _ in range(5):
+        begin = time.process_time()
+        for _ in range(calls):
+            admission.match("triage", MODEL)
+        best_match = min(best_match, (time.process_time() - begin) / calls * 1e6)
+    return best, best_match
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bursts", type=int, default=6)
+    parser.add_argument("--sweep", default="2,4,5,6,8,10,16", help="fixed concurrency caps to measure ('' for none)")
+    parser.add_argument("--overhead-calls", type=int, default=200_000)
+    args = parser.parse_args(argv)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        spans_file = Path(tmp) / "baseline.jsonl"
+        results.append(run("no limiter", None, args.bursts, spans_file))
+        policy, decisions = tuned_policy(spans_file)
+    for d in decisions:
+        print(f"tuner on {d.model}: {d.reason}")
+    print(dump_policy(policy))
+    results.append(run("tuned limiter", policy, args.bursts))
+    for cap in [int(c) for c in args.sweep.split(",") if c.strip()]:
+        results.append(run(f"fixed cap {cap}", fixed_cap(cap), args.bursts))
+
+    print(f"\nbursts of {BURST_SIZE} every {PERIOD_S:g} s x {args.bursts}; account limit {REQUESTS_PER_MINUTE}/min "
+          f"({ACCOUNT.burst_seconds:g} s bucket); anthropic {anthropic.__version__}")
+    header = (f"{'configuration':<16}{'done':>6}{'429s':>7}{'retries':>9}{'resubmit':>10}{'p50 s':>8}{'p95 s':>8}"
+              f"{'calls/min':>11}{'of limit':>10}{'wait p95':>10}")
+    print(header)
+    for r in results:
+        print(f"{r.name:<16}{r.completed:>6}{r.served_429:>7}{r.sdk_retries:>9}{r.resubmitted:>10}{r.p50:>8.2f}"
+              f"{r.p95:>8.2f}{r.per_minute:>11.1f}{r.per_minute / REQUESTS_PER_MINUTE:>10.1%}"
+              f"{r.admission_wait_p95:>10.2f}")
+    base, tuned = results[0], results[1]
+    best = max(results[2:], key=lambda r: (r.per_minute, -r.p95), default=None)
+
+    def cut(before: int, after: int) -> str:
+        return f"{1 - after / before:.1%}" if before else "n/a (none before)"
+
+    print("\ntargets (tuned vs no limiter, same calls, this run):")
+    print(f"  429s cut {cut(base.served_429, tuned.served_429)} and retries cut "
+          f"{cut(base.sdk_retries + base.resubmitted, tuned.sdk_retries + tuned.resubmitted)} (target >= 90%)")
+    print(f"  p95 latency {tuned.p95:.2f} s vs {base.p95:.2f} s: ratio {tuned.p95 / base.p95:.2f} (target <= 1.00)")
+    print(f"  throughput {tuned.per_minute:.1f}/min = {tuned.per_minute / REQUESTS_PER_MINUTE:.1%} of the account "
+          "limit (target >= 95%)")
+    if best is not None:
+        print(f"  best fixed cap of the sweep: {best.name} ({best.per_minute:.1f}/min, p95 {best.p95:.2f} s, "
+              f"{best.served_429} 429s); tuned / best fixed throughput: {tuned.per_minute / best.per_minute:.2f}")
+    per_call, per_match = overhead(args.overhead_calls)
+    print(f"  limiter under no load: {per_call:.2f} us per admission + release; {per_match:.2f} us per match of a "
+          "call no limit covers (target: <= 5 us added per call)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
