@@ -92,6 +92,7 @@ class Admission:
         if found is None:
             return
         limit, limiter = found
+        call.admission_limit = limit.id
         charge = _charge(call)
         start = time.monotonic()
         try:
@@ -99,7 +100,9 @@ class Admission:
         except Exception:
             report_failure("waiting for admission")
             return
-        _admitted(call, limit, limiter, ticket, charge, start, client)
+        finally:  # a cancelled or interrupted wait is recorded too
+            call.admission_wait = time.monotonic() - start
+        _admitted(call, limit, limiter, ticket, charge, client)
 
     async def admit_async(self, call: Call, client: Any) -> None:
         """As `admit_sync`, awaiting: other tasks of the loop run while this one waits."""
@@ -107,6 +110,7 @@ class Admission:
         if found is None:
             return
         limit, limiter = found
+        call.admission_limit = limit.id
         charge = _charge(call)
         start = time.monotonic()
         try:
@@ -114,7 +118,9 @@ class Admission:
         except Exception:
             report_failure("waiting for admission")
             return
-        _admitted(call, limit, limiter, ticket, charge, start, client)
+        finally:
+            call.admission_wait = time.monotonic() - start
+        _admitted(call, limit, limiter, ticket, charge, client)
 
     def _match_call(self, call: Call) -> _Match | None:
         if call.operation != sc.CHAT_OPERATION:
@@ -136,12 +142,7 @@ def _charge(call: Call) -> tuple[float, float, float]:
 
 
 def _admitted(call: Call, limit: Limit, limiter: Limiter, ticket: Ticket | None, charge: tuple[float, float, float],
-              start: float, client: Any) -> None:
-    waited = time.monotonic() - start
-    call.admission_limit = limit.id
-    call.admission_wait = waited
-    if waited > 0:
-        limiter.waited(waited)
+              client: Any) -> None:
     if ticket is None:
         call.admission_timed_out = True
         if limit.on_timeout == "fail":

@@ -235,7 +235,8 @@ class Limiter:
                 bucket.net += charge[kind]
         return Ticket(self, charge, now, buckets, self._epoch)
 
-    def _decide(self, waiter: _Waiter, charge: Charge, deadline: float) -> tuple[Ticket | None, float | None]:
+    def _decide(self, waiter: _Waiter, charge: Charge, start: float, deadline: float
+                ) -> tuple[Ticket | None, float | None]:
         """Under the lock: (ticket, 0) when `waiter` goes now; (None, seconds) to wait; (None, None) past the bound."""
         now = _monotonic()
         queue = self._queue
@@ -249,11 +250,13 @@ class Limiter:
             if delay == 0.0:
                 queue.popleft()
                 self._counts[1] += 1
+                self._wait_seconds += now - start
                 ticket = self._take(now, charge)
                 self._wake_head()  # the next caller may fit as well
                 return ticket, 0.0
         left = deadline - now
         if left <= 0:
+            self._wait_seconds += now - start
             queue.remove(waiter)
             if head:
                 self._wake_head()
@@ -288,11 +291,12 @@ class Limiter:
                     return self._take(now, charge)
             waiter = _ThreadWaiter()
             self._queue.append(waiter)
-        deadline = _monotonic() + max_wait
+        start = _monotonic()
+        deadline = start + max_wait
         try:
             while True:
                 with self._lock:
-                    ticket, timeout = self._decide(waiter, charge, deadline)
+                    ticket, timeout = self._decide(waiter, charge, start, deadline)
                     if timeout is None or ticket is not None:
                         return ticket
                     waiter.event.clear()
@@ -312,11 +316,12 @@ class Limiter:
             loop = asyncio.get_running_loop()
             waiter = _TaskWaiter(loop)
             self._queue.append(waiter)
-        deadline = _monotonic() + max_wait
+        start = _monotonic()
+        deadline = start + max_wait
         try:
             while True:
                 with self._lock:
-                    ticket, timeout = self._decide(waiter, charge, deadline)
+                    ticket, timeout = self._decide(waiter, charge, start, deadline)
                     if timeout is None or ticket is not None:
                         return ticket
                     future = waiter.future = loop.create_future()
@@ -339,10 +344,6 @@ class Limiter:
         """Count a call failed fast at the bound."""
         with self._lock:
             self._counts[3] += 1
-
-    def waited(self, seconds: float) -> None:
-        with self._lock:
-            self._wait_seconds += seconds
 
     # -- feedback --------------------------------------------------------------------------------------------------
 
