@@ -95,13 +95,14 @@ class Admission:
         call.admission_limit = limit.id
         charge = _charge(call)
         start = time.monotonic()
+        ticket = None
         try:
             ticket = limiter.acquire(charge, limit.max_wait)
         except Exception:
             report_failure("waiting for admission")
             return
-        finally:  # a cancelled or interrupted wait is recorded too
-            call.admission_wait = time.monotonic() - start
+        finally:  # a cancelled or interrupted wait is recorded too; one admitted on arrival did not wait
+            call.admission_wait = time.monotonic() - start if ticket is None or ticket.queued else 0.0
         _admitted(call, limit, limiter, ticket, charge, client)
 
     async def admit_async(self, call: Call, client: Any) -> None:
@@ -113,13 +114,14 @@ class Admission:
         call.admission_limit = limit.id
         charge = _charge(call)
         start = time.monotonic()
+        ticket = None
         try:
             ticket = await limiter.acquire_async(charge, limit.max_wait)
         except Exception:
             report_failure("waiting for admission")
             return
-        finally:
-            call.admission_wait = time.monotonic() - start
+        finally:  # a cancelled or interrupted wait is recorded too; one admitted on arrival did not wait
+            call.admission_wait = time.monotonic() - start if ticket is None or ticket.queued else 0.0
         _admitted(call, limit, limiter, ticket, charge, client)
 
     def _match_call(self, call: Call) -> _Match | None:

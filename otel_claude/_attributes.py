@@ -132,7 +132,8 @@ def end_attributes(call: Call, cost: float | None, ttft: float | None, per_token
         attrs[sc.CANCELLED] = True
     if call.admission_limit is not None:
         attrs[sc.ADMISSION_LIMIT] = call.admission_limit
-        attrs[sc.ADMISSION_WAIT] = call.admission_wait
+        if call.admission_wait:  # most calls go at once: a missing wait reads as 0
+            attrs[sc.ADMISSION_WAIT] = call.admission_wait
         if call.admission_timed_out:
             attrs[sc.ADMISSION_TIMED_OUT] = True
     return attrs

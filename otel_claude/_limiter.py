@@ -88,15 +88,16 @@ class _Bucket:
 class Ticket:
     """One admitted call's claim: what it was charged, from which buckets, and when."""
 
-    __slots__ = ("admitted", "buckets", "charge", "epoch", "generation", "limiter", "marks", "released")
+    __slots__ = ("admitted", "buckets", "charge", "epoch", "generation", "limiter", "marks", "queued", "released")
 
     def __init__(self, limiter: Limiter, charge: Charge, admitted: float, buckets: tuple[_Bucket | None, ...],
-                 epoch: int) -> None:
+                 marks: list[float], epoch: int, queued: bool) -> None:
         self.limiter = limiter
+        self.queued = queued  # False: admitted on arrival, without waiting
         self.charge = charge
         self.admitted = admitted
         self.buckets = buckets
-        self.marks = tuple(b.net if b is not None else 0.0 for b in buckets)
+        self.marks = marks  # each bucket's `net` just after this call was charged
         self.epoch = epoch
         self.generation = _generation
         self.released = False
@@ -163,7 +164,9 @@ class Limiter:
         self._adaptive = False
         self._configured: tuple[int | None, ...] = (None, None, None)
         self._learned: list[float | None] = [None, None, None]
-        self._buckets: list[_Bucket | None] = [None, None, None]
+        # Replaced, never mutated: a ticket keeps the tuple it was charged from, without a copy per call.
+        self._buckets: tuple[_Bucket | None, ...] = (None, None, None)
+        self._paced: tuple[tuple[int, _Bucket], ...] = ()  # (kind, bucket) of the buckets in force
         self._epoch = 0
         self._hold_until = 0.0
         self._fast = self._slow = 0.0
@@ -199,13 +202,16 @@ class Limiter:
         learned = self._learned[kind] if (self._adaptive or configured is not None) else None
         rates = [r for r in (configured, learned) if r]
         per_minute = min(rates) if rates else None
-        bucket = self._buckets[kind]
+        buckets = list(self._buckets)
+        bucket = buckets[kind]
         if per_minute is None:
-            self._buckets[kind] = None
+            buckets[kind] = None
         elif bucket is None:
-            self._buckets[kind] = _Bucket(per_minute, now)
+            buckets[kind] = _Bucket(per_minute, now)
         elif bucket.per_minute != per_minute:
             bucket.set_rate(per_minute, now)
+        self._buckets = tuple(buckets)
+        self._paced = tuple((k, b) for k, b in enumerate(buckets) if b is not None)
 
     def _set_window(self, window: float) -> None:
         self._window = window
@@ -218,22 +224,21 @@ class Limiter:
         if self._in_flight >= self._allowed:
             return None
         wait = self._hold_until - now if now < self._hold_until else 0.0
-        for kind, bucket in enumerate(self._buckets):
-            if bucket is not None:
-                bucket.refill(now)
-                delay = bucket.delay(charge[kind])
-                if delay > wait:
-                    wait = delay
+        for kind, bucket in self._paced:
+            bucket.refill(now)
+            delay = bucket.delay(charge[kind])
+            if delay > wait:
+                wait = delay
         return wait
 
-    def _take(self, now: float, charge: Charge) -> Ticket:
+    def _take(self, now: float, charge: Charge, queued: bool = True) -> Ticket:
         self._in_flight += 1
-        buckets = tuple(self._buckets)
-        for kind, bucket in enumerate(buckets):
-            if bucket is not None:
-                bucket.level -= charge[kind]
-                bucket.net += charge[kind]
-        return Ticket(self, charge, now, buckets, self._epoch)
+        marks = [0.0, 0.0, 0.0]
+        for kind, bucket in self._paced:
+            bucket.level -= charge[kind]
+            bucket.net += charge[kind]
+            marks[kind] = bucket.net
+        return Ticket(self, charge, now, self._buckets, marks, self._epoch, queued)
 
     def _decide(self, waiter: _Waiter, charge: Charge, start: float, deadline: float
                 ) -> tuple[Ticket | None, float | None]:
@@ -288,7 +293,7 @@ class Limiter:
                 now = _monotonic()
                 if self._ready(now, charge) == 0.0:
                     self._counts[0] += 1
-                    return self._take(now, charge)
+                    return self._take(now, charge, False)
             waiter = _ThreadWaiter()
             self._queue.append(waiter)
         start = _monotonic()
@@ -312,7 +317,7 @@ class Limiter:
                 now = _monotonic()
                 if self._ready(now, charge) == 0.0:
                     self._counts[0] += 1
-                    return self._take(now, charge)
+                    return self._take(now, charge, False)
             loop = asyncio.get_running_loop()
             waiter = _TaskWaiter(loop)
             self._queue.append(waiter)
@@ -376,7 +381,7 @@ class Limiter:
             self._counts[4 if status == 429 else 5] += 1
             if readings:
                 self._sync(ticket, readings, now, None)
-            if status == 429 and retry_after and not any(self._buckets):
+            if status == 429 and retry_after and not self._paced:
                 # Nothing paces this limit: hold new calls as long as the server asks this one to wait.
                 self._hold_until = max(self._hold_until, now + min(retry_after, 60.0))
             if self._adaptive:
