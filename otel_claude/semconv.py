@@ -248,6 +248,7 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, "int", "same value, semantic-conventions-genai name"),
         Attribute(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "int", "when the API reports thinking tokens"),
         Attribute(ERROR_TYPE, "string", "on failure: the API error type (`overloaded_error`, `rate_limit_error`...), "
+                  "`admission_timeout` (a policy limit failed the call fast: nothing sent), "
                   "`client_timeout_error`, `connection_error`, or the exception class name; not on cancellation"),
         Attribute(ANTHROPIC_REQUEST_ID, "string", "the `request-id` response header"),
         Attribute(ANTHROPIC_UNCACHED_INPUT_TOKENS, "int", "the API's raw `input_tokens` (after the last breakpoint), "
