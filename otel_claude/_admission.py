@@ -147,7 +147,8 @@ def _admitted(call: Call, limit: Limit, limiter: Limiter, ticket: Ticket | None,
               client: Any) -> None:
     if ticket is None:
         call.admission_timed_out = True
-        if limit.on_timeout == "fail":
+        # The safety net's re-send is never failed: the caller's call already succeeded (truncated) once.
+        if limit.on_timeout == "fail" and not call.retry_of_policy:
             limiter.refuse()
             try:
                 error = admission_timeout(limit.id, limit.max_wait, str(client.base_url))

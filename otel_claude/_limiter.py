@@ -2,8 +2,11 @@
 thread and every asyncio task (of any event loop) of the process.
 
 Design, and why:
-- One `threading.Lock` guards all state and is held for microseconds only (never across a wait), so the async path
-  may take it without blocking its loop in any way that matters.
+- One lock guards all state and is held for microseconds only (never across a wait), so the async path may take it
+  without blocking its loop in any way that matters. It is re-entrant because a call can end inside it: an
+  allocation there may run the garbage collector, whose finalizer of an abandoned stream ends that stream's call
+  and releases its admission on the same thread. Every step under the lock only adds to counters and levels, so a
+  release landing in the middle of another step leaves both correct.
 - Waiters queue FIFO and take capacity themselves, under the lock, only when they are at the head: nobody hands a
   slot to a waiter that may already be gone, so a cancelled or timed-out waiter never holds anything, and a new
   caller never overtakes a queued one (no starvation). Whoever changes what fits (an admission, a release, a
@@ -155,7 +158,7 @@ _Waiter = _ThreadWaiter | _TaskWaiter
 class Limiter:
     def __init__(self, name: str, limit: Limit) -> None:
         self.name = name
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._queue: deque[_Waiter] = deque()
         self._in_flight = 0
         self._window = float(_UNBOUNDED)
@@ -463,7 +466,7 @@ class Limiter:
             )
 
     def _after_fork(self, thread: int) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._in_flight = 0
         self._generation = _generation
         self._queue = deque(w for w in self._queue if w.thread == thread)

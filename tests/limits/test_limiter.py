@@ -158,6 +158,24 @@ async def test_cancelled_waiters_hold_nothing_and_lose_no_wakeup() -> None:
     release(ticket)
 
 
+def test_a_release_from_inside_the_lock_does_not_deadlock() -> None:
+    # What a garbage-collector finalizer does when it ends an abandoned stream's call during an allocation made
+    # while this thread holds the limiter's lock.
+    limiter = Limiter("t", Limit(concurrency=1, adaptive=True))
+    held = limiter.acquire(ONE, 0.0)
+    done = threading.Event()
+
+    def nested() -> None:
+        with limiter._lock:
+            release(held)
+        done.set()
+
+    thread = threading.Thread(target=nested, daemon=True)
+    thread.start()
+    assert done.wait(GUARD_S), "a release inside the lock deadlocked"
+    assert limiter.state().in_flight == 0
+
+
 def test_reconfiguring_admits_waiting_calls_at_once() -> None:
     limiter = Limiter("t", Limit(concurrency=1, adaptive=False))
     held = limiter.acquire(ONE, 0.0)
