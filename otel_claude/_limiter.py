@@ -184,13 +184,17 @@ class Limiter:
     def configure(self, limit: Limit) -> None:
         """Apply a (re)loaded policy entry; waiting calls are re-examined under the new limits at once."""
         with self._lock:
+            # A window the limiter never had to lower follows the new ceiling, up or down; a lowered one keeps
+            # what congestion taught it (under the new ceiling).
+            untouched = self._window >= self._ceiling
             self._adaptive = limit.adaptive
             self._ceiling = limit.concurrency or _UNBOUNDED
-            if not limit.adaptive or self._window > self._ceiling:
+            if not limit.adaptive or untouched or self._window > self._ceiling:
                 self._set_window(float(self._ceiling))
             self._configured = limit.per_minute
             if limit is _RETIRED:
                 self._learned = [None, None, None]
+                self._hold_until = 0.0
             now = _monotonic()
             for kind in range(3):
                 self._rebuild(kind, now)

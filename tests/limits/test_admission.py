@@ -245,14 +245,14 @@ def test_proceed_sends_the_call_once_the_wait_reaches_its_bound(sim: SimServer, 
 def test_a_reload_changes_the_limit_while_calls_wait(sim: SimServer, telemetry: Any, limited: Any, tmp_path: Path,
                                                      change: str) -> None:
     path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(one(concurrency=1, adaptive=False)))
+    path.write_text(yaml.safe_dump(one(concurrency=1)))  # adaptive, the default
     limited(str(path), reload_interval=0.05)
     client = client_for(sim)
     held = client.messages.create(**ask("held"), stream=True)
     waiting = threading.Thread(target=client.messages.create, kwargs=ask("waiting"))
     waiting.start()
     wait_until(lambda: queued(telemetry) == 1, "a call waiting")
-    new = one(concurrency=2, adaptive=False) if change == "raise the limit" else limits_policy()
+    new = one(concurrency=2) if change == "raise the limit" else limits_policy()
     new["version"] = "l2"
     path.write_text(yaml.safe_dump(new))
     waiting.join(GUARD_S)

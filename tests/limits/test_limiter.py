@@ -176,12 +176,13 @@ def test_a_release_from_inside_the_lock_does_not_deadlock() -> None:
     assert limiter.state().in_flight == 0
 
 
-def test_reconfiguring_admits_waiting_calls_at_once() -> None:
-    limiter = Limiter("t", Limit(concurrency=1, adaptive=False))
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_reconfiguring_admits_waiting_calls_at_once(adaptive: bool) -> None:
+    limiter = Limiter("t", Limit(concurrency=1, adaptive=adaptive))
     held = limiter.acquire(ONE, 0.0)
     admitted: queue.Queue = queue.Queue()
     _start_waiters(limiter, 2, admitted)
-    limiter.configure(Limit(concurrency=2, adaptive=False))
+    limiter.configure(Limit(concurrency=2, adaptive=adaptive))
     index, ticket = admitted.get(timeout=GUARD_S)
     assert index == 0 and ticket is not None and limiter.state().queued == 1
     limiter.retire()  # the policy dropped the limit: nothing waits any more
@@ -299,6 +300,19 @@ def test_aimd_halves_once_per_congestion_event_and_grows_back(clock: Clock) -> N
         for ticket in batch:
             release(ticket, latency=1.0)
     assert limiter.state().concurrency == 8  # back to the ceiling, never past it
+
+
+def test_a_lowered_window_keeps_its_lesson_when_the_ceiling_is_raised(clock: Clock) -> None:
+    limiter = Limiter("t", Limit(concurrency=8, adaptive=True))
+    tickets = [limiter.acquire(ONE, 0.0) for _ in range(8)]
+    release(tickets.pop(), congested=True)
+    assert limiter.state().concurrency == 4
+    limiter.configure(Limit(concurrency=16, adaptive=True))
+    assert limiter.state().concurrency == 4
+    limiter.configure(Limit(concurrency=2, adaptive=True))
+    assert limiter.state().concurrency == 2
+    for ticket in tickets:
+        release(ticket)
 
 
 def test_aimd_holds_while_latency_climbs(clock: Clock) -> None:
