@@ -92,7 +92,6 @@ class Admission:
         if found is None:
             return
         limit, limiter = found
-        call.admission_limit = limit.id
         charge = _charge(call)
         start = time.monotonic()
         ticket = None
@@ -101,9 +100,13 @@ class Admission:
         except Exception:
             report_failure("waiting for admission")
             return
-        finally:  # a cancelled or interrupted wait is recorded too; one admitted on arrival did not wait
-            call.admission_wait = time.monotonic() - start if ticket is None or ticket.queued else 0.0
-        _admitted(call, limit, limiter, ticket, charge, client)
+        finally:  # a cancelled or interrupted wait is recorded too; a call admitted on arrival records nothing
+            if ticket is None or ticket.queued:
+                call.admission_limit = limit.id
+                call.admission_wait = time.monotonic() - start
+        if ticket is None:
+            ticket = _timed_out(call, limit, limiter, charge, client)
+        call.ticket = ticket
 
     async def admit_async(self, call: Call, client: Any) -> None:
         """As `admit_sync`, awaiting: other tasks of the loop run while this one waits."""
@@ -111,7 +114,6 @@ class Admission:
         if found is None:
             return
         limit, limiter = found
-        call.admission_limit = limit.id
         charge = _charge(call)
         start = time.monotonic()
         ticket = None
@@ -120,9 +122,13 @@ class Admission:
         except Exception:
             report_failure("waiting for admission")
             return
-        finally:  # a cancelled or interrupted wait is recorded too; one admitted on arrival did not wait
-            call.admission_wait = time.monotonic() - start if ticket is None or ticket.queued else 0.0
-        _admitted(call, limit, limiter, ticket, charge, client)
+        finally:  # a cancelled or interrupted wait is recorded too; a call admitted on arrival records nothing
+            if ticket is None or ticket.queued:
+                call.admission_limit = limit.id
+                call.admission_wait = time.monotonic() - start
+        if ticket is None:
+            ticket = _timed_out(call, limit, limiter, charge, client)
+        call.ticket = ticket
 
     def _match_call(self, call: Call) -> _Match | None:
         if call.operation != sc.CHAT_OPERATION:
@@ -140,30 +146,38 @@ def _selects(limit: Limit, task: str | None, model: str | None) -> bool:
 
 def _charge(call: Call) -> tuple[float, float, float]:
     info = call.request
-    return 1.0, float(info.input_tokens_estimate), float(info.max_tokens or 0)
+    return 1, info.input_tokens_estimate, info.max_tokens or 0
 
 
-def _admitted(call: Call, limit: Limit, limiter: Limiter, ticket: Ticket | None, charge: tuple[float, float, float],
-              client: Any) -> None:
-    if ticket is None:
-        call.admission_timed_out = True
-        # The safety net's re-send is never failed: the caller's call already succeeded (truncated) once.
-        if limit.on_timeout == "fail" and not call.retry_of_policy:
-            limiter.refuse()
-            try:
-                error = admission_timeout(limit.id, limit.max_wait, str(client.base_url))
-            except Exception:  # never fail a call because the error could not be built: send it instead
-                report_failure("building the admission timeout error")
-            else:
-                raise error
-        ticket = limiter.force(charge)
-    call.ticket = ticket
+def _timed_out(call: Call, limit: Limit, limiter: Limiter, charge: tuple[float, float, float], client: Any) -> Ticket:
+    """The wait reached `max_wait`: raise, or admit the call past the limits, as the limit says."""
+    call.admission_timed_out = True
+    # The safety net's re-send is never failed: the caller's call already succeeded (truncated) once.
+    if limit.on_timeout == "fail" and not call.retry_of_policy:
+        limiter.refuse()
+        try:
+            error = admission_timeout(limit.id, limit.max_wait, str(client.base_url))
+        except Exception:  # never fail a call because the error could not be built: send it instead
+            report_failure("building the admission timeout error")
+        else:
+            raise error
+    return limiter.force(charge)
+
+
+_READINGS = sc.RATELIMIT_READINGS
 
 
 def readings(attrs: dict[str, Any]) -> tuple[Reading, ...] | None:
     """(limit, remaining) per limiter kind from a call's header attributes; None when there are none."""
-    found = tuple((attrs.get(limit), attrs.get(remaining)) for limit, remaining in sc.RATELIMIT_READINGS)
-    return found if any(a is not None or b is not None for a, b in found) else None
+    get = attrs.get
+    (l0, r0), (l1, r1), (l2, r2) = _READINGS
+    found = ((get(l0), get(r0)), (get(l1), get(r1)), (get(l2), get(r2)))
+    if found == _NONE:
+        return None
+    return found
+
+
+_NONE = ((None, None), (None, None), (None, None))
 
 
 def release(call: Call, attrs: dict[str, Any] | None, duration: float | None) -> None:

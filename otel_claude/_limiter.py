@@ -79,7 +79,8 @@ class _Bucket:
 
     def refill(self, now: float) -> None:
         if now > self.updated:
-            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+            level = self.level + (now - self.updated) * self.rate
+            self.level = level if level < self.capacity else self.capacity
             self.updated = now
 
     def delay(self, amount: float) -> float:
@@ -166,7 +167,7 @@ class Limiter:
         self._ceiling = _UNBOUNDED
         self._adaptive = False
         self._configured: tuple[int | None, ...] = (None, None, None)
-        self._learned: list[float | None] = [None, None, None]
+        self._learned: list[int | None] = [None, None, None]
         # Replaced, never mutated: a ticket keeps the tuple it was charged from, without a copy per call.
         self._buckets: tuple[_Bucket | None, ...] = (None, None, None)
         self._paced: tuple[tuple[int, _Bucket], ...] = ()  # (kind, bucket) of the buckets in force
@@ -231,11 +232,19 @@ class Limiter:
         if self._in_flight >= self._allowed:
             return None
         wait = self._hold_until - now if now < self._hold_until else 0.0
-        for kind, bucket in self._paced:
-            bucket.refill(now)
-            delay = bucket.delay(charge[kind])
-            if delay > wait:
-                wait = delay
+        for kind, bucket in self._paced:  # refill and delay inlined: this loop runs for every admission
+            capacity = bucket.capacity
+            if now > bucket.updated:
+                level = bucket.level + (now - bucket.updated) * bucket.rate
+                bucket.level = level = level if level < capacity else capacity
+                bucket.updated = now
+            else:
+                level = bucket.level
+            need = charge[kind]
+            if need > capacity:
+                need = capacity
+            if level < need and (need - level) / bucket.rate > wait:
+                wait = (need - level) / bucket.rate
         return wait
 
     def _take(self, now: float, charge: Charge, queued: bool = True) -> Ticket:
@@ -370,13 +379,15 @@ class Limiter:
         with self._lock:
             self._in_flight -= 1
             try:
-                self._correct(ticket, used, now)
+                if used[0] is not None or used[1] is not None:
+                    self._correct(ticket, used)
                 if readings:
                     congested = self._sync(ticket, readings, now, ticket.admitted) or congested
                 if self._adaptive and (outcome or congested):
                     self._adapt(ticket, congested, latency)
             finally:
-                self._wake_head()
+                if self._queue:
+                    self._wake_head()
 
     def congestion(self, ticket: Ticket, status: int, readings: Sequence[Reading] | None,
                    retry_after: float | None) -> None:
@@ -394,15 +405,18 @@ class Limiter:
             if self._adaptive:
                 self._decrease(ticket.epoch)
 
-    def _correct(self, ticket: Ticket, used: tuple[int | None, int | None], now: float) -> None:
+    def _correct(self, ticket: Ticket, used: tuple[int | None, int | None]) -> None:
+        buckets = self._buckets
         for kind in (INPUT, OUTPUT):
+            bucket = buckets[kind]
             actual = used[kind - 1]
-            bucket = self._buckets[kind]
-            if actual is None or bucket is None or ticket.buckets[kind] is not bucket:
+            if bucket is None or actual is None or ticket.buckets[kind] is not bucket:
                 continue
-            bucket.refill(now)
+            # No refill first: adding before or after it gives the same capped level (to within the refill when a
+            # full bucket is charged more than estimated).
             extra = ticket.charge[kind] - actual
-            bucket.level = min(bucket.capacity, bucket.level + extra)
+            level = bucket.level + extra
+            bucket.level = level if level < bucket.capacity else bucket.capacity
             bucket.net -= extra
 
     def _sync(self, ticket: Ticket, readings: Sequence[Reading], now: float, measured: float | None) -> bool:
@@ -411,30 +425,38 @@ class Limiter:
         `measured`: when the server read its `remaining` (this call's admission); None: just now.
         """
         low = False
-        for kind, (per_minute, remaining) in enumerate(readings):
-            if per_minute and per_minute != self._learned[kind]:
-                self._learned[kind] = float(per_minute)
+        learned = self._learned
+        buckets = self._buckets
+        kind = -1
+        for per_minute, remaining in readings:  # runs on every release with headers: kept lean
+            kind += 1
+            if per_minute and per_minute != learned[kind]:
+                learned[kind] = per_minute
                 self._rebuild(kind, now)
+                buckets = self._buckets
             if remaining is None:
                 continue
-            bucket = self._buckets[kind]
+            bucket = buckets[kind]
             if bucket is None:
                 low = low or bool(per_minute and remaining < per_minute * _LOW_HEADROOM)
                 continue
-            bucket.refill(now)
-            charge = ticket.charge[kind]
             # The server held remaining + this call's charge just before admitting it: its bucket is that large.
-            seen = min(remaining + charge, bucket.per_minute)
+            seen = remaining + ticket.charge[kind]
             if seen > bucket.capacity:
-                bucket.capacity = seen
-            estimate = float(remaining)
+                bucket.capacity = seen if seen < bucket.per_minute else bucket.per_minute
+            estimate = remaining
             if measured is not None:
                 # Age the reading: refill since the server read it, less what this process admitted since.
-                estimate += bucket.rate * max(0.0, now - measured)
+                if now > measured:
+                    estimate += bucket.rate * (now - measured)
                 if ticket.buckets[kind] is bucket:
                     estimate -= bucket.net - ticket.marks[kind]
+            # First against the level as last refilled (cheap): a lowering missed here is at most the refill since
+            # the last admission or release, small whenever calls are frequent enough for limits to matter.
             if estimate < bucket.level:
-                bucket.level = estimate
+                bucket.refill(now)
+                if estimate < bucket.level:
+                    bucket.level = estimate
         return low
 
     def _adapt(self, ticket: Ticket, congested: bool, latency: float | None) -> None:

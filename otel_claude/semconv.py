@@ -302,10 +302,10 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
                   "truncation"),
     ),
     ADMISSION: (
-        Attribute(ADMISSION_LIMIT, "string", "the id of the policy limit the call was admitted under "
-                  "(`task/model+model`, `*` for any); absent when no limit applies"),
+        Attribute(ADMISSION_LIMIT, "string", "the id of the policy limit (`task/model+model`, `*` for any) the call "
+                  "waited at; absent when it went at once or no limit applies (each attribute costs every call)"),
         Attribute(ADMISSION_WAIT, "double (s)", "time the call waited for admission, when it waited (absent: "
-                  "admitted at once, read as 0); included in the span's duration and time to first chunk"),
+                  "read as 0); included in the span's duration and time to first chunk"),
         Attribute(ADMISSION_TIMED_OUT, "bool", "`true` when the wait reached the limit's `max_wait` (the call then "
                   "went out anyway, or failed with `error.type` `admission_timeout`)"),
     ),
