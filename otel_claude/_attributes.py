@@ -164,7 +164,7 @@ def usage_attributes(usage: UsageReading, cache_write_names: tuple[str, ...], in
         into[sc.ANTHROPIC_SERVICE_TIER] = usage.tier
 
 
-# Response headers worth a span attribute, by lowercase raw name; integers but for the names in _TEXT_HEADERS.
+# Response headers worth a span attribute, by lowercase raw name; all but request-id are integers.
 _HEADERS = {
     b"request-id": sc.ANTHROPIC_REQUEST_ID,
     b"anthropic-ratelimit-requests-remaining": sc.ANTHROPIC_RATELIMIT_REQUESTS_REMAINING,
@@ -172,22 +172,13 @@ _HEADERS = {
     b"anthropic-ratelimit-input-tokens-remaining": sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING,
     b"anthropic-ratelimit-output-tokens-remaining": sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING,
     b"anthropic-ratelimit-requests-limit": sc.ANTHROPIC_RATELIMIT_REQUESTS_LIMIT,
-    b"anthropic-ratelimit-tokens-limit": sc.ANTHROPIC_RATELIMIT_TOKENS_LIMIT,
     b"anthropic-ratelimit-input-tokens-limit": sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT,
     b"anthropic-ratelimit-output-tokens-limit": sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT,
-    b"anthropic-ratelimit-requests-reset": sc.ANTHROPIC_RATELIMIT_REQUESTS_RESET,
-    b"anthropic-ratelimit-tokens-reset": sc.ANTHROPIC_RATELIMIT_TOKENS_RESET,
-    b"anthropic-ratelimit-input-tokens-reset": sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_RESET,
-    b"anthropic-ratelimit-output-tokens-reset": sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_RESET,
 }
-_TEXT_HEADERS = frozenset({
-    sc.ANTHROPIC_REQUEST_ID, sc.ANTHROPIC_RATELIMIT_REQUESTS_RESET, sc.ANTHROPIC_RATELIMIT_TOKENS_RESET,
-    sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_RESET, sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_RESET,
-})
 
 
 def header_attributes(headers: Any, into: dict[str, Any]) -> None:
-    """Request id and rate limits (limit, remaining, reset) from response headers (httpx or httpx2 Headers).
+    """Request id and rate limits (limit, remaining) from response headers (httpx or httpx2 Headers).
 
     One pass over the raw header list: a `.get()` per name would rescan and re-lowercase every header each time.
     """
@@ -199,7 +190,7 @@ def header_attributes(headers: Any, into: dict[str, Any]) -> None:
         if name is None:
             continue
         text = value.decode("latin-1")
-        if name in _TEXT_HEADERS:
+        if name == sc.ANTHROPIC_REQUEST_ID:
             into[name] = text
         else:
             # str.isdigit() accepts '²' and other digits int() rejects; only plain ASCII counts are read.

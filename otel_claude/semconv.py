@@ -71,15 +71,11 @@ ANTHROPIC_RATELIMIT_REQUESTS_REMAINING = "anthropic.ratelimit.requests.remaining
 ANTHROPIC_RATELIMIT_TOKENS_REMAINING = "anthropic.ratelimit.tokens.remaining"
 ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING = "anthropic.ratelimit.input_tokens.remaining"
 ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING = "anthropic.ratelimit.output_tokens.remaining"
-# The per-minute limits and the RFC 3339 time each bucket is full again: the tuner reads limits from them.
+# The per-minute limits the tuner reads (the combined `tokens` limit and the `-reset` times are not recorded: each
+# attribute costs every call, and input + output say what `tokens` says).
 ANTHROPIC_RATELIMIT_REQUESTS_LIMIT = "anthropic.ratelimit.requests.limit"
-ANTHROPIC_RATELIMIT_TOKENS_LIMIT = "anthropic.ratelimit.tokens.limit"
 ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT = "anthropic.ratelimit.input_tokens.limit"
 ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT = "anthropic.ratelimit.output_tokens.limit"
-ANTHROPIC_RATELIMIT_REQUESTS_RESET = "anthropic.ratelimit.requests.reset"
-ANTHROPIC_RATELIMIT_TOKENS_RESET = "anthropic.ratelimit.tokens.reset"
-ANTHROPIC_RATELIMIT_INPUT_TOKENS_RESET = "anthropic.ratelimit.input_tokens.reset"
-ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_RESET = "anthropic.ratelimit.output_tokens.reset"
 # (limit, remaining) per limiter kind (requests, input tokens, output tokens), in the limiter's order.
 RATELIMIT_READINGS = (
     (ANTHROPIC_RATELIMIT_REQUESTS_LIMIT, ANTHROPIC_RATELIMIT_REQUESTS_REMAINING),
@@ -261,14 +257,8 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING, "int", "from response headers"),
         Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING, "int", "from response headers"),
         Attribute(ANTHROPIC_RATELIMIT_REQUESTS_LIMIT, "int", "from response headers: the per-minute limit"),
-        Attribute(ANTHROPIC_RATELIMIT_TOKENS_LIMIT, "int", "from response headers"),
-        Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT, "int", "from response headers"),
-        Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT, "int", "from response headers"),
-        Attribute(ANTHROPIC_RATELIMIT_REQUESTS_RESET, "string", "from response headers: RFC 3339 time the bucket "
-                  "is full again"),
-        Attribute(ANTHROPIC_RATELIMIT_TOKENS_RESET, "string", "from response headers"),
-        Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_RESET, "string", "from response headers"),
-        Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_RESET, "string", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT, "int", "from response headers: the per-minute limit"),
+        Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT, "int", "from response headers: the per-minute limit"),
         Attribute(TASK, "string", "the label set with `otel_claude.task(...)`; absent when unlabelled"),
         Attribute(COST_USD, "double", "cost of this call; absent (and one warning logged) for a model without a "
                   "price"),
