@@ -83,11 +83,6 @@ class _Bucket:
             self.level = level if level < self.capacity else self.capacity
             self.updated = now
 
-    def delay(self, amount: float) -> float:
-        """Seconds until `amount` may be taken; a call larger than the whole bucket goes when the bucket is full."""
-        need = amount if amount < self.capacity else self.capacity
-        return 0.0 if self.level >= need else (need - self.level) / self.rate
-
 
 class Ticket:
     """One admitted call's claim: what it was charged, from which buckets, and when."""
@@ -232,7 +227,8 @@ class Limiter:
         if self._in_flight >= self._allowed:
             return None
         wait = self._hold_until - now if now < self._hold_until else 0.0
-        for kind, bucket in self._paced:  # refill and delay inlined: this loop runs for every admission
+        # Refill inlined: this loop runs for every admission. A call larger than a whole bucket goes when it is full.
+        for kind, bucket in self._paced:
             capacity = bucket.capacity
             if now > bucket.updated:
                 level = bucket.level + (now - bucket.updated) * bucket.rate
