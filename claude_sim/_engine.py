@@ -127,3 +127,7 @@ class Engine:
             "usage": usage_json(cache, reply.output_tokens, service_tier),
         }
         return Outcome(message=message, reply=reply, cache=cache, timing=when, headers=headers)
+
+    def settle(self, body: dict[str, Any], outcome: Outcome) -> None:
+        """The reply is done: the rate-limit model gives back the output tokens it reserved and did not use."""
+        self.limiter.settle(body["max_tokens"], outcome.reply.output_tokens)

@@ -2,6 +2,9 @@
 
 The API refills continuously and reports `anthropic-ratelimit-*-{limit,remaining,reset}` on every response.
 When `enforce` is set a request that does not fit gets a 429 with `retry-after`; otherwise only headers change.
+Output tokens are reserved at `max_tokens` on admission and the unused part is given back when the reply is done
+(`settle`), as the API does. `burst_seconds` sizes each bucket: 60 holds a full minute of the limit; less models
+a limit enforced over shorter intervals, where a burst well under the per-minute figure already gets 429s.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ class RateLimits:
     input_tokens_per_minute: int = 2_000_000
     output_tokens_per_minute: int = 400_000
     enforce: bool = False
+    burst_seconds: float = 60.0
 
 
 class _Bucket:
-    def __init__(self, per_minute: int, now: float) -> None:
-        self.capacity = float(per_minute)
+    def __init__(self, per_minute: int, now: float, burst_seconds: float) -> None:
+        self.per_minute = per_minute
         self.rate = per_minute / 60.0
-        self.level = float(per_minute)
+        self.capacity = max(1.0, self.rate * burst_seconds)
+        self.level = self.capacity
         self.updated = now
 
     def refill(self, now: float) -> None:
@@ -51,10 +56,11 @@ class RateLimiter:
         now = clock()
         self._limits = limits
         self._clock = clock
+        burst = limits.burst_seconds
         self._buckets = {
-            "requests": _Bucket(limits.requests_per_minute, now),
-            "input-tokens": _Bucket(limits.input_tokens_per_minute, now),
-            "output-tokens": _Bucket(limits.output_tokens_per_minute, now),
+            "requests": _Bucket(limits.requests_per_minute, now, burst),
+            "input-tokens": _Bucket(limits.input_tokens_per_minute, now, burst),
+            "output-tokens": _Bucket(limits.output_tokens_per_minute, now, burst),
         }
 
     def admit(self, input_tokens: int, max_tokens: int) -> dict[str, str]:
@@ -71,14 +77,20 @@ class RateLimiter:
             bucket.level = max(0.0, bucket.level - wanted[name])
         return self.headers()
 
+    def settle(self, max_tokens: int, output_tokens: int) -> None:
+        """A reply is done: give back the output tokens reserved at admission and not used."""
+        bucket = self._buckets["output-tokens"]
+        bucket.refill(self._clock())
+        bucket.level = min(bucket.capacity, bucket.level + max(0, max_tokens - output_tokens))
+
     def headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
         for name, bucket in self._buckets.items():
-            headers[f"anthropic-ratelimit-{name}-limit"] = str(int(bucket.capacity))
+            headers[f"anthropic-ratelimit-{name}-limit"] = str(bucket.per_minute)
             headers[f"anthropic-ratelimit-{name}-remaining"] = str(int(bucket.level))
             headers[f"anthropic-ratelimit-{name}-reset"] = _rfc3339(bucket.until_full())
         tokens = (self._buckets["input-tokens"], self._buckets["output-tokens"])
-        headers["anthropic-ratelimit-tokens-limit"] = str(int(sum(b.capacity for b in tokens)))
+        headers["anthropic-ratelimit-tokens-limit"] = str(sum(b.per_minute for b in tokens))
         headers["anthropic-ratelimit-tokens-remaining"] = str(int(sum(b.level for b in tokens)))
         headers["anthropic-ratelimit-tokens-reset"] = _rfc3339(max(b.until_full() for b in tokens))
         return headers

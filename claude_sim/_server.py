@@ -7,6 +7,7 @@ import json
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,7 @@ class _App:
         self.batches = BatchStore(self.engine, config.clock, config.batch_seconds)
         self.received: list[dict[str, Any]] = []
         self.active_streams = 0
+        self.errors: Counter[int] = Counter()  # error responses served, by status
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -81,6 +83,7 @@ class _App:
         return {"request-id": request_id, "anthropic-organization-id": ORGANIZATION_ID, **(extra or {})}
 
     def _error(self, err: ApiError, request_id: str) -> web.Response:
+        self.errors[err.status] += 1
         headers = self._headers(request_id, err.headers)
         headers["x-should-retry"] = "true" if err.should_retry else "false"
         if err.retry_after is not None:
@@ -136,8 +139,14 @@ class _App:
         headers = {k.lower(): v for k, v in request.headers.items()}
         outcome = self.engine.respond(body, version, tag_from(headers, body))
         if stream:
-            return await self._stream(request, outcome, request_id, fault)
-        await asyncio.sleep(outcome.timing.total(outcome.reply.output_tokens))
+            try:
+                return await self._stream(request, outcome, request_id, fault)
+            finally:
+                self.engine.settle(body, outcome)
+        try:
+            await asyncio.sleep(outcome.timing.total(outcome.reply.output_tokens))
+        finally:
+            self.engine.settle(body, outcome)
         return _json(outcome.message, headers=self._headers(request_id, outcome.headers))
 
     def _drop(self, request: web.Request) -> web.StreamResponse:
@@ -315,6 +324,11 @@ class SimServer:
     @property
     def active_streams(self) -> int:
         return self._app.active_streams
+
+    @property
+    def errors_served(self) -> dict[int, int]:
+        """Error responses served so far, by HTTP status (429s of the rate-limit model included)."""
+        return dict(self._app.errors)
 
     def clear_received(self) -> None:
         self._app.received.clear()

@@ -4,14 +4,15 @@
     otel_claude.instrument()
 
 Public API: `instrument`, `uninstrument`, `task`, `feedback`, `register_grader`, `unregister_grader`, `Answer`,
-`ToolCall`, `Verdict`, `wait_for_evaluations(_async)`, `AnthropicInstrumentor`, `OTLPJsonFileSpanExporter`.
-Everything in underscore modules is private.
+`ToolCall`, `Verdict`, `wait_for_evaluations(_async)`, `AnthropicInstrumentor`, `OTLPJsonFileSpanExporter`,
+`AdmissionTimeoutError`. Everything in underscore modules is private.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._errors import AdmissionTimeoutError
 from ._instrumentor import AnthropicInstrumentor
 from ._task import task
 from ._version import __version__
@@ -19,6 +20,7 @@ from .grading import Answer, ToolCall, Verdict, register_grader, unregister_grad
 from .otlp_file import OTLPJsonFileSpanExporter
 
 __all__ = [
+    "AdmissionTimeoutError",
     "Answer",
     "AnthropicInstrumentor",
     "OTLPJsonFileSpanExporter",

@@ -140,6 +140,12 @@ def end_attributes(call: Call, cost: float | None, ttft: float | None, per_token
         attrs[sc.CANCELLED] = True
     if call.policy_truncated:
         attrs[sc.POLICY_TRUNCATED] = True
+    if call.admission_limit is not None:
+        attrs[sc.ADMISSION_LIMIT] = call.admission_limit
+        if call.admission_wait:  # most calls go at once: a missing wait reads as 0
+            attrs[sc.ADMISSION_WAIT] = call.admission_wait
+        if call.admission_timed_out:
+            attrs[sc.ADMISSION_TIMED_OUT] = True
     return attrs
 
 
@@ -177,11 +183,14 @@ _HEADERS = {
     b"anthropic-ratelimit-tokens-remaining": sc.ANTHROPIC_RATELIMIT_TOKENS_REMAINING,
     b"anthropic-ratelimit-input-tokens-remaining": sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING,
     b"anthropic-ratelimit-output-tokens-remaining": sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING,
+    b"anthropic-ratelimit-requests-limit": sc.ANTHROPIC_RATELIMIT_REQUESTS_LIMIT,
+    b"anthropic-ratelimit-input-tokens-limit": sc.ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT,
+    b"anthropic-ratelimit-output-tokens-limit": sc.ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT,
 }
 
 
 def header_attributes(headers: Any, into: dict[str, Any]) -> None:
-    """Request id and remaining rate limits from response headers (httpx or httpx2 Headers).
+    """Request id and rate limits (limit, remaining) from response headers (httpx or httpx2 Headers).
 
     One pass over the raw header list: a `.get()` per name would rescan and re-lowercase every header each time.
     """

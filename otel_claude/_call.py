@@ -11,8 +11,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import semconv as sc
+from ._admission import release
 from ._attributes import end_attributes, start_attributes
 from ._config import Config
+from ._errors import AdmissionTimeoutError
+from ._limiter import Ticket
 from ._policy_engine import PolicyOutcome
 from ._request import RequestInfo
 from ._response import UsageReading, field, fields, token_count
@@ -54,6 +57,8 @@ _TIMEOUTS, _CONNECTION = _transport_errors()
 def error_type(err: BaseException) -> str:
     """`error.type`: the API's error type, or one name per transport failure whatever httpx the SDK uses, or the
     exception class (the same names as the SDK's own tracing, so both tell the same story)."""
+    if isinstance(err, AdmissionTimeoutError):  # never sent: not the API's rate_limit_error
+        return sc.ADMISSION_TIMEOUT_ERROR
     if isinstance(err, _TIMEOUTS):  # APITimeoutError subclasses APIConnectionError: test it first
         return "client_timeout_error"
     if isinstance(err, _CONNECTION):
@@ -99,6 +104,9 @@ class Call:
     """
 
     __slots__ = (
+        "admission_limit",
+        "admission_timed_out",
+        "admission_wait",
         "batch",
         "batch_id",
         "batch_status",
@@ -131,6 +139,7 @@ class Call:
         "streaming",
         "task",
         "tel",
+        "ticket",
         "usage",
     )
 
@@ -182,6 +191,10 @@ class Call:
         self.cancelled = False
         self.complete = False
         self.ended = False
+        self.admission_limit: str | None = None  # set with the rest when a policy limit admits the call
+        self.admission_wait = 0.0
+        self.admission_timed_out = False
+        self.ticket: Ticket | None = None
         model = request.model
         name = f"{operation} {model}" if model else operation
         self.span = tel.tracer.start_span(
@@ -249,16 +262,19 @@ class Call:
         if self.ended:
             return
         self.ended = True
+        attrs = duration = None
         try:
-            self._finish(error, complete)
+            attrs, duration = self._finish(error, complete)
         except Exception:
             report_failure("ending a span")
             try:
                 self.span.end()
             except Exception:
                 report_failure("ending a span")
+        if self.ticket is not None:  # after the span, whatever happened to it: a slot is never kept
+            release(self, attrs, duration)
 
-    def _finish(self, error: BaseException | None, complete: bool | None) -> None:
+    def _finish(self, error: BaseException | None, complete: bool | None) -> tuple[dict[str, Any], float]:
         end_ns = time.time_ns()
         response = self.http_response
         if error is not None:
@@ -283,19 +299,22 @@ class Call:
             if output and output > 1 and complete:
                 per_token = (end_ns - self.first_token_ns) / 1e9 / (output - 1)
         span = self.span
-        span.set_attributes(end_attributes(self, cost, ttft, per_token))
+        attrs = end_attributes(self, cost, ttft, per_token)
+        span.set_attributes(attrs)
         if self.error_type is not None:
             span.set_status(Status(StatusCode.ERROR, status_description(self.error_type, error)))  # type: ignore[arg-type]
         span.end(end_time=end_ns)
+        duration = (end_ns - self.start_ns) / 1e9
         if self.role is not None:
             if cost is not None:
                 self.tel.evaluation.add(self.request.model, self.task, self.role, cost)
-            return
+            return attrs, duration
         if self.response_id is not None:
             self.tel.calls_by_response_id.remember(self.response_id, span.get_span_context(), self.task)
-        self._record_metrics((end_ns - self.start_ns) / 1e9, ttft, cost)
+        self._record_metrics(duration, ttft, cost)
         if self.pair is not None:
             self.pair.done(self, error)
+        return attrs, duration
 
     def _cost(self, usage: UsageReading | None) -> float | None:
         if usage is None or self.operation != sc.CHAT_OPERATION or (usage.input is None and usage.output is None):

@@ -8,8 +8,10 @@ through once per logical call (outside the SDK's retry loop), plus small helpers
 | `Stream.close` / `AsyncStream.close` | end a stream's span when the caller closes it early (`_stream_hooks`) |
 | `_parse` of one raw response (instance only) | finish a raw response whose body was not read when returned |
 | `BaseClient._tracer` (SDK >= 1.14) | suppress the SDK's own span so each call has exactly one |
+| `BaseClient._should_retry` (with a policy) | a 429/529 attempt reaches the call's limiter before the SDK retries |
 
-Starting a call is `_start`'s job, routing its result `_results`', patch bookkeeping `_patches`'.
+Starting a call is `_start`'s job, routing its result `_results`', patch bookkeeping `_patches`', waiting for
+admission under the policy's limits `_admission`'s (before each pass through the SDK, inside the call's span).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
+from ._admission import congestion
 from ._call import Call
 from ._config import Config
 from ._evaluation import Evaluator
@@ -47,6 +50,7 @@ class Hooks:
         self.config = config
         self.policy = policy
         self.evaluator = evaluator
+        self.admission = policy.admission if policy is not None else None
         self.starter = CallStarter(telemetry, config, policy, evaluator)
         self.results = ResultRouter()
         self._patches = Patches()
@@ -59,6 +63,9 @@ class Hooks:
         patches.patch(sdk.SyncAPIClient, "_process_response", _sync_process_response)
         patches.patch(sdk.AsyncAPIClient, "_process_response", _async_process_response)
         patch_stream_close(patches)
+        if self.admission is not None:
+            patches.patch(sdk.BaseClient, "_should_retry", _should_retry)
+            self.tel.watch_admission(self.admission)
         if not self.config.keep_native_spans and isinstance(sdk.BaseClient.__dict__.get("_tracer"), property):
             patches.patch(sdk.BaseClient, "_tracer", lambda _orig: property(lambda _self: None))
 
@@ -101,6 +108,7 @@ class Hooks:
     def _sync_request(self, original: Callable[..., Any]) -> Callable[..., Any]:
         hooks = self
         begin = self.starter.begin
+        admission = self.admission
 
         @functools.wraps(original)
         def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
@@ -111,6 +119,8 @@ class Hooks:
             while True:  # a second pass only for the policy's safety-net retry
                 tokens = _enter(call)
                 try:
+                    if admission is not None and admission.active:
+                        admission.admit_sync(call, client)
                     result = original(client, cast_to, options, *args, **kwargs)
                 except BaseException as err:
                     call.end(err)
@@ -126,6 +136,7 @@ class Hooks:
     def _async_request(self, original: Callable[..., Any]) -> Callable[..., Any]:
         hooks = self
         begin = self.starter.begin
+        admission = self.admission
 
         @functools.wraps(original)
         async def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
@@ -136,6 +147,8 @@ class Hooks:
             while True:  # a second pass only for the policy's safety-net retry
                 tokens = _enter(call)
                 try:
+                    if admission is not None and admission.active:
+                        await admission.admit_async(call, client)
                     result = await original(client, cast_to, options, *args, **kwargs)
                 except BaseException as err:
                     call.end(err)
@@ -165,6 +178,18 @@ def _async_process_response(original: Callable[..., Any]) -> Callable[..., Any]:
         return await original(client, *args, **kwargs)
 
     return process_response
+
+
+def _should_retry(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def should_retry(client: Any, response: Any) -> Any:
+        retry = original(client, response)
+        call = _CURRENT.get()
+        if call is not None and call.ticket is not None:
+            congestion(call, response)
+        return retry
+
+    return should_retry
 
 
 def _note_response(kwargs: dict[str, Any]) -> None:

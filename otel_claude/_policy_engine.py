@@ -11,6 +11,7 @@ import itertools
 import threading
 from typing import Any
 
+from ._admission import Admission
 from ._breakpoints import add_breakpoints
 from ._forks import register as register_after_fork
 from ._policy_source import PolicySource, open_source
@@ -68,6 +69,9 @@ class PolicyEngine:
         self.safety_net = safety_net
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._lock = threading.Lock()
+        # The policy's `limits`, followed on every reload (waiting calls see a change at once).
+        self.admission = Admission()
+        source.subscribe(self.admission.update)
         register_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
@@ -82,6 +86,7 @@ class PolicyEngine:
 
     def close(self) -> None:
         self.source.close()
+        self.admission.close()
 
     def _counter(self, policy: Policy, key: str) -> _Counter:
         counter = self._counters.get((policy.version, key))

@@ -22,10 +22,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._forks import register as register_after_fork
+from ._safety import report_failure
 from .policy import Policy, PolicyError, load_policy_text, parse_policy
 
 __all__ = ["PolicySource", "open_source", "redacted_url"]
@@ -50,6 +51,7 @@ class PolicySource:
         # Counts completed checks (accepted, rejected or unchanged) so a waiter can tell a check has happened.
         self.generation = 0
         self._checked = threading.Condition()
+        self._listeners: list[Callable[[Policy | None], None]] = []
         register_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
@@ -57,6 +59,11 @@ class PolicySource:
 
     def current(self) -> Policy | None:
         return self._policy
+
+    def subscribe(self, listener: Callable[[Policy | None], None]) -> None:
+        """Call `listener` with the policy in force now and with every policy accepted later (on the poller)."""
+        self._listeners.append(listener)
+        self._notify(listener, self._policy)
 
     def _accept(self, policy: Policy) -> None:
         previous = self._policy
@@ -69,6 +76,15 @@ class PolicySource:
                         self.label, len(policy.rules), policy.mode)
         self._policy = policy
         self.last_error = None
+        for listener in list(self._listeners):
+            self._notify(listener, policy)
+
+    @staticmethod
+    def _notify(listener: Callable[[Policy | None], None], policy: Policy | None) -> None:
+        try:
+            listener(policy)
+        except Exception:
+            report_failure("applying a new policy")
 
     def _reject(self, problem: str) -> None:
         """Log a rejection; the message always names the source (and never a URL's secrets)."""

@@ -18,6 +18,7 @@ from ._evaluation_spend import EvaluationSpend
 from ._feedback import CallIndex
 from ._forks import on_fork_in_child
 from ._forks import register as register_after_fork
+from ._limiter import KINDS, LimiterState
 from ._version import __version__
 
 __all__ = ["Telemetry"]
@@ -109,6 +110,64 @@ class CallTotals:
             items = list(self._cache.items())
         return [Observation(value, {**dict(short), sc.CACHE_KIND_LABEL: _CACHE_KINDS[kind]})
                 for (short, kind), value in items]
+
+
+_OUTCOMES = ("immediate", "waited", "timeout_proceeded", "timeout_failed")
+
+
+class LimiterMetrics:
+    """The admission limiters' state, read from every limiter of the watched policies when metrics are collected;
+    nothing on the call path."""
+
+    def __init__(self, meter: Any) -> None:
+        self._admissions: weakref.WeakSet[Any] = weakref.WeakSet()
+        meter.create_observable_gauge(sc.METRIC_LIMITER_IN_FLIGHT, [self._in_flight], unit="{call}",
+                                      description="Calls admitted by a policy limit and not yet ended")
+        meter.create_observable_gauge(sc.METRIC_LIMITER_QUEUED, [self._queued], unit="{call}",
+                                      description="Calls waiting for admission")
+        meter.create_observable_gauge(sc.METRIC_LIMITER_CONCURRENCY, [self._concurrency], unit="{call}",
+                                      description="Concurrency the limiter allows now (adaptive limits move it)")
+        meter.create_observable_gauge(sc.METRIC_LIMITER_RATE, [self._rate], unit="{unit}/min",
+                                      description="Per-minute rate the limiter paces, by kind")
+        meter.create_observable_counter(sc.METRIC_LIMITER_ADMISSIONS, [self._outcomes], unit="{call}",
+                                        description="Admissions by outcome")
+        meter.create_observable_counter(sc.METRIC_LIMITER_WAIT, [self._wait], unit="s",
+                                        description="Total time calls waited for admission")
+        meter.create_observable_counter(sc.METRIC_LIMITER_CONGESTION, [self._congestion], unit="{response}",
+                                        description="429 and 529 responses seen by limited calls, retried ones too")
+
+    def watch(self, admission: Any) -> None:
+        self._admissions.add(admission)
+
+    def _states(self) -> list[tuple[dict[str, str], LimiterState]]:
+        return [({sc.LIMIT_LABEL: name}, state) for admission in list(self._admissions)
+                for name, state in admission.states()]
+
+    def _in_flight(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(state.in_flight, labels) for labels, state in self._states()]
+
+    def _queued(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(state.queued, labels) for labels, state in self._states()]
+
+    def _concurrency(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(state.concurrency, labels) for labels, state in self._states()
+                if state.concurrency is not None]
+
+    def _rate(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(rate, {**labels, sc.LIMIT_KIND_LABEL: kind}) for labels, state in self._states()
+                for kind, rate in zip(KINDS, state.per_minute, strict=True) if rate is not None]
+
+    def _outcomes(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(count, {**labels, sc.ADMISSION_OUTCOME_LABEL: outcome})
+                for labels, state in self._states()
+                for outcome, count in zip(_OUTCOMES, state[4:8], strict=True)]
+
+    def _wait(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(state.wait_seconds, labels) for labels, state in self._states()]
+
+    def _congestion(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(count, {**labels, sc.ERROR_TYPE: error}) for labels, state in self._states()
+                for error, count in (("rate_limit_error", state.rate_limited), ("overloaded_error", state.overloaded))]
 
 
 class LabelSet(NamedTuple):
@@ -233,7 +292,12 @@ class Telemetry:
             unit="{call}",
             description="Answers cut short by a max_tokens the policy lowered",
         )
+        self._limiters = LimiterMetrics(meter)
         register_after_fork(self)
+
+    def watch_admission(self, admission: Any) -> None:
+        """Report the limiters of a policy's `limits` (held weakly: a dropped policy engine stops reporting)."""
+        self._limiters.watch(admission)
 
     def _after_fork_in_child(self) -> None:
         # The parent's queued histogram records are the parent's to record: the child would count them twice.

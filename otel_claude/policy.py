@@ -21,17 +21,21 @@ __all__ = [
     "DEFAULT_EVALUATION_BUDGET",
     "MAX_EVALUATE_SHARE",
     "MAX_EXPLORE_SHARE",
+    "MAX_WAIT_SECONDS",
     "MODES",
+    "ON_TIMEOUT",
     "SCHEMA_VERSION",
     "CacheAction",
     "Conditions",
     "Evaluate",
     "Explore",
     "Judge",
+    "Limit",
     "Policy",
     "PolicyError",
     "Rule",
     "dump_policy",
+    "limit_id",
     "load_policy_text",
     "parse_judge",
     "parse_policy",
@@ -42,6 +46,9 @@ MODES = ("enforce", "shadow", "off")
 MAX_TOKENS_MODES = ("cap", "set")
 CACHE_TTLS = ("5m", "1h", "none")
 CACHE_TARGETS = ("tools", "system")
+ON_TIMEOUT = ("proceed", "fail")
+# A call held longer than this has lost its caller; the bound also keeps a typo (3600 meant as ms) visible.
+MAX_WAIT_SECONDS = 600.0
 # Exploration sends real traffic to a model with unproven quality on the task; the bound keeps that risk small.
 MAX_EXPLORE_SHARE = 0.2
 # Paired evaluation serves nobody the candidate's answer, so it may sample more; it still doubles those calls' load.
@@ -114,6 +121,32 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """Client-side admission limits for the calls of some models and/or one task, shared by the whole process.
+
+    `id` names the limiter: calls matching the same entry share it, and a reload that keeps the entry's selector
+    (task and models) changes the limits of the same limiter, waiting calls included.
+    """
+
+    task: str = "*"
+    models: tuple[str, ...] | None = None  # canonical catalog names; None: any model
+    id: str = ""
+    concurrency: int | None = None
+    requests_per_minute: int | None = None
+    input_tokens_per_minute: int | None = None
+    output_tokens_per_minute: int | None = None
+    adaptive: bool = True
+    max_wait: float = 60.0
+    on_timeout: str = "proceed"
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def per_minute(self) -> tuple[int | None, int | None, int | None]:
+        """(requests, input tokens, output tokens) per minute, in the limiter's order."""
+        return self.requests_per_minute, self.input_tokens_per_minute, self.output_tokens_per_minute
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     rules: tuple[Rule, ...] = ()
@@ -121,6 +154,7 @@ class Policy:
     rollout_percent: float = 100
     metadata: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    limits: tuple[Limit, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------------- parsing
@@ -328,7 +362,60 @@ def parse_judge(data: object, source: str) -> Judge:
     return _parse_judge(data, _Where(source), "judge")
 
 
-_TOP_KEYS = ("schema_version", "version", "mode", "rollout_percent", "metadata", "rules")
+_LIMIT_KEYS = (
+    "task", "models", "concurrency", "requests_per_minute", "input_tokens_per_minute", "output_tokens_per_minute",
+    "adaptive", "max_wait", "on_timeout", "evidence",
+)
+_LIMIT_VALUES = ("concurrency", "requests_per_minute", "input_tokens_per_minute", "output_tokens_per_minute")
+
+
+def limit_id(task: str, models: tuple[str, ...] | None) -> str:
+    """The name of a limit entry's limiter (metrics label, span attribute): `task/model+model`, `*` for any."""
+    return f"{task}/{'+'.join(models) if models else '*'}"
+
+
+def _parse_limit(value: object, index: int, seen: set[str], base: _Where) -> Limit:
+    where = base.at(f"limits[{index}]")
+    data = _mapping(value, where, "", _LIMIT_KEYS) if isinstance(value, Mapping) else None
+    if data is None:
+        raise where.fail("limits", f"each limit must be a mapping, got {type(value).__name__}")
+    task = data.get("task", "*")
+    if not isinstance(task, str) or not task.strip():
+        raise where.fail("task", f"must be a non-empty string, got {task!r}")
+    models = None
+    if "models" in data:
+        raw = data["models"]
+        if not isinstance(raw, list) or not raw:
+            raise where.fail("models", f"must be a non-empty list of model names, got {raw!r}")
+        # Canonical names: an alias and its dated snapshot draw on the same account limit.
+        named = [_known_model(m, where, f"models[{i}]") for i, m in enumerate(raw)]
+        models = tuple(sorted({resolve(m).model for m in named}))  # type: ignore[union-attr]
+    numbers = {key: _int_in(data[key], where, key, 1) for key in _LIMIT_VALUES if key in data}
+    adaptive = data.get("adaptive", True)
+    if not isinstance(adaptive, bool):
+        raise where.fail("adaptive", f"must be true or false, got {adaptive!r}")
+    if not numbers and not adaptive:
+        raise where.fail("adaptive", "sets no limit: give a concurrency or a per-minute limit, or adaptive: true")
+    max_wait = data.get("max_wait", 60.0)
+    if not _is_number(max_wait) or not 0 <= max_wait <= MAX_WAIT_SECONDS:
+        raise where.fail("max_wait", f"must be a number of seconds in [0, {MAX_WAIT_SECONDS:g}], got {max_wait!r}")
+    name = limit_id(task, models)
+    if name in seen:
+        raise where.fail("models", f"repeats the selector of an earlier limit ({name}): the first would always win")
+    seen.add(name)
+    return Limit(
+        task=task,
+        models=models,
+        id=name,
+        adaptive=adaptive,
+        max_wait=float(max_wait),
+        on_timeout=_choice(data.get("on_timeout", "proceed"), where, "on_timeout", ON_TIMEOUT),
+        evidence=_free_form(data.get("evidence", {}), where, "evidence") or {},
+        **numbers,
+    )
+
+
+_TOP_KEYS = ("schema_version", "version", "mode", "rollout_percent", "metadata", "rules", "limits")
 
 
 def parse_policy(data: object, source: str) -> Policy:
@@ -358,12 +445,17 @@ def parse_policy(data: object, source: str) -> Policy:
     if not isinstance(rules, list):
         raise where.fail("rules", f"must be a list, got {type(rules).__name__}")
     seen: dict[str, int] = {}
+    limits = data.get("limits", [])
+    if not isinstance(limits, list):
+        raise where.fail("limits", f"must be a list, got {type(limits).__name__}")
+    limit_ids: set[str] = set()
     return Policy(
         version=version,
         rules=tuple(_parse_rule(rule, i, seen, where) for i, rule in enumerate(rules)),
         mode=mode,
         rollout_percent=rollout,
         metadata=_free_form(metadata, where, "metadata"),
+        limits=tuple(_parse_limit(limit, i, limit_ids, where) for i, limit in enumerate(limits)),
     )
 
 
@@ -483,6 +575,22 @@ def _evaluate_data(evaluate: Evaluate) -> dict[str, Any]:
     return out
 
 
+def _limit_data(limit: Limit) -> dict[str, Any]:
+    out: dict[str, Any] = {"task": limit.task}
+    if limit.models is not None:
+        out["models"] = list(limit.models)
+    for key in _LIMIT_VALUES:
+        value = getattr(limit, key)
+        if value is not None:
+            out[key] = value
+    out["adaptive"] = limit.adaptive
+    out["max_wait"] = limit.max_wait
+    out["on_timeout"] = limit.on_timeout
+    if limit.evidence:
+        out["evidence"] = _sorted(limit.evidence)
+    return out
+
+
 def dump_policy(policy: Policy) -> str:
     """Deterministic YAML for a policy (fixed key order, sorted free-form maps), validated by parsing it back."""
     data = {
@@ -493,6 +601,8 @@ def dump_policy(policy: Policy) -> str:
         "metadata": _sorted(policy.metadata),
         "rules": [_rule_data(rule) for rule in policy.rules],
     }
+    if policy.limits:
+        data["limits"] = [_limit_data(limit) for limit in policy.limits]
     try:
         text = yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=120)
     except yaml.representer.RepresenterError as err:

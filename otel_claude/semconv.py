@@ -71,6 +71,17 @@ ANTHROPIC_RATELIMIT_REQUESTS_REMAINING = "anthropic.ratelimit.requests.remaining
 ANTHROPIC_RATELIMIT_TOKENS_REMAINING = "anthropic.ratelimit.tokens.remaining"
 ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING = "anthropic.ratelimit.input_tokens.remaining"
 ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING = "anthropic.ratelimit.output_tokens.remaining"
+# The per-minute limits the tuner reads (the combined `tokens` limit and the `-reset` times are not recorded: each
+# attribute costs every call, and input + output say what `tokens` says).
+ANTHROPIC_RATELIMIT_REQUESTS_LIMIT = "anthropic.ratelimit.requests.limit"
+ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT = "anthropic.ratelimit.input_tokens.limit"
+ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT = "anthropic.ratelimit.output_tokens.limit"
+# (limit, remaining) per limiter kind (requests, input tokens, output tokens), in the limiter's order.
+RATELIMIT_READINGS = (
+    (ANTHROPIC_RATELIMIT_REQUESTS_LIMIT, ANTHROPIC_RATELIMIT_REQUESTS_REMAINING),
+    (ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT, ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING),
+    (ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT, ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING),
+)
 
 # --- otel-claude: the call -----------------------------------------------------------------------------------------
 TASK = "otel_claude.task"
@@ -123,6 +134,13 @@ API_ERROR_TYPES = frozenset({
     "overloaded_error",  # 529
 })
 
+# --- otel-claude: admission under the policy's limits (docs/policy.md, `limits`) -----------------------------------
+ADMISSION_LIMIT = "otel_claude.admission.limit"
+ADMISSION_WAIT = "otel_claude.admission.wait"
+ADMISSION_TIMED_OUT = "otel_claude.admission.timed_out"
+# error.type of a call failed fast after waiting max_wait (on_timeout: fail): nothing was sent.
+ADMISSION_TIMEOUT_ERROR = "admission_timeout"
+
 # --- otel-claude: paired evaluation (a candidate model shadows a share of a task's calls) ----------------------------
 # On a call span: the role of a call the instrumentor made itself (absent on the application's own calls).
 EVALUATION_ROLE = "otel_claude.evaluation.role"  # "shadow" (the candidate's copy of a call) | "judge" (an LLM judge)
@@ -167,9 +185,19 @@ METRIC_CACHE_TOKENS = "otel_claude.cache.tokens"
 METRIC_EVALUATION_COST = "otel_claude.evaluation.cost"
 METRIC_EVALUATION_SKIPPED = "otel_claude.evaluation.skipped"
 METRIC_POLICY_TRUNCATIONS = "otel_claude.policy.truncations"
+METRIC_LIMITER_IN_FLIGHT = "otel_claude.limiter.in_flight"
+METRIC_LIMITER_QUEUED = "otel_claude.limiter.queued"
+METRIC_LIMITER_CONCURRENCY = "otel_claude.limiter.concurrency"
+METRIC_LIMITER_RATE = "otel_claude.limiter.rate"
+METRIC_LIMITER_ADMISSIONS = "otel_claude.limiter.admissions"
+METRIC_LIMITER_WAIT = "otel_claude.limiter.wait"
+METRIC_LIMITER_CONGESTION = "otel_claude.limiter.congestion"
 # metric-only labels
 FINISH_REASON_LABEL = "gen_ai.response.finish_reason"
 CACHE_KIND_LABEL = "otel_claude.cache.kind"
+LIMIT_LABEL = "otel_claude.limit"  # a limit entry's id, e.g. `*/claude-sonnet-4-6`
+LIMIT_KIND_LABEL = "otel_claude.limit.kind"  # requests | input_tokens | output_tokens
+ADMISSION_OUTCOME_LABEL = "otel_claude.admission.outcome"  # immediate | waited | timeout_proceeded | timeout_failed
 
 STABILITY_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
 LATEST_EXPERIMENTAL = "gen_ai_latest_experimental"
@@ -217,6 +245,7 @@ class Attribute:
 
 CALL = "call"
 POLICY = "policy"
+ADMISSION = "admission"
 CONTENT = "content"
 FEEDBACK = "feedback"
 EVALUATION = "evaluation"
@@ -251,10 +280,10 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, "int", "same value, semantic-conventions-genai name"),
         Attribute(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, "int", "when the API reports thinking tokens"),
         Attribute(ERROR_TYPE, "string", "on failure: the API error type (`overloaded_error`, `rate_limit_error`...; "
-                  "only the documented ones), else the HTTP status (`502`), `client_timeout_error`, "
-                  "`connection_error`, or the exception class name; not on cancellation. The span status "
-                  "description is this and the HTTP status, never the error's message (an error body can echo "
-                  "the request)"),
+                  "only the documented ones), else the HTTP status (`502`), `admission_timeout` (a policy limit "
+                  "failed the call fast: nothing sent), `client_timeout_error`, `connection_error`, or the exception "
+                  "class name; not on cancellation. The span status description is this and the HTTP status, never "
+                  "the error's message (an error body can echo the request)"),
         Attribute(ANTHROPIC_REQUEST_ID, "string", "the `request-id` response header"),
         Attribute(ANTHROPIC_UNCACHED_INPUT_TOKENS, "int", "the API's raw `input_tokens` (after the last breakpoint), "
                   "when the cache was used"),
@@ -265,6 +294,9 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
         Attribute(ANTHROPIC_RATELIMIT_TOKENS_REMAINING, "int", "from response headers"),
         Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_REMAINING, "int", "from response headers"),
         Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_REMAINING, "int", "from response headers"),
+        Attribute(ANTHROPIC_RATELIMIT_REQUESTS_LIMIT, "int", "from response headers: the per-minute limit"),
+        Attribute(ANTHROPIC_RATELIMIT_INPUT_TOKENS_LIMIT, "int", "from response headers: the per-minute limit"),
+        Attribute(ANTHROPIC_RATELIMIT_OUTPUT_TOKENS_LIMIT, "int", "from response headers: the per-minute limit"),
         Attribute(TASK, "string", "the label set with `otel_claude.task(...)`; absent when unlabelled"),
         Attribute(COST_USD, "double", "cost of this call; absent (and one warning logged) for a model without a "
                   "price"),
@@ -313,6 +345,14 @@ ATTRIBUTES: dict[str, tuple[Attribute, ...]] = {
                   "own value would have let it go on): non-streamed calls are then retried (a second span with "
                   "`safety_retry`); streams and unread raw responses reach the caller cut. Counted in "
                   "`otel_claude.policy.truncations`"),
+    ),
+    ADMISSION: (
+        Attribute(ADMISSION_LIMIT, "string", "the id of the policy limit (`task/model+model`, `*` for any) the call "
+                  "waited at; absent when it went at once or no limit applies (each attribute costs every call)"),
+        Attribute(ADMISSION_WAIT, "double (s)", "time the call waited for admission, when it waited (absent: "
+                  "read as 0); included in the span's duration and time to first chunk"),
+        Attribute(ADMISSION_TIMED_OUT, "bool", "`true` when the wait reached the limit's `max_wait` (the call then "
+                  "went out anyway, or failed with `error.type` `admission_timeout`)"),
     ),
     CONTENT: (
         Attribute(GEN_AI_INPUT_MESSAGES, "string (JSON)", "opt-in: the request's messages, as sent"),

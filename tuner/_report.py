@@ -12,6 +12,7 @@ from otel_claude.policy import Policy
 from tuner import _svg
 from tuner._dataset import Dataset
 from tuner._issues import Issues
+from tuner._limits import LimitDecision
 from tuner._tune import TaskDecision
 
 
@@ -215,6 +216,45 @@ def build_blocks(policy: Policy, dataset: Dataset, decisions: list[TaskDecision]
     for d in decisions:
         blocks += _task_blocks(dataset, d)
     blocks += [Heading("Options"), Table(("option", "value"), _options(policy))]
+    return blocks
+
+
+def _per_minute(value: int | None) -> str:
+    return f"{value:,}" if value is not None else "-"
+
+
+def limit_blocks(decisions: list[LimitDecision]) -> list[Block]:
+    """The rate-limit section: per model what the API said, what the policy's `limits` enforce, and why."""
+    if not decisions:
+        return []
+    rows = []
+    for d in decisions:
+        e, limit = d.evidence, d.limit
+        rows.append((
+            d.model, str(d.calls), str(e["rate_limited"]), str(e["overloaded"]),
+            f"{e['retried_calls']} ({e['retries']} retries)", str(e["waited_for_admission"]),
+            str(limit.concurrency) if limit and limit.concurrency else "-",
+            _per_minute(limit.requests_per_minute if limit else None),
+            _per_minute(limit.input_tokens_per_minute if limit else None),
+            _per_minute(limit.output_tokens_per_minute if limit else None),
+            f"{d.waste['unused_share_of_reserved']:.0%} unused" if d.waste else "-",
+        ))
+    blocks: list[Block] = [
+        Heading("Rate limits"),
+        Para("Per model: 429 (rate limited) and 529 (overloaded) responses, retried calls and calls that waited for "
+             "admission, and the client-side limit the policy's `limits` enforce (concurrency; requests, input and "
+             "output tokens per minute). Limits come from the API's rate-limit headers, concurrency from the paced "
+             "rate times a confidence bound on service time; a model far from its limits gets none. Output tokens "
+             "are charged at `max_tokens` when a call is admitted: 'max_tokens waste' flags caps far above what "
+             "calls use while the output limit ran low."),
+        Table(("model", "calls", "429s", "529s", "retried", "waited", "concurrency", "requests/min",
+               "input tokens/min", "output tokens/min", "max_tokens waste"), rows),
+    ]
+    for d in decisions:
+        blocks.append(Para(f"`{d.model}`: {d.reason}."))
+        if d.limit is not None and any(t[2] or t[3] for t in d.timeline):
+            title = f"{d.model}: 429s and 529s per minute (from the first call)"
+            blocks.append(Chart(_svg.bars([(f"minute {t[0]}", t[2] + t[3]) for t in d.timeline[-60:]], title, "")))
     return blocks
 
 

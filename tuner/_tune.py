@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from otel_claude.policy import CacheAction, Conditions, Evaluate, Explore, Policy, Rule, dump_policy
+from otel_claude.policy import CacheAction, Conditions, Evaluate, Explore, Limit, Policy, Rule, dump_policy
 from tuner._caching import CacheDecision
 from tuner._conversation import ConversationDecision
 from tuner._costs import CostEstimate, estimate_cost
@@ -300,7 +300,9 @@ def _acts(rule: Rule) -> bool:
     return any(x is not None for x in (rule.model, rule.max_tokens, rule.cache, rule.explore, rule.evaluate))
 
 
-def build_policy(dataset: Dataset, decisions: list[TaskDecision], options: TuneOptions) -> Policy:
+def build_policy(dataset: Dataset, decisions: list[TaskDecision], options: TuneOptions,
+                 limits: tuple[Limit, ...] = ()) -> Policy:
+    """The policy for the decisions; `limits`: the rate-limit entries (tuner._limits), written as they are."""
     # A task whose decision changes nothing gets no rule: its reasons are in the report, not in the policy.
     acting = [d for d in decisions if any(_acts(rule) for rule in rules_for(d))]
     kept_tasks: set[str] = set()
@@ -321,7 +323,7 @@ def build_policy(dataset: Dataset, decisions: list[TaskDecision], options: TuneO
     }
     if len(acting) > len(kept_tasks):
         metadata["tasks_without_rule_over_limit"] = len(acting) - len(kept_tasks)
-    draft = Policy(version="draft", rules=rules, metadata=metadata)
+    draft = Policy(version="draft", rules=rules, metadata=metadata, limits=limits)
     # The version names the content: same input and options give the same version, any change a new one.
     digest = hashlib.sha256(dump_policy(draft).encode()).hexdigest()[:8]
     day = (_iso(dataset.end_ns) or "00000000")[:10].replace("-", "")

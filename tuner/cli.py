@@ -14,6 +14,7 @@ from tuner._issues import Issues, TraceInputError
 
 if TYPE_CHECKING:
     from tuner._dataset import Dataset
+    from tuner._limits import LimitDecision
 
 # Inputs above this size get a progress bar when stderr is a terminal.
 _PROGRESS_BYTES = 50_000_000
@@ -103,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clickhouse-max-execution-time", type=_positive_int, default=600, help="seconds (600)")
     parser.add_argument("--clickhouse-max-memory", type=_positive_int, default=8 * 2**30, help="bytes (8 GiB)")
     parser.add_argument("--clickhouse-max-result-rows", type=_positive_int, default=1_000_000, help="(1,000,000)")
+    parser.add_argument("--limit-share", type=_fraction(0, 1, "limit share"), default=0.98,
+                        help="share of the account's rate limits a recommended limit paces at (0.98)")
+    parser.add_argument("--no-limits", dest="limits", action="store_false",
+                        help="skip the rate-limit decisions (and their second pass over the inputs)")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None)
     progress.add_argument("--no-progress", dest="progress", action="store_false")
@@ -122,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"otel-claude tune: cannot write {problem}", file=sys.stderr)
             return 2
     # Heavy imports (numpy, scikit-learn) only once the arguments are known to be good.
-    from tuner._report import SUMMARY_HEADERS, build_blocks, render_html, render_markdown, summary_rows
+    from tuner._limits import policy_limits
+    from tuner._report import SUMMARY_HEADERS, build_blocks, limit_blocks, render_html, render_markdown, summary_rows
     from tuner._routing import RoutingOptions
     from tuner._state import StateError, TunerState
     from tuner._tune import TuneOptions, build_policy, decide_all
@@ -155,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         print("otel-claude tune: no call spans (gen_ai.operation.name = chat) in the input", file=sys.stderr)
         return 2
     decisions = decide_all(dataset, options, state)
+    limit_decisions = _limit_decisions(args)
     try:
-        policy = build_policy(dataset, decisions, options)
+        policy = build_policy(dataset, decisions, options, limits=policy_limits(limit_decisions))
         text = dump_policy(policy)
     except PolicyError as err:
         print(f"otel-claude tune: internal error, the policy does not validate: {err}", file=sys.stderr)
@@ -166,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         state.windows += 1
         state.policy_version = policy.version
         state.save(args.state)
-    blocks = build_blocks(policy, dataset, decisions, issues)
+    blocks = build_blocks(policy, dataset, decisions, issues) + limit_blocks(limit_decisions)
     for report in args.report:
         rendered = render_markdown(blocks) if report.lower().endswith(".md") else render_html(blocks)
         Path(report).write_text(rendered, encoding="utf-8")
@@ -175,7 +182,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f", {issues.total} skipped" if issues.total else "")
     for example in issues.examples[:5]:
         print(f"  skipped {example}", file=sys.stderr)
+    for d in limit_decisions:
+        print(f"rate limits, {d.model}: {d.reason}")
     return 0
+
+
+def _limit_decisions(args: argparse.Namespace) -> list[LimitDecision]:
+    """Rate-limit decisions from a second pass over the trace files (not available for ClickHouse inputs yet)."""
+    from tuner._clickhouse_source import is_clickhouse_input
+
+    if not args.limits or any(is_clickhouse_input(i) for i in args.inputs):
+        return []
+    from tuner._limits import LimitOptions, decide_limits
+    from tuner._limits_input import read_limit_rows
+
+    return decide_limits(read_limit_rows(args.inputs), LimitOptions(share=args.limit_share))
 
 
 def _load(args: argparse.Namespace) -> tuple[Dataset, Issues]:

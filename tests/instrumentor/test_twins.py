@@ -50,6 +50,23 @@ class _Desugar(ast.NodeTransformer):
         node.annotation = None
         return node
 
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        # A twin calls its own twin helpers: `admit_sync` in one is `admit_async` in the other.
+        self.generic_visit(node)
+        node.attr = _untwin(node.attr)
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        node.id = _untwin(node.id)
+        return node
+
+
+def _untwin(name: str) -> str:
+    for mark in ("_async", "_sync"):
+        if name.endswith(mark):
+            return name[: -len(mark)]
+    return name
+
 
 def _find(tree: ast.Module, dotted: str) -> ast.AST:
     scope: list[ast.stmt] = tree.body
