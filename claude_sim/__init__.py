@@ -13,9 +13,11 @@ truth for the requested model: its output length, and an answer line `ANSWER: la
 get generic text. Every answer is a deterministic function of (seed, request).
 """
 
+from claude_sim._clock import ScenarioClock
 from claude_sim._faults import Fault
 from claude_sim._ratelimit import RateLimits
-from claude_sim._scenario import Scenario, ScenarioError, load_scenario
+from claude_sim._scenario import Scenario
+from claude_sim._scenario_file import ScenarioError, load_scenario
 from claude_sim._server import SimServer
 
-__all__ = ["Fault", "RateLimits", "Scenario", "ScenarioError", "SimServer", "load_scenario"]
+__all__ = ["Fault", "RateLimits", "Scenario", "ScenarioClock", "ScenarioError", "SimServer", "load_scenario"]

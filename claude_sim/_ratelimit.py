@@ -2,11 +2,12 @@
 
 The API refills continuously and reports `anthropic-ratelimit-*-{limit,remaining,reset}` on every response.
 When `enforce` is set a request that does not fit gets a 429 with `retry-after`; otherwise only headers change.
+Buckets refill in scenario time (the clock's); waits told to the client (`retry-after`, reset times) are converted
+to the wall time the client will spend (`to_wall`), so the SDK's real retry sleep covers the scenario wait.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,16 +42,18 @@ class _Bucket:
         return (self.capacity - self.level) / self.rate
 
 
-def _rfc3339(seconds_from_now: float) -> str:
-    moment = datetime.fromtimestamp(time.time() + seconds_from_now, tz=timezone.utc)
+def _rfc3339(wall_seconds_from_now: float) -> str:
+    moment = datetime.fromtimestamp(time.time() + wall_seconds_from_now, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class RateLimiter:
-    def __init__(self, limits: RateLimits, clock: Callable[[], float]) -> None:
+    def __init__(self, limits: RateLimits, clock: Callable[[], float],
+                 to_wall: Callable[[float], float] = lambda seconds: seconds) -> None:
         now = clock()
         self._limits = limits
         self._clock = clock
+        self._to_wall = to_wall
         self._buckets = {
             "requests": _Bucket(limits.requests_per_minute, now),
             "input-tokens": _Bucket(limits.input_tokens_per_minute, now),
@@ -66,7 +69,7 @@ class RateLimiter:
         wait = max(bucket.wait_for(wanted[name]) for name, bucket in self._buckets.items())
         if wait > 0 and self._limits.enforce:
             raise ApiError(429, "This request would exceed your organization's rate limit. Please try again later.",
-                           retry_after=math.ceil(wait), headers=self.headers())
+                           retry_after=self._to_wall(wait), headers=self.headers())
         for name, bucket in self._buckets.items():
             bucket.level = max(0.0, bucket.level - wanted[name])
         return self.headers()
@@ -76,9 +79,9 @@ class RateLimiter:
         for name, bucket in self._buckets.items():
             headers[f"anthropic-ratelimit-{name}-limit"] = str(int(bucket.capacity))
             headers[f"anthropic-ratelimit-{name}-remaining"] = str(int(bucket.level))
-            headers[f"anthropic-ratelimit-{name}-reset"] = _rfc3339(bucket.until_full())
+            headers[f"anthropic-ratelimit-{name}-reset"] = _rfc3339(self._to_wall(bucket.until_full()))
         tokens = (self._buckets["input-tokens"], self._buckets["output-tokens"])
         headers["anthropic-ratelimit-tokens-limit"] = str(int(sum(b.capacity for b in tokens)))
         headers["anthropic-ratelimit-tokens-remaining"] = str(int(sum(b.level for b in tokens)))
-        headers["anthropic-ratelimit-tokens-reset"] = _rfc3339(max(b.until_full() for b in tokens))
+        headers["anthropic-ratelimit-tokens-reset"] = _rfc3339(self._to_wall(max(b.until_full() for b in tokens)))
         return headers

@@ -6,7 +6,6 @@ import asyncio
 import json
 import math
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,12 +13,14 @@ from typing import Any
 from aiohttp import web
 
 from claude_sim._batches import BatchStore
+from claude_sim._clock import ScenarioClock
 from claude_sim._engine import Engine, Outcome, tag_from
 from claude_sim._errors import ApiError, invalid
 from claude_sim._faults import STATUS_FAULTS, Fault, FaultPlan, parse_faults
 from claude_sim._models import find_model, sim_models
 from claude_sim._ratelimit import RateLimits
-from claude_sim._scenario import Scenario, load_scenario
+from claude_sim._scenario import Scenario
+from claude_sim._scenario_file import load_scenario
 from claude_sim._sse import encode, stream_events
 from claude_sim._validate import check_headers
 
@@ -268,10 +269,24 @@ class _App:
         return await self._guarded(request, handle)
 
 
+# Running in-process simulators by base URL, so a workload driver pointed at one shares its scenario clock.
+_RUNNING: dict[str, SimServer] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def running_clock(base_url: str | None) -> Callable[[], float] | None:
+    """The clock of the in-process simulator serving `base_url`, if there is one."""
+    with _RUNNING_LOCK:
+        server = _RUNNING.get((base_url or "").rstrip("/"))
+    return server.clock if server is not None else None
+
+
 class SimServer:
     """The simulator on 127.0.0.1, on a free port by default, served from a background thread.
 
     Use as a context manager, or `start()` / `stop()`. See the package docstring for the request protocol.
+    `clock` is the scenario clock (default: a `ScenarioClock` at real speed that jumps when a driver sharing it
+    skips idle time); cache TTLs, rate-limit buckets and batch processing read it.
     """
 
     def __init__(self, scenario: Scenario | str | None = None, seed: int = 0, latency_scale: float = 0.0,
@@ -282,7 +297,7 @@ class SimServer:
             scenario=load_scenario(scenario) if scenario is not None else None,
             seed=seed,
             latency_scale=latency_scale,
-            clock=clock or time.monotonic,
+            clock=clock or ScenarioClock(),
             rate_limits=rate_limits or RateLimits(),
             record=record,
             max_request_bytes=max_request_bytes,
@@ -299,6 +314,10 @@ class SimServer:
     @property
     def scenario(self) -> Scenario | None:
         return self._app.config.scenario
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._app.config.clock
 
     @property
     def base_url(self) -> str:
@@ -341,6 +360,8 @@ class SimServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"claude-sim:{self._port}", daemon=True)
         self._thread.start()
         self._call(self._serve())
+        with _RUNNING_LOCK:
+            _RUNNING[self.base_url] = self
         return self
 
     async def _serve(self) -> None:
@@ -355,6 +376,8 @@ class SimServer:
     def stop(self) -> None:
         if self._thread is None or self._loop is None:
             return
+        with _RUNNING_LOCK:
+            _RUNNING.pop(self.base_url, None)
         if self._runner is not None:
             self._call(self._runner.cleanup())
         self._loop.call_soon_threadsafe(self._loop.stop)

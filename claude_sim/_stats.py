@@ -22,7 +22,9 @@ class CallRecord:
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
     stop_reason: str | None = None
-    correct: bool | None = None  # None when the answer could not be graded (error, or no scenario answer)
+    correct: bool | None = None  # None when the answer was not graded (error, no scenario answer, agent step)
+    turn: int = 1
+    at: float = 0.0  # scenario time the call was planned for
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -15,7 +15,7 @@ import yaml
 
 from claude_sim._faults import parse_faults
 from claude_sim._ratelimit import RateLimits
-from claude_sim._scenario import ScenarioError, load_scenario
+from claude_sim._scenario_file import ScenarioError, load_scenario
 from claude_sim._server import SimServer
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from claude_sim._scenario import load_scenario
+from claude_sim._scenario_file import load_scenario
 from claude_sim._server import SimServer
 from claude_sim._stats import Summary, TaskStats
 from claude_sim.workload import run_workload
