@@ -17,7 +17,7 @@ from typing import Any
 
 from claude_sim._judge import judge_answers, truth, verdict
 from claude_sim._rng import unit
-from claude_sim._scenario import Scenario, answer_line
+from claude_sim._scenario import Decision, Scenario, answer_line
 from claude_sim._spec import JudgeSpec
 from claude_sim._tokens import filler, json_tokens, text_tokens
 
@@ -40,6 +40,7 @@ class Reply:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     output_tokens: int = 0
     stop_reason: str = "end_turn"
+    decision: Decision | None = None  # the scenario's ground truth behind it, when there is one
 
 
 def _padded(line: str) -> str:
@@ -147,6 +148,7 @@ def plan_reply(body: dict[str, Any], request_key: str, *, scenario: Scenario | N
     if tag is not None and scenario is not None and tag.task in scenario.tasks:
         task = scenario.tasks[tag.task]
         decision = scenario.decide(seed, tag.task, tag.case, model, input_tokens, tag.turn)
+        reply.decision = decision
         wanted, answer, position = decision.output_tokens, decision.answer, task.answer_position
         as_tool = task.answer_kind == "tool"
         salt = _salt(seed, model, tag.task, tag.case, tag.turn)

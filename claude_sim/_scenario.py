@@ -99,6 +99,8 @@ class Scenario:
     calls_per_hour: float = DEFAULT_CALLS_PER_HOUR
     judge: JudgeSpec = field(default_factory=JudgeSpec)
     source: str = "<memory>"
+    # Cases are pure functions of (task, index) asked for again and again (plan, driver, simulator, oracle).
+    _cases: dict[tuple[str, int], Case] = field(default_factory=dict, repr=False)
 
     # --- traffic -------------------------------------------------------------------------------------------------
 
@@ -110,9 +112,12 @@ class Scenario:
     # --- cases ---------------------------------------------------------------------------------------------------
 
     def case(self, task: str, index: int) -> Case:
+        found = self._cases.get((task, index))
+        if found is not None:
+            return found
         spec = self.tasks[task]
         turns = 1 if spec.session is None else spec.session.turns.quantile(unit("turns", task, index))
-        return Case(
+        case = Case(
             task=task,
             index=index,
             input_tokens=spec.input.quantile(unit("input", task, index)),
@@ -120,6 +125,10 @@ class Scenario:
             expected=self.expected(task, index),
             turns=turns,
         )
+        if len(self._cases) > 200_000:
+            self._cases.clear()  # bounded: a long-lived simulator sees ever new cases
+        self._cases[(task, index)] = case
+        return case
 
     def expected(self, task: str, index: int, turn: int = 1) -> str:
         return label_name(self._label(task, index, turn))

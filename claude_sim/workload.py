@@ -24,7 +24,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -131,8 +131,8 @@ class _Run:
     The runners below (threads or asyncio) only wait and dispatch; this decides what is sent and what is scored.
     """
 
-    def __init__(self, scenario: Scenario, jobs: list[Job], clock: ScenarioClock, conversation_cache: str | None,
-                 progress: _Progress) -> None:
+    def __init__(self, scenario: Scenario, jobs: list[Job], clock: ScenarioClock,
+                 conversation_cache: Mapping[str, str], progress: _Progress) -> None:
         self.scenario = scenario
         self.jobs = jobs
         self.clock = clock
@@ -167,8 +167,8 @@ class _Run:
             body = next_request(self.scenario, job.task, state[0], state[1], job.case, job.turn)
         assert body is not None
         self._last_turn[session] = job.number
-        sent = mark_conversation(body, self.conversation_cache) if self.conversation_cache else body
-        return body, sent
+        ttl = self.conversation_cache.get(job.task)
+        return body, mark_conversation(body, ttl) if ttl else body
 
     def finish(self, job: Job, body: dict[str, Any], record: CallRecord, message: Any) -> None:
         self.records[job.number] = record
@@ -300,15 +300,15 @@ def run_workload(base_url: str | None, scenario: Scenario | str | None = None, c
                  policy: Any = None, api_key: str | None = None, client_factory: Any = None,
                  instrument: bool = True, progress: bool = False, max_retries: int = 2,
                  service_name: str = "claude-sim-workload", clock: ScenarioClock | None = None,
-                 conversation_cache: str | None = None) -> Summary:
+                 conversation_cache: str | Mapping[str, str] | None = None) -> Summary:
     """Run the first `calls` calls of the scenario's traffic with up to `workers` in flight, and summarise them.
 
     With `instrument` (default) this installs otel_claude with its own providers (spans to `out` as OTLP JSON
     lines, `policy` enforced) for the duration of the run and removes it afterwards; pass False when the caller
     has instrumented already. `client_factory(is_async)` replaces the default client construction. `clock` is the
     scenario clock: by default the one of the in-process simulator at `base_url`, else a fast-forward clock of the
-    run's own. `conversation_cache` ("5m" | "1h") makes callers put a cache breakpoint on the last message block
-    of every request (what a service caching its conversations sends).
+    run's own. `conversation_cache` ("5m" | "1h" for every multi-turn task, or a TTL per task) makes callers put a
+    cache breakpoint on the last message block of every request (what a service caching its conversations sends).
     """
     spec = load_scenario(scenario)
     clock = _clock_for(base_url, clock)
@@ -321,7 +321,9 @@ def run_workload(base_url: str | None, scenario: Scenario | str | None = None, c
         kind = anthropic.AsyncAnthropic if is_async else anthropic.Anthropic
         return kind(base_url=base_url, api_key=key, max_retries=max_retries)
 
-    run = _Run(spec, jobs, clock, conversation_cache, _Progress(len(jobs), progress))
+    if isinstance(conversation_cache, str):
+        conversation_cache = {name: conversation_cache for name, task in spec.tasks.items() if task.session}
+    run = _Run(spec, jobs, clock, conversation_cache or {}, _Progress(len(jobs), progress))
     started = time.perf_counter()
     context = _instrumented(out, policy, service_name, clock) if instrument else _nothing()
     with context:
@@ -357,7 +359,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--real-time", action="store_true",
                         help="wait for each call's time instead of skipping idle time (a live run)")
     parser.add_argument("--conversation-cache", choices=("5m", "1h"),
-                        help="callers mark the end of each conversation for caching")
+                        help="callers of multi-turn tasks mark the end of each conversation for caching")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
