@@ -25,6 +25,12 @@ tuner reads from spans are the scenario's, not the run's).
 
 Jumps are kept as a history, so a wall time read before a later jump still maps to the scenario time it had then
 (spans are exported in batches, after the clock has moved on).
+
+Holds keep concurrent runs on time: the driver takes a hold for each call it sends (`hold`, passed to an in-process
+simulator in the `x-sim-dispatch` header) and waits for all holds to be released (`settle`) before moving the clock
+again; the simulator releases a call's hold once it has read the clock for it (cache, rate limits), the driver when
+the call ends. So every request meets the clock at its own planned time and in plan order, while replies (latency,
+streams) still overlap.
 """
 
 from __future__ import annotations
@@ -71,6 +77,9 @@ class ScenarioClock:
         self._lock = threading.Lock()
         self._jump_walls: list[float] = []
         self._jump_totals: list[float] = []  # skipped seconds in total after each jump
+        self._held: set[int] = set()
+        self._next_hold = 0
+        self._settled = threading.Condition(self._lock)
 
     def __call__(self) -> float:
         return self.at_wall(self._wall())
@@ -103,3 +112,26 @@ class ScenarioClock:
     def unix_ns(self, wall_ns: int) -> int:
         """A wall timestamp (as OpenTelemetry records it) as the unix time of the scenario moment it belongs to."""
         return round((self.epoch + self.at_wall(wall_ns / 1e9)) * 1e9)
+
+    def hold(self) -> int:
+        """A hold for a request about to be sent: `settle` waits until it is released."""
+        with self._lock:
+            self._next_hold += 1
+            self._held.add(self._next_hold)
+            return self._next_hold
+
+    def release(self, token: int) -> None:
+        """The request has met the clock (or ended); releasing twice, or a token never held, is harmless."""
+        with self._lock:
+            self._held.discard(token)
+            if not self._held:
+                self._settled.notify_all()
+
+    def held(self) -> bool:
+        with self._lock:
+            return bool(self._held)
+
+    def settle(self) -> None:
+        """Block until every hold is released."""
+        with self._lock:
+            self._settled.wait_for(lambda: not self._held)

@@ -24,6 +24,7 @@ from claude_sim._validate import check_message_body, check_messages
 TASK_HEADER = "x-sim-task"
 CASE_HEADER = "x-sim-case"
 TURN_HEADER = "x-sim-turn"
+DISPATCH_HEADER = "x-sim-dispatch"  # the driver's clock hold for this request (see `_clock`)
 METADATA_PREFIX = "sim:"
 
 

@@ -10,17 +10,16 @@ requests a scenario sends and much cheaper.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from claude_sim._cache import PromptCache
 from claude_sim._jobs import answer_in
 from claude_sim._latency import timing
-from claude_sim._markers import mark_conversation, mark_prefix
 from claude_sim._models import SimModel, find_model
 from claude_sim._plan import PlannedCall
-from claude_sim._prefix import Prompt, flatten
+from claude_sim._prefix import Block, head_blocks, message_blocks, with_breakpoints
 from claude_sim._prompts import build_request, echo, next_request
 from claude_sim._reply import Reply, SimTag, plan_reply
 from claude_sim._rng import unit
@@ -74,16 +73,40 @@ def _model(name: str) -> SimModel:
     return model
 
 
-def _keys(prompt: Prompt, body: dict[str, Any], variant: int, session: int) -> list[Hashable]:
+@dataclass
+class _Request:
+    """A caller's request and its blocks (built once per turn: a conversation's earlier blocks are reused)."""
+
+    body: dict[str, Any]
+    blocks: list[Block]
+    head: int  # blocks of tools + system
+    tools: int
+
+    @property
+    def tokens(self) -> int:
+        return sum(block.tokens for block in self.blocks)
+
+
+def _first_request(body: dict[str, Any]) -> _Request:
+    head = head_blocks(body)
+    return _Request(body, head + message_blocks(body["messages"][0], 0), len(head), len(body.get("tools") or []))
+
+
+def _next_request(previous: _Request, body: dict[str, Any]) -> _Request:
+    known = len(previous.body["messages"])
+    added = [block for index, message in enumerate(body["messages"][known:], start=known)
+             for block in message_blocks(message, index)]
+    return _Request(body, previous.blocks + added, previous.head, previous.tools)
+
+
+def _keys(request: _Request, variant: int, session: int) -> list[Hashable]:
     """Prefix identities: the task's tools, then its system prompt variant, then the session's messages."""
-    tools = len(body.get("tools") or [])
-    system = tools if body.get("system") else -1
     keys: list[Hashable] = []
-    for index in range(len(prompt.blocks)):
-        if index < tools:
+    for index in range(len(request.blocks)):
+        if index < request.tools:
             keys.append(("tools", index))
-        elif index == system:
-            keys.append(("system", variant))
+        elif index < request.head:
+            keys.append(("system", variant, index))
         else:
             keys.append(("session", session, index))
     return keys
@@ -98,18 +121,19 @@ class _Replay:
         self.now = 0.0
         self.cache = PromptCache(lambda: self.now)
 
-    def serve(self, body: dict[str, Any], call: PlannedCall, model_name: str, served: Served,
-              variant: int) -> tuple[Reply, Usage, float, tuple[float, float], int]:
-        """One request to one model: (reply, usage, cost, (ttft, duration), input tokens)."""
+    def serve(self, request: _Request, call: PlannedCall, model_name: str, served: Served,
+              variant: int) -> tuple[Reply, Usage, float, tuple[float, float]]:
+        """One request to one model, with the breakpoints the choice places: (reply, usage, cost, timing)."""
         model = _model(model_name)
-        sent = {**body, "model": model.id, "max_tokens": min(served.max_tokens, model.max_output_tokens)}
+        sent = {**request.body, "model": model.id, "max_tokens": min(served.max_tokens, model.max_output_tokens)}
+        ttls: dict[int, str] = {}
         if served.cache_ttl:
-            sent = mark_prefix(sent, served.cache_ttl)
+            ttls.update({index: served.cache_ttl for index in {request.tools - 1, request.head - 1} if index >= 0})
         if served.conversation_ttl:
-            sent = mark_conversation(sent, served.conversation_ttl)
-        prompt = flatten(sent)
-        keys = _keys(prompt, body, variant, call.session)
-        usage = self.cache.apply(model.id, prompt, model.info.cache_min_tokens, keys)
+            ttls[len(request.blocks) - 1] = served.conversation_ttl
+        prompt = with_breakpoints(request.blocks, ttls)
+        usage = self.cache.apply(model.id, prompt, model.info.cache_min_tokens,
+                                 _keys(request, variant, call.session))
         reply = plan_reply(sent, _REQUEST_KEY, scenario=self.scenario, seed=self.seed,
                            tag=SimTag(self.task, call.case, call.turn), model=model.id,
                            input_tokens=prompt.total_tokens)
@@ -117,8 +141,7 @@ class _Replay:
         when = timing(model, usage.input_tokens + usage.cache_creation, usage.cache_read,
                       unit(self.seed, "ttft", model.id, self.task, call.case, call.turn),
                       unit(self.seed, "rate", model.id, self.task, call.case, call.turn), 1.0)
-        return reply, split, cost_usd(model.info, split), (when.ttft_s, when.total(reply.output_tokens)), \
-            prompt.total_tokens
+        return reply, split, cost_usd(model.info, split), (when.ttft_s, when.total(reply.output_tokens))
 
 
 def _judge_cost(model_name: str, body: dict[str, Any], first: Reply, second: Reply) -> float:
@@ -130,35 +153,45 @@ def _judge_cost(model_name: str, body: dict[str, Any], first: Reply, second: Rep
     return cost_usd(model.info, Usage(JUDGE_INSTRUCTION_TOKENS + question + answers, 30))
 
 
-def replay(scenario: Scenario, task: str, calls: list[PlannedCall], choose: Callable[[int], Served],
-           seed: int) -> list[Outcome]:
-    """Outcomes of a task's planned `calls` (one window, from a cold cache); `choose(input_tokens)` says how the
-    caller's request of that size is served."""
+def replay(scenario: Scenario, task: str, calls: Sequence[tuple[int, PlannedCall]], choose: Callable[[int], Served],
+           seed: int, streamed: Callable[[int], bool], safety_net: bool) -> list[Outcome]:
+    """Outcomes of a task's planned `calls` (one window, numbered within it, from a cold cache).
+
+    `choose(input_tokens)` says how the caller's request of that size is served; `streamed(number)` whether the
+    caller streams it. With `safety_net`, a non-streamed call truncated under a cap the policy lowered is sent again
+    with the caller's max_tokens, as the policy engine does: both attempts are paid, the second is the answer."""
     state = _Replay(scenario, task, seed)
-    open_sessions: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    open_sessions: dict[int, tuple[_Request, list[dict[str, Any]]]] = {}
     baseline = scenario.baseline
     task_spec = scenario.tasks[task]
     outcomes = []
-    for call in calls:
+    for number, call in calls:
         state.now = call.at
         case = scenario.case(task, call.case)
         if call.turn == 1:
-            body = build_request(scenario, case, baseline.model, baseline.max_tokens)
+            request = _first_request(build_request(scenario, case, baseline.model, baseline.max_tokens))
         else:
             previous = open_sessions.pop(call.session, None)
             if previous is None:
                 continue
-            body = next_request(scenario, task, previous[0], previous[1], call.case, call.turn)
-        served = choose(flatten(body).total_tokens)
-        reply, usage, cost, (ttft, duration), size = state.serve(body, call, served.model, served,
-                                                                 case.system_variant)
+            body = next_request(scenario, task, previous[0].body, previous[1], call.case, call.turn)
+            request = _next_request(previous[0], body)
+        size = request.tokens
+        served = choose(size)
+        reply, usage, cost, (ttft, duration) = state.serve(request, call, served.model, served, case.system_variant)
+        if (safety_net and reply.stop_reason == "max_tokens" and served.max_tokens < baseline.max_tokens
+                and not streamed(number)):
+            retry = replace(served, max_tokens=baseline.max_tokens)
+            reply, usage, again, (ttft, duration) = state.serve(request, call, served.model, retry,
+                                                                case.system_variant)
+            cost += again
         if call.turn < call.turns:
-            open_sessions[call.session] = (body, echo(reply.blocks))
+            open_sessions[call.session] = (request, echo(reply.blocks))
         evaluation = 0.0
         if served.shadow_model and unit(seed, "shadow", task, call.case, call.turn) < served.shadow_share:
-            shadow, _, evaluation, _, _ = state.serve(body, call, served.shadow_model, served, case.system_variant)
+            shadow, _, evaluation, _ = state.serve(request, call, served.shadow_model, served, case.system_variant)
             if served.judge_model and unit(seed, "judged", task, call.case, call.turn) < served.judge_share:
-                evaluation += _judge_cost(served.judge_model, body, reply, shadow)
+                evaluation += _judge_cost(served.judge_model, request.body, reply, shadow)
         graded = scenario.graded(task, case, call.turn)
         expected = scenario.expected(task, call.case, call.turn) if graded else None
         model_id = _model(served.model).id

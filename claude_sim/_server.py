@@ -14,7 +14,7 @@ from aiohttp import web
 
 from claude_sim._batches import BatchStore
 from claude_sim._clock import ScenarioClock
-from claude_sim._engine import Engine, Outcome, tag_from
+from claude_sim._engine import DISPATCH_HEADER, Engine, Outcome, tag_from
 from claude_sim._errors import ApiError, invalid
 from claude_sim._faults import STATUS_FAULTS, Fault, FaultPlan, parse_faults
 from claude_sim._models import find_model, sim_models
@@ -128,6 +128,7 @@ class _App:
         stream = isinstance(body, dict) and bool(body.get("stream"))
         fault = self.faults.take("/v1/messages", stream)
         if fault is not None and fault.kind in STATUS_FAULTS:
+            self._release({k.lower(): v for k, v in request.headers.items()})
             status = STATUS_FAULTS[fault.kind]
             raise ApiError(status, _FAULT_MESSAGES[status], retry_after=fault.retry_after)
         if fault is not None and not stream:
@@ -135,11 +136,20 @@ class _App:
                 return self._drop(request)
             await asyncio.sleep(fault.seconds)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        outcome = self.engine.respond(body, version, tag_from(headers, body))
+        try:
+            outcome = self.engine.respond(body, version, tag_from(headers, body))
+        finally:
+            self._release(headers)
         if stream:
             return await self._stream(request, outcome, request_id, fault)
         await asyncio.sleep(outcome.timing.total(outcome.reply.output_tokens))
         return _json(outcome.message, headers=self._headers(request_id, outcome.headers))
+
+    def _release(self, headers: dict[str, str]) -> None:
+        """The request has read the scenario clock: a driver sharing the clock may move it on (see `_clock`)."""
+        token, release = headers.get(DISPATCH_HEADER), getattr(self.config.clock, "release", None)
+        if token is not None and release is not None and token.isdigit():
+            release(int(token))
 
     def _drop(self, request: web.Request) -> web.StreamResponse:
         if request.transport is not None:

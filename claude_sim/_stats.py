@@ -51,12 +51,14 @@ class TaskStats:
     models: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, records: list[CallRecord]) -> TaskStats:
+    def of(cls, records: list[CallRecord], charged: float | None = None) -> TaskStats:
+        """`charged`: what the API charged for these calls in all, when known (a policy's safety net re-sends a
+        truncated call; the first attempt is paid for but its reply never reaches the caller)."""
         done = [r for r in records if r.error is None]
         graded = [r.correct for r in done if r.correct is not None]
         read = sum(r.cache_read_tokens for r in done)
         written = sum(r.cache_write_tokens for r in done)
-        cost = sum(r.cost_usd for r in records)
+        cost = sum(r.cost_usd for r in records) if charged is None else charged
         return cls(
             calls=len(records),
             errors=len(records) - len(done),
@@ -81,10 +83,14 @@ class Summary:
     records: list[CallRecord] = field(repr=False, default_factory=list)
 
     @classmethod
-    def of(cls, records: list[CallRecord], wall_s: float) -> Summary:
+    def of(cls, records: list[CallRecord], wall_s: float, charged: dict[str, float] | None = None) -> Summary:
+        """`charged`: the cost the API charged per task, when the run's spans were tallied (see TaskStats.of)."""
         tasks = sorted({r.task for r in records})
-        return cls(overall=TaskStats.of(records), wall_s=wall_s, records=records,
-                   per_task={name: TaskStats.of([r for r in records if r.task == name]) for name in tasks})
+        total = sum(charged.get(name, 0.0) for name in tasks) if charged is not None else None
+        return cls(overall=TaskStats.of(records, total), wall_s=wall_s, records=records,
+                   per_task={name: TaskStats.of([r for r in records if r.task == name],
+                                                charged.get(name, 0.0) if charged is not None else None)
+                             for name in tasks})
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": asdict(self.overall), "per_task": {k: asdict(v) for k, v in self.per_task.items()},

@@ -20,6 +20,8 @@ Approximations (deliberate):
   judge call is priced as JUDGE_INSTRUCTION_TOKENS + the turn's user message + both answers in, 30 tokens out,
   uncached. Evaluation spend is reported apart from the served calls' cost.
 - A max_tokens above a model's output limit is clamped to the limit (the API would reject the call).
+- The policy engine's safety net is modelled (a non-streamed call truncated under a lowered cap is re-sent with
+  the caller's max_tokens; both attempts cost), with the driver's rule for which calls stream.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import yaml
 from claude_sim._models import find_model
 from claude_sim._plan import PlannedCall, plan_calls
 from claude_sim._replay import JUDGE_INSTRUCTION_TOKENS, Outcome, Served, replay
+from claude_sim._rng import unit
 from claude_sim._scenario import Scenario
 
 __all__ = [
@@ -183,8 +186,9 @@ def summarise(outcomes: Sequence[Outcome]) -> Expected:
 
 
 @lru_cache(maxsize=256)
-def _window(scenario: Scenario, calls: int, plan_seed: int, task: str) -> tuple[PlannedCall, ...]:
-    return tuple(call for call in _plan(scenario, calls, plan_seed) if call.task == task)
+def _window(scenario: Scenario, calls: int, plan_seed: int, task: str) -> tuple[tuple[int, PlannedCall], ...]:
+    """A task's calls of one run's plan, with their numbers in the run (which decide streaming)."""
+    return tuple((number, call) for number, call in enumerate(_plan(scenario, calls, plan_seed)) if call.task == task)
 
 
 @lru_cache(maxsize=32)
@@ -193,25 +197,31 @@ def _plan(scenario: Scenario, calls: int, plan_seed: int) -> tuple[PlannedCall, 
 
 
 def _outcomes(scenario: Scenario, task: str, choose: Callable[[int], Served], *, calls: int, seed: int,
-              samples: int, windows: Sequence[int] | None) -> list[Outcome]:
+              samples: int, windows: Sequence[int] | None, stream_share: float, safety_net: bool) -> list[Outcome]:
     outcomes: list[Outcome] = []
     seeds = windows if windows is not None else range(_PLAN_SEED, _PLAN_SEED + _MAX_WINDOWS)
     for plan_seed in seeds:
-        outcomes += replay(scenario, task, list(_window(scenario, calls, plan_seed, task)), choose, seed)
+        def streamed(number: int, plan_seed: int = plan_seed) -> bool:
+            return unit(plan_seed, "stream", number) < stream_share  # as the driver decides it
+
+        outcomes += replay(scenario, task, _window(scenario, calls, plan_seed, task), choose, seed, streamed,
+                           safety_net)
         if windows is None and len(outcomes) >= samples:
             break
     return outcomes
 
 
 def evaluate_task(scenario: Scenario, task: str, choice: TaskPolicy, *, calls: int = 1500, seed: int = 0,
-                  samples: int = DEFAULT_SAMPLES, windows: Sequence[int] | None = None) -> Expected:
+                  samples: int = DEFAULT_SAMPLES, windows: Sequence[int] | None = None, stream_share: float = 0.3,
+                  safety_net: bool = True) -> Expected:
     """Expected figures of one task's calls under `choice`, in runs of `calls` calls on a simulator with `seed`.
 
     `windows`: replay exactly the runs the workload driver makes with these seeds (one worker), instead of the
-    oracle's own windows.
+    oracle's own windows. `stream_share` and `safety_net` are the driver's and the policy engine's settings (the
+    safety net re-sends truncated non-streamed calls whose cap the policy lowered).
     """
     return summarise(_outcomes(scenario, task, lambda size: choice.at(size).served(), calls=calls, seed=seed,
-                               samples=samples, windows=windows))
+                               samples=samples, windows=windows, stream_share=stream_share, safety_net=safety_net))
 
 
 def _baseline(scenario: Scenario) -> TaskChoice:
@@ -224,13 +234,15 @@ def _call_shares(scenario: Scenario) -> dict[str, float]:
 
 
 def evaluate(scenario: Scenario, choices: Mapping[str, TaskPolicy], *, calls: int = 1500, seed: int = 0,
-             samples: int = DEFAULT_SAMPLES, windows: Sequence[int] | None = None) -> PolicyScore:
+             samples: int = DEFAULT_SAMPLES, windows: Sequence[int] | None = None, stream_share: float = 0.3,
+             safety_net: bool = True) -> PolicyScore:
     """Expected cost per call and quality of a policy over the scenario's traffic mix (missing tasks: baseline).
 
     Quality weighs each task by its share of graded calls (an agent's intermediate steps are not graded)."""
     full = {name: choices.get(name, _baseline(scenario)) for name in scenario.tasks}
     per_task = {name: evaluate_task(scenario, name, choice, calls=calls, seed=seed, samples=samples,
-                                    windows=windows) for name, choice in full.items()}
+                                    windows=windows, stream_share=stream_share, safety_net=safety_net)
+                for name, choice in full.items()}
     shares = _call_shares(scenario)
     graded = {name: shares[name] * result.graded / result.calls if result.calls else 0.0
               for name, result in per_task.items()}
@@ -258,15 +270,16 @@ def _quantile(values: Sequence[int], q: float) -> int:
 
 
 def best_policy(scenario: Scenario, *, margin: float = 0.02, truncation_target: float = 0.01, calls: int = 1500,
-                seed: int = 0, samples: int = DEFAULT_SAMPLES, candidates: list[str] | None = None
-                ) -> dict[str, TaskChoice]:
+                seed: int = 0, samples: int = DEFAULT_SAMPLES, candidates: list[str] | None = None,
+                stream_share: float = 0.3, safety_net: bool = True) -> dict[str, TaskChoice]:
     """Per task: the cheapest (model, max_tokens, cache TTL, conversation TTL) whose quality is within `margin`
     of the baseline's.
 
     max_tokens is the model's output-length quantile at `1 - truncation_target` over the task's calls; candidates
     default to the models the task states a quality for. Conversation caching is tried on multi-turn tasks only.
     """
-    options = dict(calls=calls, seed=seed, samples=samples)
+    options: dict[str, Any] = dict(calls=calls, seed=seed, samples=samples, stream_share=stream_share,
+                                   safety_net=safety_net)
     best: dict[str, TaskChoice] = {}
     for name, task in scenario.tasks.items():
         floor = evaluate_task(scenario, name, _baseline(scenario), **options).quality - margin

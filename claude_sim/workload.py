@@ -30,9 +30,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import anthropic
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 import otel_claude
 from claude_sim._clock import ScenarioClock, run_start
+from claude_sim._engine import DISPATCH_HEADER
 from claude_sim._jobs import Job, grade, plan_jobs
 from claude_sim._markers import mark_conversation
 from claude_sim._prompts import echo, next_request
@@ -40,6 +42,7 @@ from claude_sim._scenario import Scenario
 from claude_sim._scenario_file import load_scenario
 from claude_sim._span_time import ScenarioTimeSpanExporter
 from claude_sim._stats import CallRecord, Summary
+from otel_claude import semconv
 from otel_claude.catalog import Usage, cost_usd, resolve
 
 __all__ = ["Job", "grade", "main", "plan_jobs", "run_workload"]
@@ -69,15 +72,15 @@ def _failed(job: Job, body: dict[str, Any], error: BaseException, duration: floa
                       error=type(error).__name__, turn=job.turn, at=job.at)
 
 
-def _call_sync(client: Any, job: Job, body: dict[str, Any]) -> tuple[CallRecord, Any]:
+def _call_sync(client: Any, job: Job, body: dict[str, Any], headers: dict[str, str]) -> tuple[CallRecord, Any]:
     started = time.perf_counter()
     try:
         with otel_claude.task(job.task):
             if not job.stream:
-                message = client.messages.create(**body, extra_headers=job.headers)
+                message = client.messages.create(**body, extra_headers=headers)
                 return _record(job, message, time.perf_counter() - started, None), message
             ttft = None
-            with client.messages.stream(**body, extra_headers=job.headers) as stream:
+            with client.messages.stream(**body, extra_headers=headers) as stream:
                 for event in stream:
                     if ttft is None and event.type == "content_block_delta":
                         ttft = time.perf_counter() - started
@@ -87,15 +90,16 @@ def _call_sync(client: Any, job: Job, body: dict[str, Any]) -> tuple[CallRecord,
         return _failed(job, body, error, time.perf_counter() - started), None
 
 
-async def _call_async(client: Any, job: Job, body: dict[str, Any]) -> tuple[CallRecord, Any]:
+async def _call_async(client: Any, job: Job, body: dict[str, Any],
+                      headers: dict[str, str]) -> tuple[CallRecord, Any]:
     started = time.perf_counter()
     try:
         with otel_claude.task(job.task):
             if not job.stream:
-                message = await client.messages.create(**body, extra_headers=job.headers)
+                message = await client.messages.create(**body, extra_headers=headers)
                 return _record(job, message, time.perf_counter() - started, None), message
             ttft = None
-            async with client.messages.stream(**body, extra_headers=job.headers) as stream:
+            async with client.messages.stream(**body, extra_headers=headers) as stream:
                 async for event in stream:
                     if ttft is None and event.type == "content_block_delta":
                         ttft = time.perf_counter() - started
@@ -188,18 +192,20 @@ class _Run:
         value, label = job.feedback.score(record.correct)
         otel_claude.feedback(self._response_ids[job.number], value, label)
 
-    def summary(self, wall_s: float) -> Summary:
-        return Summary.of([self.records[number] for number in sorted(self.records)], wall_s)
+    def summary(self, wall_s: float, charged: dict[str, float] | None) -> Summary:
+        return Summary.of([self.records[number] for number in sorted(self.records)], wall_s, charged)
 
 
 def _run_sync(client: Any, run: _Run, workers: int) -> None:
     slots = threading.Semaphore(workers)
     futures: dict[int, Future[None]] = {}
+    clock = run.clock
 
-    def one(job: Job, body: dict[str, Any], sent: dict[str, Any]) -> None:
+    def one(job: Job, hold: int, body: dict[str, Any], sent: dict[str, Any]) -> None:
         try:
-            run.finish(job, body, *_call_sync(client, job, sent))
+            run.finish(job, body, *_call_sync(client, job, sent, {**job.headers, DISPATCH_HEADER: str(hold)}))
         finally:
+            clock.release(hold)
             slots.release()
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workload") as pool:
@@ -207,7 +213,8 @@ def _run_sync(client: Any, run: _Run, workers: int) -> None:
             if kind == _FEEDBACK:
                 if job.number in futures:
                     futures[job.number].result()
-                    time.sleep(run.clock.advance_to(at))
+                    clock.settle()
+                    time.sleep(clock.advance_to(at))
                     run.score(job)
                 continue
             previous = run.previous(job)
@@ -217,8 +224,9 @@ def _run_sync(client: Any, run: _Run, workers: int) -> None:
             if bodies is None:
                 continue
             slots.acquire()  # a free worker first, so the call leaves at the time the clock is moved to
-            time.sleep(run.clock.advance_to(at))
-            futures[job.number] = pool.submit(one, job, *bodies)
+            clock.settle()  # and every call sent so far has met the clock at its own time
+            time.sleep(clock.advance_to(at))
+            futures[job.number] = pool.submit(one, job, clock.hold(), *bodies)
         for future in futures.values():
             future.result()
 
@@ -226,11 +234,17 @@ def _run_sync(client: Any, run: _Run, workers: int) -> None:
 async def _run_async(client: Any, run: _Run, workers: int) -> None:
     slots = asyncio.Semaphore(workers)
     tasks: dict[int, asyncio.Task[None]] = {}
+    clock = run.clock
 
-    async def one(job: Job, body: dict[str, Any], sent: dict[str, Any]) -> None:
+    async def settle() -> None:
+        if clock.held():
+            await asyncio.to_thread(clock.settle)  # the simulator releases from its own thread
+
+    async def one(job: Job, hold: int, body: dict[str, Any], sent: dict[str, Any]) -> None:
         try:
-            run.finish(job, body, *await _call_async(client, job, sent))
+            run.finish(job, body, *await _call_async(client, job, sent, {**job.headers, DISPATCH_HEADER: str(hold)}))
         finally:
+            clock.release(hold)
             slots.release()
 
     try:
@@ -238,7 +252,8 @@ async def _run_async(client: Any, run: _Run, workers: int) -> None:
             if kind == _FEEDBACK:
                 if job.number in tasks:
                     await tasks[job.number]
-                    await asyncio.sleep(run.clock.advance_to(at))
+                    await settle()
+                    await asyncio.sleep(clock.advance_to(at))
                     run.score(job)
                 continue
             previous = run.previous(job)
@@ -248,15 +263,33 @@ async def _run_async(client: Any, run: _Run, workers: int) -> None:
             if bodies is None:
                 continue
             await slots.acquire()
-            await asyncio.sleep(run.clock.advance_to(at))
-            tasks[job.number] = asyncio.create_task(one(job, *bodies))
+            await settle()
+            await asyncio.sleep(clock.advance_to(at))
+            tasks[job.number] = asyncio.create_task(one(job, clock.hold(), *bodies))
         await asyncio.gather(*tasks.values())
     finally:
         await client.close()
 
 
+class _CostTally(SpanProcessor):
+    """A span processor summing the cost of every call span per task: what the API charged, safety-net first
+    attempts included (their replies never reach the caller, so the caller's records cannot count them)."""
+
+    def __init__(self) -> None:
+        self.charged: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        attributes = span.attributes or {}
+        task, cost = attributes.get(semconv.TASK), attributes.get(semconv.COST_USD)
+        if isinstance(task, str) and isinstance(cost, int | float):
+            with self._lock:
+                self.charged[task] = self.charged.get(task, 0.0) + float(cost)
+
+
 @contextmanager
-def _instrumented(out: str | None, policy: Any, service_name: str, clock: ScenarioClock) -> Iterator[None]:
+def _instrumented(out: str | None, policy: Any, service_name: str, clock: ScenarioClock,
+                  tally: _CostTally) -> Iterator[None]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -267,6 +300,7 @@ def _instrumented(out: str | None, policy: Any, service_name: str, clock: Scenar
 
     resource = Resource.create({"service.name": service_name})
     tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(tally)
     if out:
         tracer_provider.add_span_processor(exporting(otel_claude.OTLPJsonFileSpanExporter(out)))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
@@ -325,14 +359,15 @@ def run_workload(base_url: str | None, scenario: Scenario | str | None = None, c
         conversation_cache = {name: conversation_cache for name, task in spec.tasks.items() if task.session}
     run = _Run(spec, jobs, clock, conversation_cache or {}, _Progress(len(jobs), progress))
     started = time.perf_counter()
-    context = _instrumented(out, policy, service_name, clock) if instrument else _nothing()
+    tally = _CostTally()
+    context = _instrumented(out, policy, service_name, clock, tally) if instrument else _nothing()
     with context:
         client = make_client(use_async)
         if use_async:
             asyncio.run(_run_async(client, run, workers))
         else:
             _run_sync(client, run, workers)
-    return run.summary(time.perf_counter() - started)
+    return run.summary(time.perf_counter() - started, tally.charged if instrument else None)
 
 
 @contextmanager
