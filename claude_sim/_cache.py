@@ -37,11 +37,13 @@ class PromptCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def apply(self, model: str, prompt: Prompt, min_tokens: int, keys: Sequence[Hashable] | None = None) -> CacheUsage:
-        """`keys`: one per block, equal exactly when the prefixes up to it are (default: the prompt's digests)."""
+    def apply(self, model: str, prompt: Prompt, min_tokens: int, keys: Sequence[Hashable] | None = None,
+              now: float | None = None) -> CacheUsage:
+        """`keys`: one per block, equal exactly when the prefixes up to it are (default: the prompt's digests);
+        `now`: the request's scenario time (default: the clock's)."""
         if not prompt.breakpoints:
             return CacheUsage(input_tokens=prompt.total_tokens)
-        now = self._clock()
+        now = self._clock() if now is None else now
         digests = prompt.prefix_digests() if keys is None else keys
         cumulative: list[int] = []
         running = 0

@@ -26,22 +26,24 @@ tuner reads from spans are the scenario's, not the run's).
 Jumps are kept as a history, so a wall time read before a later jump still maps to the scenario time it had then
 (spans are exported in batches, after the clock has moved on).
 
-Holds keep concurrent runs on time: the driver takes a hold for each call it sends (`hold`, passed to an in-process
-simulator in the `x-sim-dispatch` header) and waits for all holds to be released (`settle`) before moving the clock
-again; the simulator releases a call's hold once it has read the clock for it (cache, rate limits), the driver when
-the call ends. So every request meets the clock at its own planned time and in plan order, while replies (latency,
-streams) still overlap.
+Concurrent runs stay on time because each call carries its planned time (`x-sim-time`): a simulator stamps a call
+with it (cache, rate limits) instead of reading the clock, and one sharing the driver's clock (in-process) takes the
+calls in plan order (`Sequencer`, `x-sim-seq`), whatever order their threads reach it in; replies (latency,
+streams) still overlap. A repeated call (an SDK retry, a safety-net retry, a shadow call with the same headers) is
+stamped at its planned time or the clock's, whichever is later. Spans carry the planned time of the call they
+belong to (see `_span_time`).
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable
 
-__all__ = ["DAY", "RUN_GAP", "ScenarioClock", "next_day", "run_start"]
+__all__ = ["DAY", "RUN_GAP", "ScenarioClock", "Sequencer", "next_day", "run_start"]
 
 DAY = 86_400.0
 RUN_GAP = 3600.0  # the longest cache TTL: a run this long after earlier traffic finds nothing of it cached
@@ -77,9 +79,7 @@ class ScenarioClock:
         self._lock = threading.Lock()
         self._jump_walls: list[float] = []
         self._jump_totals: list[float] = []  # skipped seconds in total after each jump
-        self._held: set[int] = set()
-        self._next_hold = 0
-        self._settled = threading.Condition(self._lock)
+        self.sequence = Sequencer()
 
     def __call__(self) -> float:
         return self.at_wall(self._wall())
@@ -113,25 +113,45 @@ class ScenarioClock:
         """A wall timestamp (as OpenTelemetry records it) as the unix time of the scenario moment it belongs to."""
         return round((self.epoch + self.at_wall(wall_ns / 1e9)) * 1e9)
 
-    def hold(self) -> int:
-        """A hold for a request about to be sent: `settle` waits until it is released."""
-        with self._lock:
-            self._next_hold += 1
-            self._held.add(self._next_hold)
-            return self._next_hold
 
-    def release(self, token: int) -> None:
-        """The request has met the clock (or ended); releasing twice, or a token never held, is harmless."""
-        with self._lock:
-            self._held.discard(token)
-            if not self._held:
-                self._settled.notify_all()
+class Sequencer:
+    """Turns for calls sent concurrently: call n meets the clock only after every call numbered below n has."""
 
-    def held(self) -> bool:
-        with self._lock:
-            return bool(self._held)
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(6)  # names it in `x-sim-seq`, so only a simulator sharing it waits
+        self._lock = threading.Lock()
+        self._issued = 0
+        self._low = 1  # every ticket below this is done
+        self._done: set[int] = set()
+        self._waiters: dict[int, list[Callable[[], None]]] = {}
 
-    def settle(self) -> None:
-        """Block until every hold is released."""
+    def ticket(self) -> int:
         with self._lock:
-            self._settled.wait_for(lambda: not self._held)
+            self._issued += 1
+            return self._issued
+
+    def done(self, ticket: int) -> None:
+        """The call has met the clock, or ended without reaching it; twice is harmless."""
+        with self._lock:
+            if ticket >= self._low:
+                self._done.add(ticket)
+            while self._low in self._done:
+                self._done.remove(self._low)
+                self._low += 1
+            due = [n for n in self._waiters if n <= self._low]
+            callbacks = [callback for n in due for callback in self._waiters.pop(n)]
+        for callback in callbacks:
+            callback()
+
+    def is_done(self, ticket: int) -> bool:
+        with self._lock:
+            return ticket < self._low or ticket in self._done
+
+    def when_due(self, ticket: int, callback: Callable[[], None]) -> None:
+        """Call `callback` (now, or from whichever thread finishes the last earlier call) once every earlier call
+        is done."""
+        with self._lock:
+            if ticket > self._low:
+                self._waiters.setdefault(ticket, []).append(callback)
+                return
+        callback()

@@ -24,7 +24,8 @@ from claude_sim._validate import check_message_body, check_messages
 TASK_HEADER = "x-sim-task"
 CASE_HEADER = "x-sim-case"
 TURN_HEADER = "x-sim-turn"
-DISPATCH_HEADER = "x-sim-dispatch"  # the driver's clock hold for this request (see `_clock`)
+TIME_HEADER = "x-sim-time"  # the call's planned scenario time (see `_clock`)
+SEQ_HEADER = "x-sim-seq"  # "<sequencer token>:<ticket>": its place in the driver's plan (see `_clock`)
 METADATA_PREFIX = "sim:"
 
 
@@ -102,7 +103,9 @@ class Engine:
         except PromptError as err:
             raise invalid(str(err)) from None
 
-    def respond(self, body: Any, version: str, tag: SimTag | None, service_tier: str = "standard") -> Outcome:
+    def respond(self, body: Any, version: str, tag: SimTag | None, service_tier: str = "standard",
+                at: float | None = None) -> Outcome:
+        """`at`: the scenario time the request is stamped with (default: the clock's)."""
         check_message_body(body, version)
         model = self.model(body)
         if body["max_tokens"] > model.max_output_tokens:
@@ -117,8 +120,8 @@ class Engine:
         if tag is not None and self.scenario is not None and tag.task not in self.scenario.tasks:
             raise invalid(f"{TASK_HEADER}: unknown task {tag.task!r} (scenario {self.scenario.name!r} has "
                           f"{', '.join(self.scenario.tasks)})")
-        headers = self.limiter.admit(prompt.total_tokens, body["max_tokens"])
-        cache = self.cache.apply(model.id, prompt, model.info.cache_min_tokens)
+        headers = self.limiter.admit(prompt.total_tokens, body["max_tokens"], at)
+        cache = self.cache.apply(model.id, prompt, model.info.cache_min_tokens, now=at)
         key = request_key(body)
         message_id = self.new_id("msg")
         reply = plan_reply(body, key, scenario=self.scenario, seed=self.seed, tag=tag, model=model.id,

@@ -32,8 +32,10 @@ class _Bucket:
         self.updated = now
 
     def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
-        self.updated = now
+        # Requests stamped with their planned time can arrive a little out of order: time never runs backwards.
+        if now > self.updated:
+            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+            self.updated = now
 
     def wait_for(self, amount: float) -> float:
         return 0.0 if amount <= self.level else (min(amount, self.capacity) - self.level) / self.rate
@@ -60,9 +62,10 @@ class RateLimiter:
             "output-tokens": _Bucket(limits.output_tokens_per_minute, now),
         }
 
-    def admit(self, input_tokens: int, max_tokens: int) -> dict[str, str]:
-        """Take a request's share (output is reserved at max_tokens, as the API does) and return the headers."""
-        now = self._clock()
+    def admit(self, input_tokens: int, max_tokens: int, now: float | None = None) -> dict[str, str]:
+        """Take a request's share (output is reserved at max_tokens, as the API does) and return the headers;
+        `now`: the request's scenario time (default: the clock's)."""
+        now = self._clock() if now is None else now
         wanted = {"requests": 1.0, "input-tokens": float(input_tokens), "output-tokens": float(max_tokens)}
         for bucket in self._buckets.values():
             bucket.refill(now)

@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from claude_sim._batches import BatchStore
-from claude_sim._clock import ScenarioClock
-from claude_sim._engine import DISPATCH_HEADER, Engine, Outcome, tag_from
+from claude_sim._clock import ScenarioClock, Sequencer
+from claude_sim._engine import SEQ_HEADER, TIME_HEADER, Engine, Outcome, tag_from
 from claude_sim._errors import ApiError, invalid
 from claude_sim._faults import STATUS_FAULTS, Fault, FaultPlan, parse_faults
 from claude_sim._models import find_model, sim_models
@@ -128,7 +128,6 @@ class _App:
         stream = isinstance(body, dict) and bool(body.get("stream"))
         fault = self.faults.take("/v1/messages", stream)
         if fault is not None and fault.kind in STATUS_FAULTS:
-            self._release({k.lower(): v for k, v in request.headers.items()})
             status = STATUS_FAULTS[fault.kind]
             raise ApiError(status, _FAULT_MESSAGES[status], retry_after=fault.retry_after)
         if fault is not None and not stream:
@@ -136,20 +135,49 @@ class _App:
                 return self._drop(request)
             await asyncio.sleep(fault.seconds)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        ticket = self._ticket(headers)
         try:
-            outcome = self.engine.respond(body, version, tag_from(headers, body))
+            at = await self._stamp(headers, ticket)
+            outcome = self.engine.respond(body, version, tag_from(headers, body), at=at)
         finally:
-            self._release(headers)
+            if ticket is not None:
+                ticket[0].done(ticket[1])
         if stream:
             return await self._stream(request, outcome, request_id, fault)
         await asyncio.sleep(outcome.timing.total(outcome.reply.output_tokens))
         return _json(outcome.message, headers=self._headers(request_id, outcome.headers))
 
-    def _release(self, headers: dict[str, str]) -> None:
-        """The request has read the scenario clock: a driver sharing the clock may move it on (see `_clock`)."""
-        token, release = headers.get(DISPATCH_HEADER), getattr(self.config.clock, "release", None)
-        if token is not None and release is not None and token.isdigit():
-            release(int(token))
+    def _ticket(self, headers: dict[str, str]) -> tuple[Sequencer, int] | None:
+        """The request's place in the plan of a driver sharing this simulator's clock (see `_clock`)."""
+        sequence = getattr(self.config.clock, "sequence", None)
+        token, _, number = headers.get(SEQ_HEADER, "").partition(":")
+        if not isinstance(sequence, Sequencer) or token != sequence.token or not number.isdigit():
+            return None
+        return sequence, int(number)
+
+    async def _stamp(self, headers: dict[str, str], ticket: tuple[Sequencer, int] | None) -> float | None:
+        """The scenario time to serve a request at: on a fast-forward clock, its planned time once every call
+        planned before it was served; a repeat (retry), or any call on a real-time clock, at its planned time or the
+        clock's, whichever is later. None: the clock's."""
+        try:
+            planned = float(headers[TIME_HEADER])
+        except (KeyError, ValueError):
+            return None
+        clock = self.config.clock
+        first = ticket is not None and not ticket[0].is_done(ticket[1])
+        if first:
+            assert ticket is not None
+            loop = asyncio.get_running_loop()
+            turn = loop.create_future()
+            ticket[0].when_due(ticket[1], lambda: loop.call_soon_threadsafe(
+                lambda: turn.done() or turn.set_result(None)))
+            await turn
+        # On a clock that waits in real time a late call is late; on a fast-forward one it is served on time.
+        at = planned if first and getattr(clock, "fast_forward", False) else max(planned, clock())
+        advance = getattr(clock, "advance_to", None)
+        if advance is not None:
+            advance(at)  # the clock is never behind a request it served (what retries and later requests see)
+        return at
 
     def _drop(self, request: web.Request) -> web.StreamResponse:
         if request.transport is not None:

@@ -24,8 +24,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,13 +34,13 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 import otel_claude
 from claude_sim._clock import ScenarioClock, run_start
-from claude_sim._engine import DISPATCH_HEADER
+from claude_sim._engine import SEQ_HEADER, TIME_HEADER
 from claude_sim._jobs import Job, grade, plan_jobs
 from claude_sim._markers import mark_conversation
 from claude_sim._prompts import echo, next_request
 from claude_sim._scenario import Scenario
 from claude_sim._scenario_file import load_scenario
-from claude_sim._span_time import ScenarioTimeSpanExporter
+from claude_sim._span_time import ScenarioTimeSpanProcessor, scenario_moment
 from claude_sim._stats import CallRecord, Summary
 from otel_claude import semconv
 from otel_claude.catalog import Usage, cost_usd, resolve
@@ -132,7 +132,7 @@ class _Progress:
 class _Run:
     """One run's schedule and what the calls left behind: records, response ids, conversations in progress.
 
-    The runners below (threads or asyncio) only wait and dispatch; this decides what is sent and what is scored.
+    The dispatcher below only waits and sends; this decides what is sent and what is scored.
     """
 
     def __init__(self, scenario: Scenario, jobs: list[Job], clock: ScenarioClock,
@@ -145,7 +145,6 @@ class _Run:
         self.records: dict[int, CallRecord] = {}
         self._response_ids: dict[int, str] = {}
         self._open: dict[tuple[str, int], tuple[dict[str, Any], list[dict[str, Any]]]] = {}  # (body, reply) so far
-        self._last_turn: dict[tuple[str, int], int] = {}  # session -> job number of its latest dispatched turn
 
     def events(self) -> Iterator[tuple[int, float, Job]]:
         """(kind, scenario time, job) in time order: calls, and scores that come later than their call."""
@@ -154,10 +153,6 @@ class _Run:
                   if job.feedback is not None and job.feedback.delay_s > 0]
         for at, kind, number in sorted(items):
             yield kind, at, self.jobs[number]
-
-    def previous(self, job: Job) -> int | None:
-        """The job number of the turn this call continues, if it is a later turn of a session."""
-        return self._last_turn.get((job.task, job.session)) if job.turn > 1 else None
 
     def body_for(self, job: Job) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(what the caller's code builds, what it sends); None when its session ended early."""
@@ -170,7 +165,6 @@ class _Run:
                 return None
             body = next_request(self.scenario, job.task, state[0], state[1], job.case, job.turn)
         assert body is not None
-        self._last_turn[session] = job.number
         ttl = self.conversation_cache.get(job.task)
         return body, mark_conversation(body, ttl) if ttl else body
 
@@ -196,79 +190,81 @@ class _Run:
         return Summary.of([self.records[number] for number in sorted(self.records)], wall_s, charged)
 
 
-def _run_sync(client: Any, run: _Run, workers: int) -> None:
-    slots = threading.Semaphore(workers)
-    futures: dict[int, Future[None]] = {}
+def _headers(job: Job, clock: ScenarioClock, ticket: int) -> dict[str, str]:
+    return {**job.headers, TIME_HEADER: repr(job.at), SEQ_HEADER: f"{clock.sequence.token}:{ticket}"}
+
+
+Caller = Callable[[Job, dict[str, Any], dict[str, str]], Awaitable[tuple[CallRecord, Any]]]
+
+
+async def _dispatch(run: _Run, workers: int, call: Caller) -> None:
+    """Send the run's calls at their times with up to `workers` in flight; `call(job, body, headers)` makes one.
+
+    A later turn needs the reply to the one before. With one worker the dispatcher waits for it (strict time
+    order). With more, a turn whose previous reply has not come yet when its time does is sent as soon as it
+    comes, while later calls go on: it is then served after them, at its own planned time (see `_clock`).
+    """
+    slots = asyncio.Semaphore(workers)
+    tasks: dict[int, asyncio.Task[None]] = {}
+    latest: dict[tuple[str, int], asyncio.Task[None]] = {}  # a session's latest turn, sent or waiting
     clock = run.clock
 
-    def one(job: Job, hold: int, body: dict[str, Any], sent: dict[str, Any]) -> None:
+    async def send(job: Job, ticket: int) -> None:  # holding a slot
         try:
-            run.finish(job, body, *_call_sync(client, job, sent, {**job.headers, DISPATCH_HEADER: str(hold)}))
+            bodies = run.body_for(job)
+            if bodies is not None:
+                with scenario_moment(job.at):
+                    record, message = await call(job, bodies[1], _headers(job, clock, ticket))
+                    run.finish(job, bodies[0], record, message)
         finally:
-            clock.release(hold)
+            clock.sequence.done(ticket)
             slots.release()
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workload") as pool:
-        for kind, at, job in run.events():
-            if kind == _FEEDBACK:
-                if job.number in futures:
-                    futures[job.number].result()
-                    clock.settle()
-                    time.sleep(clock.advance_to(at))
+    async def late(job: Job, before: asyncio.Task[None]) -> None:
+        await before
+        await slots.acquire()
+        await send(job, clock.sequence.ticket())
+
+    for kind, at, job in run.events():
+        if kind == _FEEDBACK:
+            if job.number in tasks:
+                await tasks[job.number]
+                await asyncio.sleep(clock.advance_to(at))
+                with scenario_moment(at):
                     run.score(job)
-                continue
-            previous = run.previous(job)
-            if previous is not None:
-                futures[previous].result()  # a later turn needs the reply to the one before
-            bodies = run.body_for(job)
-            if bodies is None:
-                continue
-            slots.acquire()  # a free worker first, so the call leaves at the time the clock is moved to
-            clock.settle()  # and every call sent so far has met the clock at its own time
-            time.sleep(clock.advance_to(at))
-            futures[job.number] = pool.submit(one, job, clock.hold(), *bodies)
-        for future in futures.values():
-            future.result()
+            continue
+        session = (job.task, job.session)
+        before = latest.get(session) if job.turn > 1 else None
+        await slots.acquire()
+        if before is not None and not before.done():
+            slots.release()
+            tasks[job.number] = latest[session] = asyncio.create_task(late(job, before))
+            continue
+        await asyncio.sleep(clock.advance_to(at))
+        tasks[job.number] = latest[session] = asyncio.create_task(send(job, clock.sequence.ticket()))
+    await asyncio.gather(*tasks.values())
 
 
 async def _run_async(client: Any, run: _Run, workers: int) -> None:
-    slots = asyncio.Semaphore(workers)
-    tasks: dict[int, asyncio.Task[None]] = {}
-    clock = run.clock
-
-    async def settle() -> None:
-        if clock.held():
-            await asyncio.to_thread(clock.settle)  # the simulator releases from its own thread
-
-    async def one(job: Job, hold: int, body: dict[str, Any], sent: dict[str, Any]) -> None:
-        try:
-            run.finish(job, body, *await _call_async(client, job, sent, {**job.headers, DISPATCH_HEADER: str(hold)}))
-        finally:
-            clock.release(hold)
-            slots.release()
-
     try:
-        for kind, at, job in run.events():
-            if kind == _FEEDBACK:
-                if job.number in tasks:
-                    await tasks[job.number]
-                    await settle()
-                    await asyncio.sleep(clock.advance_to(at))
-                    run.score(job)
-                continue
-            previous = run.previous(job)
-            if previous is not None:
-                await tasks[previous]
-            bodies = run.body_for(job)
-            if bodies is None:
-                continue
-            await slots.acquire()
-            await settle()
-            await asyncio.sleep(clock.advance_to(at))
-            tasks[job.number] = asyncio.create_task(one(job, clock.hold(), *bodies))
-        await asyncio.gather(*tasks.values())
+        await _dispatch(run, workers, lambda job, body, headers: _call_async(client, job, body, headers))
     finally:
         await client.close()
+
+
+def _run_sync(client: Any, run: _Run, workers: int) -> None:
+    """The sync SDK in worker threads, dispatched by the same scheduler."""
+    def in_thread(job: Job, body: dict[str, Any], headers: dict[str, str]) -> tuple[CallRecord, Any]:
+        with scenario_moment(job.at):  # spans end in this thread
+            return _call_sync(client, job, body, headers)
+
+    async def main(pool: ThreadPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        await _dispatch(run, workers, lambda job, body, headers: loop.run_in_executor(
+            pool, in_thread, job, body, headers))
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workload") as pool:
+        asyncio.run(main(pool))
 
 
 class _CostTally(SpanProcessor):
@@ -295,8 +291,8 @@ def _instrumented(out: str | None, policy: Any, service_name: str, clock: Scenar
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-    def exporting(exporter: SpanExporter) -> BatchSpanProcessor:
-        return BatchSpanProcessor(ScenarioTimeSpanExporter(exporter, clock))
+    def exporting(exporter: SpanExporter) -> ScenarioTimeSpanProcessor:
+        return ScenarioTimeSpanProcessor(BatchSpanProcessor(exporter), clock)
 
     resource = Resource.create({"service.name": service_name})
     tracer_provider = TracerProvider(resource=resource)
