@@ -26,6 +26,7 @@ Approximations (deliberate):
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ from claude_sim._plan import PlannedCall, plan_calls
 from claude_sim._replay import JUDGE_INSTRUCTION_TOKENS, Outcome, Served, replay
 from claude_sim._rng import unit
 from claude_sim._scenario import Scenario
+from claude_sim._spec import DEFAULT
 
 __all__ = [
     "JUDGE_INSTRUCTION_TOKENS",
@@ -51,6 +53,7 @@ __all__ = [
     "TaskChoice",
     "best_policy",
     "choices_from_policy",
+    "describe_choice",
     "evaluate",
     "evaluate_task",
     "policy_document",
@@ -271,35 +274,62 @@ def _quantile(values: Sequence[int], q: float) -> int:
 
 def best_policy(scenario: Scenario, *, margin: float = 0.02, truncation_target: float = 0.01, calls: int = 1500,
                 seed: int = 0, samples: int = DEFAULT_SAMPLES, candidates: list[str] | None = None,
-                stream_share: float = 0.3, safety_net: bool = True) -> dict[str, TaskChoice]:
-    """Per task: the cheapest (model, max_tokens, cache TTL, conversation TTL) whose quality is within `margin`
-    of the baseline's.
+                stream_share: float = 0.3, safety_net: bool = True) -> dict[str, TaskPolicy]:
+    """Per task: the cheapest policy whose quality is within `margin` of the baseline's.
 
-    max_tokens is the model's output-length quantile at `1 - truncation_target` over the task's calls; candidates
-    default to the models the task states a quality for. Conversation caching is tried on multi-turn tasks only.
+    Tried: each candidate model with max_tokens at its output-length quantile `1 - truncation_target` over the
+    task's calls (or the caller's own where that is larger), each shared-prefix cache TTL and, on multi-turn tasks,
+    each conversation TTL; then, where a candidate's quality changes with input size, a split at each such size
+    between the best setups of two models (`SizeRouted`). Candidates default to the models the task states a
+    quality for.
     """
     options: dict[str, Any] = dict(calls=calls, seed=seed, samples=samples, stream_share=stream_share,
                                    safety_net=safety_net)
-    best: dict[str, TaskChoice] = {}
+    best: dict[str, TaskPolicy] = {}
     for name, task in scenario.tasks.items():
         floor = evaluate_task(scenario, name, _baseline(scenario), **options).quality - margin
-        chosen: tuple[float, TaskChoice] | None = None
+        chosen: tuple[float, TaskPolicy] | None = None
+        per_model: dict[str, tuple[float, TaskChoice]] = {}  # each model's cheapest setup, within margin or not
+        models = candidates or task.models
         conversation = CACHE_OPTIONS if task.session is not None else (None,)
-        for model in candidates or task.models:
+        for model in models:
             limit = _max_output(model)
             uncapped = _outcomes(scenario, name, lambda _size, m=model, cap=limit: Served(m, cap), **options,
                                  windows=None)
             cap = min(limit, _quantile([o.uncapped_output_tokens for o in uncapped], 1.0 - truncation_target))
-            for ttl in CACHE_OPTIONS:
-                for conversation_ttl in conversation:
-                    if ttl == "5m" and conversation_ttl == "1h":
-                        continue
-                    choice = TaskChoice(model, cap, ttl, conversation_ttl)
-                    result = evaluate_task(scenario, name, choice, **options)
-                    if result.quality >= floor and (chosen is None or result.cost_per_call < chosen[0]):
-                        chosen = (result.cost_per_call, choice)
+            # The caller's own cap where it truncates no more: lowering it saves nothing when answers are short,
+            # and costs the safety net's retries.
+            caps = {cap, scenario.baseline.max_tokens} if cap <= scenario.baseline.max_tokens <= limit else {cap}
+            for max_tokens, ttl, conversation_ttl in itertools.product(sorted(caps), CACHE_OPTIONS, conversation):
+                if ttl == "5m" and conversation_ttl == "1h":
+                    continue
+                choice = TaskChoice(model, max_tokens, ttl, conversation_ttl)
+                result = evaluate_task(scenario, name, choice, **options)
+                if model not in per_model or result.cost_per_call < per_model[model][0]:
+                    per_model[model] = (result.cost_per_call, choice)
+                if result.quality >= floor and (chosen is None or result.cost_per_call < chosen[0]):
+                    chosen = (result.cost_per_call, choice)
+        sizes = sorted({start for model in models for start, _ in task.quality.get(model, task.quality[DEFAULT]).bands
+                        if start > 0})
+        for size, (low, high) in itertools.product(sizes, itertools.permutations(per_model, 2)):
+            split = SizeRouted(((0, size, per_model[low][1]),), per_model[high][1])
+            result = evaluate_task(scenario, name, split, **options)
+            if result.quality >= floor and (chosen is None or result.cost_per_call < chosen[0]):
+                chosen = (result.cost_per_call, split)
         best[name] = chosen[1] if chosen else _baseline(scenario)
     return best
+
+
+def describe_choice(policy: TaskPolicy) -> str:
+    """One line for a task's policy, for reports and benchmarks."""
+    if isinstance(policy, SizeRouted):
+        parts = [f"input [{low or 0}, {high if high is not None else 'inf'}): {describe_choice(choice)}"
+                 for low, high, choice in policy.rules]
+        return "; ".join([*parts, f"otherwise {describe_choice(policy.default)}"])
+    text = f"{policy.model} max_tokens={policy.max_tokens} cache={policy.cache_ttl or 'none'}"
+    if policy.conversation_ttl:
+        text += f" conversation={policy.conversation_ttl}"
+    return text
 
 
 # --- policy files ---------------------------------------------------------------------------------------------
@@ -353,10 +383,10 @@ def choices_from_policy(scenario: Scenario, policy: Mapping[str, Any] | str | os
             sized.append((low, high, _rule_choice(rule, base)))
             if low is None and high is None:
                 break  # later rules never match
-        if len(sized) == 1 and sized[0][:2] == (None, None):
-            choices[name] = sized[0][2]
-        else:
-            choices[name] = SizeRouted(tuple(sized), base)
+        default = base
+        if sized[-1][:2] == (None, None):  # a catch-all rule: what the sizes before it leave
+            default = sized.pop()[2]
+        choices[name] = SizeRouted(tuple(sized), default) if sized else default
     return choices
 
 
@@ -382,7 +412,16 @@ def policy_document(scenario: Scenario, choices: Mapping[str, TaskPolicy], versi
                 when = {key: value for key, value in (("input_tokens_min", low), ("input_tokens_max", high))
                         if value is not None}
                 rules.append({**rule, "when": when} if when else rule)
+            rules.append(_rule(name, choice.default, scenario))
         else:
             rules.append(_rule(name, choice, scenario))
     return {"schema_version": 1, "version": version, "mode": "enforce", "rules": rules,
             "metadata": {"source": f"claude_sim.oracle.best_policy on scenario {scenario.name}"}}
+
+
+if __name__ == "__main__":
+    import sys
+
+    from claude_sim._oracle_report import main
+
+    sys.exit(main())
