@@ -13,13 +13,15 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from claude_sim._judge import judge_answers, truth, verdict
+from claude_sim._models import sim_models
 from claude_sim._rng import unit
 from claude_sim._scenario import Decision, Scenario, answer_line
 from claude_sim._spec import JudgeSpec
-from claude_sim._tokens import filler, json_tokens, text_tokens
+from claude_sim._tokens import FILLER_VARIANTS, filler, json_tokens, text_tokens
 
 GENERIC_MIN_TOKENS = 12
 GENERIC_SPAN_TOKENS = 180
@@ -102,6 +104,15 @@ def _salt(*parts: object) -> int:
     return int(unit(*parts) * 1_000_000)
 
 
+@lru_cache(maxsize=1)
+def _ranks() -> dict[str, int]:
+    return {name: rank for rank, name in enumerate(sorted(sim_models()))}
+
+
+def _model_rank(model: str) -> int:
+    return _ranks().get(model, len(_ranks())) % FILLER_VARIANTS
+
+
 def _tool_use_id(request_key: str, model: str, seed: int) -> str:
     # A function of the request, not of the response: the same conversation has the same history on every run.
     return "toolu_01" + hashlib.blake2b(f"{seed}:{model}:{request_key}".encode(), digest_size=12).hexdigest()
@@ -151,7 +162,8 @@ def plan_reply(body: dict[str, Any], request_key: str, *, scenario: Scenario | N
         reply.decision = decision
         wanted, answer, position = decision.output_tokens, decision.answer, task.answer_position
         as_tool = task.answer_kind == "tool"
-        salt = _salt(seed, model, tag.task, tag.case, tag.turn)
+        # Each model its own wording (distinct models never share a salt), varied by request.
+        salt = _salt(seed, tag.task, tag.case, tag.turn) + _model_rank(model)
         if task.session is not None and task.session.agent and tag.turn < scenario.case(tag.task, tag.case).turns:
             step, answer, as_tool = tag.turn, None, True
     else:

@@ -29,6 +29,7 @@ def json_tokens(value: Any) -> int:
 
 
 _STRIDES = (7, 5, 1, 11)  # coprime with the 12 words: each gives a different order
+FILLER_VARIANTS = len(_WORDS) * len(_STRIDES)  # distinct texts `filler` makes (salts modulo this)
 
 
 @lru_cache(maxsize=64)
@@ -42,7 +43,7 @@ def filler(tokens: int, salt: int = 0) -> str:
     different texts). Built from one repeated period, so long texts cost a string multiplication, not a loop."""
     if tokens <= 0:
         return ""
-    period = _period(salt % (len(_WORDS) * len(_STRIDES)))
+    period = _period(salt % FILLER_VARIANTS)
     whole, rest = divmod(tokens, len(_WORDS))
     return period * whole + period[: rest * _CHARS_PER_TOKEN]
 
