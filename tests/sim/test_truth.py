@@ -86,7 +86,7 @@ def test_two_models_err_together_through_the_api(scenario) -> None:
               answer_in(h.content) == scenario.expected("qa", case)) for case, (s, h) in enumerate(pairs)]
     x, y = [float(a) for a, _ in right], [float(b) for _, b in right]
     phi = statistics.correlation(x, y)
-    assert phi > 0.25  # independent errors would give 0 +- 0.06 at this size
+    assert phi > 0.15  # independent errors: 0 +- 0.06 at this size; the copula with rho 0.7: about 0.33
     expected = both_right(0.8, 0.7, 0.7)
     joint = sum(a and b for a, b in right) / len(right)
     assert abs(joint - expected) < 4 * math.sqrt(expected * (1 - expected) / len(right))
