@@ -147,6 +147,11 @@ class Sequencer:
         with self._lock:
             return ticket < self._low or ticket in self._done
 
+    def is_due(self, ticket: int) -> bool:
+        """Every call numbered below `ticket` is done."""
+        with self._lock:
+            return ticket <= self._low
+
     def when_due(self, ticket: int, callback: Callable[[], None]) -> None:
         """Call `callback` (now, or from whichever thread finishes the last earlier call) once every earlier call
         is done."""

@@ -165,7 +165,7 @@ class _App:
             return None
         clock = self.config.clock
         first = ticket is not None and not ticket[0].is_done(ticket[1])
-        if first:
+        if first and not ticket[0].is_due(ticket[1]):  # type: ignore[index]
             assert ticket is not None
             loop = asyncio.get_running_loop()
             turn = loop.create_future()

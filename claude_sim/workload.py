@@ -258,10 +258,16 @@ def _run_sync(client: Any, run: _Run, workers: int) -> None:
         with scenario_moment(job.at):  # spans end in this thread
             return _call_sync(client, job, body, headers)
 
+    async def inline(job: Job, body: dict[str, Any], headers: dict[str, str]) -> tuple[CallRecord, Any]:
+        return in_thread(job, body, headers)
+
     async def main(pool: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
-        await _dispatch(run, workers, lambda job, body, headers: loop.run_in_executor(
-            pool, in_thread, job, body, headers))
+        if workers == 1:  # nothing can overlap the call: make it right here, without two thread hops per call
+            await _dispatch(run, workers, inline)
+        else:
+            await _dispatch(run, workers, lambda job, body, headers: loop.run_in_executor(
+                pool, in_thread, job, body, headers))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workload") as pool:
         asyncio.run(main(pool))

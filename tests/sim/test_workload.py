@@ -76,7 +76,8 @@ def test_jobs_follow_shares_and_baseline() -> None:
 
 def test_a_failed_turn_ends_its_session(tmp_path: Path) -> None:
     scenario = load_scenario("chat")
-    with SimServer(scenario=scenario, seed=0, record=False, faults=[{"kind": "api_error", "probability": 0.1, "count": None}]) as sim:
+    faults = [{"kind": "api_error", "probability": 0.1, "count": None}]
+    with SimServer(scenario=scenario, seed=0, record=False, faults=faults) as sim:
         summary = run_workload(sim.base_url, scenario, calls=200, workers=4, seed=0, max_retries=0,
                                instrument=False)
     errors = [r for r in summary.records if r.error]
