@@ -45,8 +45,8 @@ class Served:
     conversation_ttl: str | None = None
     shadow_model: str | None = None  # a paired evaluation call to this model, for `shadow_share` of the calls
     shadow_share: float = 0.0
-    judge_model: str | None = None  # then a judge call for `judge_share` of the shadowed calls
-    judge_share: float = 0.0
+    shadow_max_tokens: int | None = None  # the candidate's own cap
+    judge_model: str | None = None  # then a judge call for each pair whose answers differ
 
 
 @dataclass(frozen=True)
@@ -189,8 +189,10 @@ def replay(scenario: Scenario, task: str, calls: Sequence[tuple[int, PlannedCall
             open_sessions[call.session] = (request, echo(reply.blocks))
         evaluation = 0.0
         if served.shadow_model and unit(seed, "shadow", task, call.case, call.turn) < served.shadow_share:
-            shadow, _, evaluation, _ = state.serve(request, call, served.shadow_model, served, case.system_variant)
-            if served.judge_model and unit(seed, "judged", task, call.case, call.turn) < served.judge_share:
+            candidate = replace(served, max_tokens=served.shadow_max_tokens or served.max_tokens)
+            shadow, _, evaluation, _ = state.serve(request, call, served.shadow_model, candidate,
+                                                   case.system_variant)
+            if served.judge_model and answer_in(shadow.blocks) != answer_in(reply.blocks):
                 evaluation += _judge_cost(served.judge_model, request.body, reply, shadow)
         graded = scenario.graded(task, case, call.turn)
         expected = scenario.expected(task, call.case, call.turn) if graded else None

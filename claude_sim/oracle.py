@@ -16,9 +16,11 @@ Approximations (deliberate):
 - A size-routed policy picks a call's rule by the simulator's token count of the caller's request; the
   instrumentor estimates from characters, so a size right at a boundary may fall on the other side.
 - Exploration (`explore` in a policy) is not modelled: the oracle scores a policy's steady state.
-- Paired evaluation calls re-send the served request (breakpoints included) to the candidate, sharing its cache; a
-  judge call is priced as JUDGE_INSTRUCTION_TOKENS + the turn's user message + both answers in, 30 tokens out,
-  uncached. Evaluation spend is reported apart from the served calls' cost.
+- Paired evaluation calls re-send the served request (breakpoints included, at the candidate's own cap when it has
+  one) to the candidate, sharing its cache; a pair whose answers differ goes to the judge, priced as
+  JUDGE_INSTRUCTION_TOKENS + the turn's user message + both answers in, 30 tokens out, uncached. A budget caps the
+  evaluation spend at its share of the served spend (the instrumentor stops sampling there) without modelling
+  which calls it skips. Evaluation spend is reported apart from the served calls' cost.
 - A max_tokens above a model's output limit is clamped to the limit (the API would reject the call).
 - The policy engine's safety net is modelled (a non-streamed call truncated under a lowered cap is re-sent with
   the caller's max_tokens; both attempts cost), with the driver's rule for which calls stream.
@@ -67,12 +69,14 @@ _PLAN_SEED = 1_000_003  # oracle windows use their own plans, not any run's
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Paired (shadow) evaluation: a share of the calls also sent to a candidate, optionally judged."""
+    """Paired (shadow) evaluation, as a policy rule's `evaluate` says it: a share of the calls also sent to a
+    candidate; pairs whose answers differ go to a judge when there is one; spend held under `budget` x the task's."""
 
     model: str
     share: float
     judge_model: str | None = None
-    judge_share: float = 1.0  # of the shadowed calls
+    budget: float | None = None  # evaluation spend at most this share of the served calls' spend
+    max_tokens: int | None = None  # the candidate's own cap
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,8 @@ class TaskChoice:
             model=self.model, max_tokens=self.max_tokens, cache_ttl=self.cache_ttl,
             conversation_ttl=self.conversation_ttl,
             shadow_model=evaluation.model if evaluation else None, shadow_share=evaluation.share if evaluation else 0,
+            shadow_max_tokens=evaluation.max_tokens if evaluation else None,
             judge_model=evaluation.judge_model if evaluation else None,
-            judge_share=evaluation.judge_share if evaluation else 0.0,
         )
 
 
@@ -223,8 +227,14 @@ def evaluate_task(scenario: Scenario, task: str, choice: TaskPolicy, *, calls: i
     oracle's own windows. `stream_share` and `safety_net` are the driver's and the policy engine's settings (the
     safety net re-sends truncated non-streamed calls whose cap the policy lowered).
     """
-    return summarise(_outcomes(scenario, task, lambda size: choice.at(size).served(), calls=calls, seed=seed,
-                               samples=samples, windows=windows, stream_share=stream_share, safety_net=safety_net))
+    expected = summarise(_outcomes(scenario, task, lambda size: choice.at(size).served(), calls=calls, seed=seed,
+                                   samples=samples, windows=windows, stream_share=stream_share,
+                                   safety_net=safety_net))
+    budget = choice.evaluation.budget if isinstance(choice, TaskChoice) and choice.evaluation else None
+    if budget is not None and expected.evaluation_cost_per_call > budget * expected.cost_per_call:
+        # The instrumentor stops sampling once evaluation spend reaches its budget share.
+        return replace(expected, evaluation_cost_per_call=budget * expected.cost_per_call)
+    return expected
 
 
 def _baseline(scenario: Scenario) -> TaskChoice:
@@ -351,8 +361,18 @@ def _read_cache(rule: Mapping[str, Any], choice: TaskChoice, caller: TaskChoice)
     return replace(choice, cache_ttl=None if ttl in (None, "none") else str(ttl))
 
 
+def _read_evaluate(rule: Mapping[str, Any], choice: TaskChoice, caller: TaskChoice) -> TaskChoice:
+    data = rule.get("evaluate")
+    if not data:
+        return choice
+    judge = data.get("judge") or {}
+    return replace(choice, evaluation=Evaluation(
+        model=data["model"], share=float(data["share"]), judge_model=judge.get("model"),
+        budget=data.get("budget"), max_tokens=data.get("max_tokens")))
+
+
 READERS: list[Callable[[Mapping[str, Any], TaskChoice, TaskChoice], TaskChoice]] = [
-    _read_model, _read_max_tokens, _read_cache,
+    _read_model, _read_max_tokens, _read_cache, _read_evaluate,
 ]
 
 
@@ -396,14 +416,21 @@ def _rule(name: str, choice: TaskChoice, scenario: Scenario) -> dict[str, Any]:
         rule["model"] = choice.model
     if choice.cache_ttl:
         rule["cache"] = {"ttl": choice.cache_ttl, "targets": ["tools", "system"]}
+    evaluation = choice.evaluation
+    if evaluation is not None:
+        rule["evaluate"] = {"model": evaluation.model, "share": evaluation.share}
+        rule["evaluate"].update({key: value for key, value in (
+            ("budget", evaluation.budget), ("max_tokens", evaluation.max_tokens)) if value is not None})
+        if evaluation.judge_model:
+            rule["evaluate"]["judge"] = {"model": evaluation.judge_model}
     return rule
 
 
 def policy_document(scenario: Scenario, choices: Mapping[str, TaskPolicy], version: str = "oracle") -> dict[str, Any]:
     """The choices as a policy file mapping (docs/policy.md, schema 1): e.g. the oracle's policy for a demo.
 
-    Policy files cannot yet say `conversation_ttl` or `evaluation`: those are left out (a caller applies
-    conversation caching itself, e.g. `run_workload(conversation_cache=...)`)."""
+    Policy files cannot yet say `conversation_ttl`: it is left out (a caller applies conversation caching itself,
+    e.g. `run_workload(conversation_cache=...)`)."""
     rules = []
     for name, choice in choices.items():
         if isinstance(choice, SizeRouted):

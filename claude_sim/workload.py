@@ -186,8 +186,11 @@ class _Run:
         value, label = job.feedback.score(record.correct)
         otel_claude.feedback(self._response_ids[job.number], value, label)
 
-    def summary(self, wall_s: float, charged: dict[str, float] | None) -> Summary:
-        return Summary.of([self.records[number] for number in sorted(self.records)], wall_s, charged)
+    def summary(self, wall_s: float, tally: _CostTally | None) -> Summary:
+        records = [self.records[number] for number in sorted(self.records)]
+        if tally is None:
+            return Summary.of(records, wall_s)
+        return Summary.of(records, wall_s, tally.charged, tally.evaluation)
 
 
 def _headers(job: Job, clock: ScenarioClock, ticket: int) -> dict[str, str]:
@@ -273,20 +276,27 @@ def _run_sync(client: Any, run: _Run, workers: int) -> None:
         asyncio.run(main(pool))
 
 
+# The role of a call the instrumentor makes itself (paired evaluation); absent from semconv before it existed.
+_EVALUATION_ROLE = getattr(semconv, "EVALUATION_ROLE", None)
+
+
 class _CostTally(SpanProcessor):
-    """A span processor summing the cost of every call span per task: what the API charged, safety-net first
-    attempts included (their replies never reach the caller, so the caller's records cannot count them)."""
+    """A span processor summing the cost of call spans per task: what the API charged for the task's own calls,
+    safety-net first attempts included (their replies never reach the caller, so the caller's records cannot count
+    them), and apart from it what the instrumentor's own evaluation calls (shadow, judge) cost."""
 
     def __init__(self) -> None:
         self.charged: dict[str, float] = {}
+        self.evaluation: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def on_end(self, span: ReadableSpan) -> None:
         attributes = span.attributes or {}
         task, cost = attributes.get(semconv.TASK), attributes.get(semconv.COST_USD)
         if isinstance(task, str) and isinstance(cost, int | float):
+            tally = self.evaluation if _EVALUATION_ROLE and attributes.get(_EVALUATION_ROLE) else self.charged
             with self._lock:
-                self.charged[task] = self.charged.get(task, 0.0) + float(cost)
+                tally[task] = tally.get(task, 0.0) + float(cost)
 
 
 @contextmanager
@@ -369,7 +379,7 @@ def run_workload(base_url: str | None, scenario: Scenario | str | None = None, c
             asyncio.run(_run_async(client, run, workers))
         else:
             _run_sync(client, run, workers)
-    return run.summary(time.perf_counter() - started, tally.charged if instrument else None)
+    return run.summary(time.perf_counter() - started, tally if instrument else None)
 
 
 @contextmanager

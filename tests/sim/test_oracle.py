@@ -96,13 +96,25 @@ def test_evaluation_spend_is_reported_apart_and_scales_with_its_share() -> None:
     judged = evaluate_task(scenario, "handbook_qa",
                            TaskChoice(SONNET, 4096, "1h", evaluation=Evaluation(HAIKU, 1.0, judge_model=SONNET)),
                            **options)
+    capped = evaluate_task(scenario, "handbook_qa",
+                           TaskChoice(SONNET, 4096, "1h", evaluation=Evaluation(HAIKU, 1.0, budget=0.1)), **options)
     haiku = evaluate_task(scenario, "handbook_qa", TaskChoice(HAIKU, 4096, "1h"), **options)
     assert plain.evaluation_cost_per_call == 0.0
     assert half.cost_per_call == full.cost_per_call == plain.cost_per_call  # the served calls are untouched
     assert full.evaluation_cost_per_call == pytest.approx(haiku.cost_per_call, rel=0.05)  # every call re-sent
     # Half the calls, each dearer: a thinner stream of shadow calls finds the candidate's cache cold more often.
     assert 0.4 < half.evaluation_cost_per_call / full.evaluation_cost_per_call < 0.95
-    assert judged.evaluation_cost_per_call > full.evaluation_cost_per_call
+    assert judged.evaluation_cost_per_call > full.evaluation_cost_per_call  # the pairs that disagree are judged
+    assert capped.evaluation_cost_per_call == pytest.approx(0.1 * capped.cost_per_call)
+
+
+def test_evaluate_rules_are_read_from_policies() -> None:
+    scenario = load_scenario("internal")
+    rule = {"task": "handbook_qa", "evaluate": {"model": HAIKU, "share": 0.2, "budget": 0.1, "max_tokens": 900,
+                                                "judge": {"model": SONNET}}}
+    read = choices_from_policy(scenario, {"schema_version": 1, "version": "x", "rules": [rule]})["handbook_qa"]
+    assert read.evaluation == Evaluation(HAIKU, 0.2, judge_model=SONNET, budget=0.1, max_tokens=900)
+    assert policy_document(scenario, {"handbook_qa": read})["rules"][0]["evaluate"] == rule["evaluate"]
 
 
 def test_a_1h_conversation_breakpoint_cannot_follow_a_5m_prefix() -> None:
