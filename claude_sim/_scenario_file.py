@@ -66,7 +66,7 @@ from claude_sim._spec import (
     Task,
 )
 
-__all__ = ["SHIPPED", "ScenarioError", "load_scenario", "parse_scenario", "shipped_scenarios"]
+__all__ = ["SHIPPED", "ScenarioError", "load_scenario", "parse_scenario"]
 
 SHIPPED = ("default", "chat", "agent", "internal")  # the scenarios under claude_sim/scenarios/
 
@@ -325,7 +325,3 @@ def load_scenario(source: str | os.PathLike[str] | Scenario | None = None) -> Sc
     except OSError as err:
         raise ScenarioError(f"{path}: cannot read scenario: {err.strerror}") from None
     return parse_scenario(text, str(path))
-
-
-def shipped_scenarios() -> list[Scenario]:
-    return [load_scenario(name) for name in SHIPPED]

@@ -72,10 +72,6 @@ class Banded(Generic[T]):
             value = banded
         return value
 
-    @property
-    def values(self) -> list[T]:
-        return [value for _, value in self.bands]
-
 
 @dataclass(frozen=True)
 class Arrivals:
