@@ -4,6 +4,7 @@ by turn, and a moving breakpoint on the last message reads what the turn before 
 from __future__ import annotations
 
 import itertools
+import statistics
 from collections import defaultdict
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from claude_sim import ScenarioClock, SimServer
 from claude_sim._engine import CASE_HEADER, TASK_HEADER, TURN_HEADER
 from claude_sim._scenario_file import parse_scenario
+from claude_sim._tokens import MESSAGE_OVERHEAD, text_tokens
 from claude_sim.workload import run_workload
 
 SCENARIO = """
@@ -79,6 +81,10 @@ def test_each_turn_resends_the_whole_conversation(run) -> None:
             assert len(now) == len(before) + 2 and now[-2]["role"] == "assistant"
             assert [_without_markers(m["content"]) for m in now[: len(before)]] == \
                 [_without_markers(m["content"]) for m in before]
+    chats = [turns for (task, _), turns in sessions.items() if task == "chat"]
+    followups = [text_tokens(turns[turn]["messages"][-1]["content"][-1]["text"]) + MESSAGE_OVERHEAD
+                 for turns in chats for turn in range(2, len(turns) + 1)]
+    assert abs(statistics.median(followups) - 30) < 5  # session.followup, not the first message's size
     # Only the last block carries the moving breakpoint.
     last = long[0][len(long[0])]["messages"]
     assert "cache_control" in last[-1]["content"][-1]
@@ -97,6 +103,9 @@ def test_agent_steps_call_tools_and_get_results_back(run, scenario) -> None:
             answers = [block for block in _without_markers(results["content"]) if block["type"] == "tool_result"]
             assert [c["id"] for c in calls] == [r["tool_use_id"] for r in answers] and calls
             assert calls[0]["name"] != "record_answer"  # lookups until the last step
+    results = [block for turns in agents for turn in range(2, len(turns) + 1)
+               for block in _without_markers(turns[turn]["messages"][-1]["content"])]
+    assert abs(statistics.median(text_tokens(r["content"]) for r in results) - 300) < 40  # session.tool_result
     graded = [r for r in summary.records if r.task == "agent" and r.correct is not None]
     ungraded = [r for r in summary.records if r.task == "agent" and r.correct is None]
     assert graded and ungraded  # only a run's final answer is graded
