@@ -47,6 +47,7 @@ __all__ = ["DAY", "RUN_GAP", "ScenarioClock", "Sequencer", "next_day", "run_star
 
 DAY = 86_400.0
 RUN_GAP = 3600.0  # the longest cache TTL: a run this long after earlier traffic finds nothing of it cached
+_HISTORY = 100_000  # jumps remembered for mapping past wall times
 
 
 def next_day(t: float) -> float:
@@ -79,6 +80,7 @@ class ScenarioClock:
         self._lock = threading.Lock()
         self._jump_walls: list[float] = []
         self._jump_totals: list[float] = []  # skipped seconds in total after each jump
+        self._forgotten = 0.0  # the total after the last jump dropped from the history
         self.sequence = Sequencer()
 
     def __call__(self) -> float:
@@ -88,7 +90,7 @@ class ScenarioClock:
         """The scenario time the clock read (or will read, barring jumps) at a wall time in unix seconds."""
         with self._lock:
             index = bisect_right(self._jump_walls, wall)
-            skipped = self._jump_totals[index - 1] if index else 0.0
+            skipped = self._jump_totals[index - 1] if index else self._forgotten
         return self._start + skipped + (wall - self._wall0) * self.speed
 
     def advance_to(self, t: float) -> float:
@@ -103,6 +105,10 @@ class ScenarioClock:
                 return ahead / self.speed
             self._jump_walls.append(wall)
             self._jump_totals.append(skipped + ahead)
+            if len(self._jump_walls) > 2 * _HISTORY:
+                # Bounded for a long-lived simulator: spans are mapped seconds after they end, not days.
+                self._forgotten = self._jump_totals[-_HISTORY - 1]
+                del self._jump_walls[:-_HISTORY], self._jump_totals[:-_HISTORY]
             return 0.0
 
     def wall_seconds(self, scenario_seconds: float) -> float:

@@ -11,11 +11,13 @@ import pytest
 import yaml
 
 from claude_sim import ScenarioClock, SimServer, load_scenario
+from claude_sim._oracle_report import main as oracle_main
 from claude_sim._scenario_file import SHIPPED
 from claude_sim.oracle import (
     Evaluation,
     SizeRouted,
     TaskChoice,
+    best_policy,
     choices_from_policy,
     evaluate,
     evaluate_task,
@@ -141,3 +143,47 @@ def test_caching_below_the_minimum_costs_nothing_extra() -> None:
     plain = evaluate_task(scenario, "summarize", TaskChoice(SONNET, 4096), samples=200)
     cached = evaluate_task(scenario, "summarize", TaskChoice(SONNET, 4096, "5m"), samples=200)
     assert cached.cost_per_call == plain.cost_per_call and cached.cache_hit_rate == 0.0
+
+
+KNOWN = """
+name: known
+baseline: {model: claude-sonnet-4-6, max_tokens: 1000}
+traffic: {calls_per_hour: 600}
+tasks:
+  easy:      # Haiku as good, a long prompt every few seconds: Haiku, cached for 5 minutes
+    share: 0.6
+    system: {tokens: 5000}
+    input: {median: 100, sigma: 0.3}
+    output: {default: {median: 20, sigma: 0.3}}
+    quality: {default: 0.5, claude-sonnet-4-6: 0.95, claude-haiku-4-5: 0.95}
+  rare:      # only Sonnet will do, the prompt comes back every ten minutes, answers overrun 1,000 tokens
+    share: 0.01
+    system: {tokens: 3000}
+    input: {median: 100, sigma: 0.3}
+    output: {default: {median: 600, sigma: 0.6}}
+    quality: {default: 0.5, claude-sonnet-4-6: 0.95, claude-haiku-4-5: 0.4}
+  talk:      # Haiku only while the conversation is short; users answer within a minute
+    share: 0.39
+    system: {tokens: 1200}
+    input: {median: 60, sigma: 0.5}
+    output: {default: {median: 300, sigma: 0.4, max: 900}}
+    quality: {default: 0.5, claude-sonnet-4-6: 0.95, claude-haiku-4-5: {0: 0.95, 3000: 0.4}}
+    session: {turns: {median: 6, sigma: 0.3, max: 12}, think_s: {median: 30, sigma: 0.5, max: 240}}
+"""
+
+
+def test_the_best_policy_is_the_one_the_scenario_was_built_for(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "known.yaml"
+    path.write_text(KNOWN, encoding="utf-8")
+    scenario = load_scenario(path)
+    best = best_policy(scenario, calls=600, samples=300, candidates=[SONNET, HAIKU])
+    assert best["easy"].model == HAIKU and best["easy"].cache_ttl == "5m"
+    assert best["rare"].model == SONNET and best["rare"].cache_ttl == "1h" and best["rare"].max_tokens > 1000
+    talk = best["talk"]
+    assert isinstance(talk, SizeRouted) and talk.rules[0][:2] == (0, 3000)
+    assert talk.rules[0][2].model == HAIKU and talk.default.model == SONNET
+    assert talk.default.conversation_ttl == "5m"
+    assert oracle_main([str(path), "--calls", "600", "--samples", "200"]) == 0
+    printed = capsys.readouterr().out
+    assert "- rare: claude-sonnet-4-6" in printed and "all tasks:" in printed
