@@ -21,15 +21,19 @@ from claude_sim._models import SimModel, find_model
 from claude_sim._plan import PlannedCall
 from claude_sim._prefix import Block, head_blocks, message_blocks, with_breakpoints
 from claude_sim._prompts import build_request, echo, next_request
-from claude_sim._reply import Reply, SimTag, plan_reply
+from claude_sim._reply import JUDGE_REPLY_TOKENS, Reply, SimTag, plan_reply
 from claude_sim._rng import unit
 from claude_sim._scenario import Scenario
-from claude_sim._tokens import block_tokens, text_tokens
+from claude_sim._tokens import block_tokens
 from otel_claude.catalog import Usage, cost_usd
 
-__all__ = ["JUDGE_INSTRUCTION_TOKENS", "Outcome", "Served", "replay"]
+__all__ = ["JUDGE_INSTRUCTION_TOKENS", "JUDGE_REPLY_TOKENS", "JUDGE_REQUEST_TOKENS", "Outcome", "Served", "replay"]
 
-JUDGE_INSTRUCTION_TOKENS = 200  # the judge's own instructions around the two answers (an assumption)
+# A judge call as the instrumentor makes it: its rubric, tags and instructions, and the request's text (its end);
+# the simulator's verdict reply is JUDGE_REPLY_TOKENS.
+JUDGE_INSTRUCTION_TOKENS = 100
+JUDGE_REQUEST_TOKENS = 6000
+_EDGE = "\"'`*.!?;:,"  # quotes, emphasis and final punctuation around a short answer, as graders strip them
 # Replies are planned from sizes and labels only: the request digest the simulator would use only names tool calls,
 # whose length (not text) is all the oracle needs.
 _REQUEST_KEY = "oracle"
@@ -46,7 +50,7 @@ class Served:
     shadow_model: str | None = None  # a paired evaluation call to this model, for `shadow_share` of the calls
     shadow_share: float = 0.0
     shadow_max_tokens: int | None = None  # the candidate's own cap
-    judge_model: str | None = None  # then a judge call for each pair whose answers differ
+    judge_model: str | None = None  # then judge calls for each pair the built-in graders leave unsettled
 
 
 @dataclass(frozen=True)
@@ -144,13 +148,26 @@ class _Replay:
         return reply, split, cost_usd(model.info, split), (when.ttft_s, when.total(reply.output_tokens))
 
 
-def _judge_cost(model_name: str, body: dict[str, Any], first: Reply, second: Reply) -> float:
-    """A judge call seeing the turn's user message and both answers; its reply is a verdict line and a reason."""
+def _shown(reply: Reply) -> tuple[str, list[tuple[Any, Any]]]:
+    text = " ".join(str(block.get("text", "")) for block in reply.blocks if block["type"] == "text")
+    calls = [(block["name"], block["input"]) for block in reply.blocks if block["type"] == "tool_use"]
+    return " ".join(text.split()).casefold().strip(_EDGE).strip(), calls
+
+
+def _settled(first: Reply, second: Reply) -> bool:
+    """Whether the instrumentor's built-in graders settle a pair: the same tool calls, or the same normalised text
+    (a user grader would settle more)."""
+    (text_a, calls_a), (text_b, calls_b) = _shown(first), _shown(second)
+    return calls_a == calls_b if calls_a or calls_b else text_a == text_b
+
+
+def _judge_cost(model_name: str, request_tokens: int, first: Reply, second: Reply) -> float:
+    """An unsettled pair goes to the judge twice, the answers swapped: each call shows the request (its end, up to
+    JUDGE_REQUEST_TOKENS) and both answers; the simulated verdict is a line and a short reason."""
     model = _model(model_name)
-    answers = sum(text_tokens(str(block.get("text", ""))) for reply in (first, second) for block in reply.blocks)
-    content = body["messages"][-1]["content"]
-    question = block_tokens(content) if isinstance(content, str) else sum(block_tokens(b) for b in content)
-    return cost_usd(model.info, Usage(JUDGE_INSTRUCTION_TOKENS + question + answers, 30))
+    answers = sum(block_tokens(block) for reply in (first, second) for block in reply.blocks)
+    shown = JUDGE_INSTRUCTION_TOKENS + min(request_tokens, JUDGE_REQUEST_TOKENS) + answers
+    return 2 * cost_usd(model.info, Usage(shown, JUDGE_REPLY_TOKENS))
 
 
 def replay(scenario: Scenario, task: str, calls: Sequence[tuple[int, PlannedCall]], choose: Callable[[int], Served],
@@ -192,8 +209,8 @@ def replay(scenario: Scenario, task: str, calls: Sequence[tuple[int, PlannedCall
             candidate = replace(served, max_tokens=served.shadow_max_tokens or served.max_tokens)
             shadow, _, evaluation, _ = state.serve(request, call, served.shadow_model, candidate,
                                                    case.system_variant)
-            if served.judge_model and answer_in(shadow.blocks) != answer_in(reply.blocks):
-                evaluation += _judge_cost(served.judge_model, request.body, reply, shadow)
+            if served.judge_model and not _settled(reply, shadow):
+                evaluation += _judge_cost(served.judge_model, size, reply, shadow)
         graded = scenario.graded(task, case, call.turn)
         expected = scenario.expected(task, call.case, call.turn) if graded else None
         model_id = _model(served.model).id

@@ -2,9 +2,10 @@
 
 With a scenario task and case (see `SimTag`), the answer follows the scenario's ground truth for the request's turn
 and input size: an `ANSWER: label-NNN` line in text wrapped in filler of the model's own wording (two models' right
-answers share the answer line, not the text), or a call of the answer tool; an agent's intermediate steps call a
-lookup tool instead. A judge request (see `_judge`) gets a verdict. Otherwise a generic text (or a tool call when
-tools are offered) of a length drawn from the request itself.
+answers share the answer line, not the text), just that line for a short-answer task (`answer.form: line`: two right
+answers are the same text), or a call of the answer tool; an agent's intermediate steps call a lookup tool instead.
+A judge request (see `_judge`) gets a verdict. Otherwise a generic text (or a tool call when tools are offered) of a
+length drawn from the request itself.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class Reply:
 def _padded(line: str) -> str:
     # Whole tokens (4 characters) keep `text_tokens` of the assembled reply exact.
     return line + " " * (-len(line) % 4)
+
+
+JUDGE_REPLY_TOKENS = text_tokens(_padded("VERDICT: TIE\n")) + _JUDGE_REASON_TOKENS  # the longest verdict reply
 
 
 def _text_reply(answer: str | None, tokens: int, position: str, salt: int) -> str:
@@ -162,13 +166,14 @@ def plan_reply(body: dict[str, Any], request_key: str, *, scenario: Scenario | N
         reply.decision = decision
         wanted, answer, position = decision.output_tokens, decision.answer, task.answer_position
         as_tool = task.answer_kind == "tool"
+        short = task.answer_form == "line"
         # Each model its own wording (distinct models never share a salt), varied by request.
         salt = _salt(seed, tag.task, tag.case, tag.turn) + _model_rank(model)
         if task.session is not None and task.session.agent and tag.turn < scenario.case(tag.task, tag.case).turns:
             step, answer, as_tool = tag.turn, None, True
     else:
         wanted = GENERIC_MIN_TOKENS + int(unit(seed, request_key, "length") * GENERIC_SPAN_TOKENS)
-        answer, position, as_tool, salt = None, "end", True, 0
+        answer, position, as_tool, salt, short = None, "end", True, 0, False
 
     tool = _chosen_tool(body, step) if as_tool else None
     if tool is not None:
@@ -183,6 +188,13 @@ def plan_reply(body: dict[str, Any], request_key: str, *, scenario: Scenario | N
             reply.output_tokens += max(needed, min(wanted, budget))
             reply.stop_reason = "tool_use"
             return reply
+    if short and answer is not None and not as_tool:
+        # Only the answer line is shown; the rest of the output it is billed for is the model's unseen reasoning.
+        text = _padded(answer_line(answer))[: budget * 4]
+        reply.blocks.append({"type": "text", "text": text})
+        reply.output_tokens += max(text_tokens(text), min(wanted, budget))
+        reply.stop_reason = "max_tokens" if wanted > budget else "end_turn"
+        return reply
     text = _text_reply(answer, wanted, position, salt)
     if text_tokens(text) > budget:
         text = text[: budget * 4]

@@ -11,7 +11,8 @@ Format (see scenarios/*.yaml; every key not marked required is optional; unknown
     tasks:                               # required, at least one
       classify:                          # the otel_claude.task label
         share: 0.4                       # required: share of the calls (normalised over tasks)
-        answer: {kind: text, position: start}   # text|tool; start (survives truncation) | end
+        answer: {kind: text, position: start, form: prose}   # text|tool; start (survives truncation) | end;
+                                         # prose (the answer line in the model's own words) | line (just the line)
         labels: 12                       # size of the answer space (default 10)
         system: {tokens: 5200, variants: 1}     # shared system prompt; variants = distinct prompts (tenants)
         tools: {count: 0, tokens: 0}     # tool definitions sent with every call (kind tool needs count >= 1)
@@ -234,7 +235,7 @@ def _task(reader: _Reader, name: str, value: Any) -> Task:
     where = f"tasks.{name}"
     data = reader.mapping(value, where)
     reader.only(data, _TASK_KEYS, where)
-    answer = reader.section(data, "answer", where, {"kind", "position"})
+    answer = reader.section(data, "answer", where, {"kind", "position", "form"})
     system = reader.section(data, "system", where, {"tokens", "variants"})
     tools = reader.section(data, "tools", where, {"count", "tokens"})
     errors = reader.section(data, "errors", where, {"correlation", "same_wrong"})
@@ -259,9 +260,12 @@ def _task(reader: _Reader, name: str, value: Any) -> Task:
             same_wrong=reader.probability(errors, "same_wrong", f"{where}.errors", ErrorModel.same_wrong),
         ),
         session=_session(reader, data, where, tool_count),
+        answer_form=reader.choice(answer, "form", f"{where}.answer", ("prose", "line")),
     )
     if task.answer_kind == "tool" and task.tool_count < 1:
         raise reader.fail(f"{where}.tools.count", "answer kind 'tool' needs at least one tool")
+    if task.answer_form == "line" and task.answer_kind != "text":
+        raise reader.fail(f"{where}.answer.form", "a 'line' answer is a text answer (kind text)")
     return task
 
 

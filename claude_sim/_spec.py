@@ -160,6 +160,7 @@ class Task:
     feedback: FeedbackSpec = FeedbackSpec()
     errors: ErrorModel = ErrorModel()
     session: SessionSpec | None = None
+    answer_form: str = "prose"  # "line": the text is just the answer line (equal for two right answers)
 
     def output_for(self, model: str, input_tokens: int = 0) -> LengthDist:
         return self.output.get(model, self.output[DEFAULT]).at(input_tokens)

@@ -17,10 +17,12 @@ Approximations (deliberate):
   instrumentor estimates from characters, so a size right at a boundary may fall on the other side.
 - Exploration (`explore` in a policy) is not modelled: the oracle scores a policy's steady state.
 - Paired evaluation calls re-send the served request (breakpoints included, at the candidate's own cap when it has
-  one) to the candidate, sharing its cache; a pair whose answers differ goes to the judge, priced as
-  JUDGE_INSTRUCTION_TOKENS + the turn's user message + both answers in, 30 tokens out, uncached. A budget caps the
-  evaluation spend at its share of the served spend (the instrumentor stops sampling there) without modelling
-  which calls it skips. Evaluation spend is reported apart from the served calls' cost.
+  one) to the candidate, sharing its cache. A pair the instrumentor's built-in graders leave unsettled (different
+  tool calls, or texts that differ once normalised: free text in each model's own words always does) goes to the
+  judge twice, answers swapped, each call priced as JUDGE_INSTRUCTION_TOKENS + the request's input (at most
+  JUDGE_REQUEST_TOKENS) + both answers in and JUDGE_REPLY_TOKENS out, uncached; user graders are not modelled. A
+  budget caps the evaluation spend at its share of the served spend (the instrumentor stops sampling there)
+  without modelling which calls it skips. Evaluation spend is reported apart from the served calls' cost.
 - A max_tokens above a model's output limit is clamped to the limit (the API would reject the call).
 - The policy engine's safety net is modelled (a non-streamed call truncated under a lowered cap is re-sent with
   the caller's max_tokens; both attempts cost), with the driver's rule for which calls stream.
@@ -41,13 +43,22 @@ import yaml
 
 from claude_sim._models import find_model
 from claude_sim._plan import PlannedCall, plan_calls
-from claude_sim._replay import JUDGE_INSTRUCTION_TOKENS, Outcome, Served, replay
+from claude_sim._replay import (
+    JUDGE_INSTRUCTION_TOKENS,
+    JUDGE_REPLY_TOKENS,
+    JUDGE_REQUEST_TOKENS,
+    Outcome,
+    Served,
+    replay,
+)
 from claude_sim._rng import unit
 from claude_sim._scenario import Scenario
 from claude_sim._spec import DEFAULT
 
 __all__ = [
     "JUDGE_INSTRUCTION_TOKENS",
+    "JUDGE_REPLY_TOKENS",
+    "JUDGE_REQUEST_TOKENS",
     "Evaluation",
     "Expected",
     "PolicyScore",
@@ -70,7 +81,8 @@ _PLAN_SEED = 1_000_003  # oracle windows use their own plans, not any run's
 @dataclass(frozen=True)
 class Evaluation:
     """Paired (shadow) evaluation, as a policy rule's `evaluate` says it: a share of the calls also sent to a
-    candidate; pairs whose answers differ go to a judge when there is one; spend held under `budget` x the task's."""
+    candidate; pairs the built-in graders leave unsettled go to a judge when there is one; spend held under
+    `budget` x the task's."""
 
     model: str
     share: float

@@ -5,6 +5,7 @@ expectation; plus what the oracle reads from policies and charges for evaluation
 from __future__ import annotations
 
 import math
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import yaml
 
 from claude_sim import ScenarioClock, SimServer, load_scenario
 from claude_sim._oracle_report import main as oracle_main
-from claude_sim._scenario_file import SHIPPED
+from claude_sim._scenario_file import SHIPPED, parse_scenario
 from claude_sim.oracle import (
     Evaluation,
     SizeRouted,
@@ -106,8 +107,26 @@ def test_evaluation_spend_is_reported_apart_and_scales_with_its_share() -> None:
     assert full.evaluation_cost_per_call == pytest.approx(haiku.cost_per_call, rel=0.05)  # every call re-sent
     # Half the calls, each dearer: a thinner stream of shadow calls finds the candidate's cache cold more often.
     assert 0.4 < half.evaluation_cost_per_call / full.evaluation_cost_per_call < 0.95
-    assert judged.evaluation_cost_per_call > full.evaluation_cost_per_call  # the pairs that disagree are judged
+    # Free text in each model's own words never settles by equality: every pair goes to the judge, twice.
+    assert judged.evaluation_cost_per_call > 2 * full.evaluation_cost_per_call
     assert capped.evaluation_cost_per_call == pytest.approx(0.1 * capped.cost_per_call)
+
+
+def test_short_answers_reach_the_judge_only_when_they_differ() -> None:
+    source = resources.files("claude_sim").joinpath("scenarios", "default.yaml").read_text(encoding="utf-8")
+    line = parse_scenario(source, "line.yaml")  # classify answers with just the label line
+    prose = parse_scenario(source.replace("form: line", "form: prose"), "prose.yaml")
+
+    def judge_spend(scenario) -> float:
+        options = dict(calls=600, samples=600)
+        shadowed = evaluate_task(scenario, "classify", TaskChoice(
+            SONNET, 4096, "1h", evaluation=Evaluation(HAIKU, 1.0)), **options)
+        judged = evaluate_task(scenario, "classify", TaskChoice(
+            SONNET, 4096, "1h", evaluation=Evaluation(HAIKU, 1.0, judge_model=SONNET)), **options)
+        return judged.evaluation_cost_per_call - shadowed.evaluation_cost_per_call
+
+    # Equal label lines settle by equality; only the ~10% of pairs that disagree are judged. In prose, all are.
+    assert 0 < 5 * judge_spend(line) < judge_spend(prose)
 
 
 def test_evaluate_rules_are_read_from_policies() -> None:

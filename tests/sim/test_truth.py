@@ -123,3 +123,21 @@ def test_answers_are_comparable_but_do_not_leak_the_label(scenario) -> None:
         assert found > 20
         assert not any(scenario.expected("qa", case) in json.dumps(request["json"]) for case in range(60)
                        for request in sim.received)
+
+
+def test_short_answers_are_the_same_text_for_two_right_models() -> None:
+    short = parse_scenario(SCENARIO.replace("  qa:\n", "  qa:\n    answer: {kind: text, form: line}\n"), "short.yaml")
+    body = {"model": SONNET, "max_tokens": 2000, "messages": [{"role": "user", "content": "word " * 200}]}
+    with SimServer(scenario=short, seed=1) as sim:
+        client = anthropic.Anthropic(base_url=sim.base_url, api_key="test", max_retries=0)
+        both_right = 0
+        for case in range(40):
+            headers = {"x-sim-task": "qa", "x-sim-case": str(case)}
+            first = client.messages.create(**body, extra_headers=headers)
+            other = client.messages.create(**{**body, "model": "claude-opus-4-6"}, extra_headers=headers)
+            assert first.content[0].text.strip() == f"ANSWER: {answer_in(first.content)}"
+            assert first.usage.output_tokens >= 5  # the rest of the output is unseen reasoning
+            if answer_in(first.content) == answer_in(other.content) == short.expected("qa", case):
+                both_right += 1
+                assert first.content[0].text == other.content[0].text
+        assert both_right > 15
