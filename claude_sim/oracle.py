@@ -24,6 +24,8 @@ Approximations (deliberate):
   budget caps the evaluation spend at its share of the served spend (the instrumentor stops sampling there)
   without modelling which calls it skips. Evaluation spend is reported apart from the served calls' cost.
 - A max_tokens above a model's output limit is clamped to the limit (the API would reject the call).
+- A conversation breakpoint goes on the last block of the newest message only; the policy engine also marks where
+  the previous turn ended when a turn adds 20 blocks or more (parallel tool calls), which no shipped scenario does.
 - The policy engine's safety net is modelled (a non-streamed call truncated under a lowered cap is re-sent with
   the caller's max_tokens; both attempts cost), with the driver's rule for which calls stream.
 """
@@ -369,8 +371,10 @@ def _read_max_tokens(rule: Mapping[str, Any], choice: TaskChoice, caller: TaskCh
 
 
 def _read_cache(rule: Mapping[str, Any], choice: TaskChoice, caller: TaskChoice) -> TaskChoice:
-    ttl = (rule.get("cache") or {}).get("ttl")
-    return replace(choice, cache_ttl=None if ttl in (None, "none") else str(ttl))
+    cache = rule.get("cache") or {}
+    ttl, conversation = cache.get("ttl"), (cache.get("conversation") or {}).get("ttl")
+    return replace(choice, cache_ttl=None if ttl in (None, "none") else str(ttl),
+                   conversation_ttl=None if conversation in (None, "none") else str(conversation))
 
 
 def _read_evaluate(rule: Mapping[str, Any], choice: TaskChoice, caller: TaskChoice) -> TaskChoice:
@@ -422,12 +426,14 @@ def choices_from_policy(scenario: Scenario, policy: Mapping[str, Any] | str | os
     return choices
 
 
-def _rule(name: str, choice: TaskChoice, scenario: Scenario) -> dict[str, Any]:
+def _rule(name: str, choice: TaskChoice, scenario: Scenario, conversation: bool) -> dict[str, Any]:
     rule: dict[str, Any] = {"task": name, "max_tokens": choice.max_tokens, "max_tokens_mode": "set"}
     if choice.model != scenario.baseline.model:
         rule["model"] = choice.model
     if choice.cache_ttl:
         rule["cache"] = {"ttl": choice.cache_ttl, "targets": ["tools", "system"]}
+    if conversation and choice.conversation_ttl:
+        rule.setdefault("cache", {"ttl": "none"})["conversation"] = {"ttl": choice.conversation_ttl}
     evaluation = choice.evaluation
     if evaluation is not None:
         rule["evaluate"] = {"model": evaluation.model, "share": evaluation.share}
@@ -438,22 +444,24 @@ def _rule(name: str, choice: TaskChoice, scenario: Scenario) -> dict[str, Any]:
     return rule
 
 
-def policy_document(scenario: Scenario, choices: Mapping[str, TaskPolicy], version: str = "oracle") -> dict[str, Any]:
+def policy_document(scenario: Scenario, choices: Mapping[str, TaskPolicy], version: str = "oracle", *,
+                    conversation: bool = False) -> dict[str, Any]:
     """The choices as a policy file mapping (docs/policy.md, schema 1): e.g. the oracle's policy for a demo.
 
-    Policy files cannot yet say `conversation_ttl`: it is left out (a caller applies conversation caching itself,
-    e.g. `run_workload(conversation_cache=...)`)."""
+    `conversation`: write `conversation_ttl` as `cache.conversation.ttl`, for an enforcement that knows that field;
+    otherwise it is left out (a caller applies conversation caching itself, `run_workload(conversation_cache=...)`).
+    """
     rules = []
     for name, choice in choices.items():
         if isinstance(choice, SizeRouted):
             for low, high, sized in choice.rules:
-                rule = _rule(name, sized, scenario)
+                rule = _rule(name, sized, scenario, conversation)
                 when = {key: value for key, value in (("input_tokens_min", low), ("input_tokens_max", high))
                         if value is not None}
                 rules.append({**rule, "when": when} if when else rule)
-            rules.append(_rule(name, choice.default, scenario))
+            rules.append(_rule(name, choice.default, scenario, conversation))
         else:
-            rules.append(_rule(name, choice, scenario))
+            rules.append(_rule(name, choice, scenario, conversation))
     return {"schema_version": 1, "version": version, "mode": "enforce", "rules": rules,
             "metadata": {"source": f"claude_sim.oracle.best_policy on scenario {scenario.name}"}}
 

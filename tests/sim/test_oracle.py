@@ -155,6 +155,8 @@ def test_size_routed_policies_round_trip_through_policy_files(tmp_path: Path) ->
     assert chat.rules[0][2].model == HAIKU and chat.default.model == SONNET and chat.default.cache_ttl == "5m"
     assert chat.at(3999).model == HAIKU and chat.at(4000).model == SONNET
     assert read["title"] == choices["title"]
+    with_conversation = choices_from_policy(scenario, policy_document(scenario, choices, conversation=True))
+    assert with_conversation["chat"] == choices["chat"]  # cache.conversation.ttl, where enforcement knows it
 
 
 def test_caching_below_the_minimum_costs_nothing_extra() -> None:
