@@ -248,9 +248,17 @@ async def _dispatch(run: _Run, workers: int, call: Caller) -> None:
     await asyncio.gather(*tasks.values())
 
 
+# Paired evaluations run in the background of the calls they shadow; a run waits for them before it ends, so their
+# spans and spend are in it (the functions come with paired evaluation in otel_claude).
+_WAIT_FOR_EVALUATIONS = getattr(otel_claude, "wait_for_evaluations", None)
+_WAIT_FOR_EVALUATIONS_ASYNC = getattr(otel_claude, "wait_for_evaluations_async", None)
+
+
 async def _run_async(client: Any, run: _Run, workers: int) -> None:
     try:
         await _dispatch(run, workers, lambda job, body, headers: _call_async(client, job, body, headers))
+        if _WAIT_FOR_EVALUATIONS_ASYNC is not None:
+            await _WAIT_FOR_EVALUATIONS_ASYNC()  # this loop's evaluation jobs, before the client closes
     finally:
         await client.close()
 
@@ -274,6 +282,8 @@ def _run_sync(client: Any, run: _Run, workers: int) -> None:
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workload") as pool:
         asyncio.run(main(pool))
+    if _WAIT_FOR_EVALUATIONS is not None:
+        _WAIT_FOR_EVALUATIONS()
 
 
 # The role of a call the instrumentor makes itself (paired evaluation); absent from semconv before it existed.
