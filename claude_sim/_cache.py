@@ -1,13 +1,15 @@
 """Prompt-cache semantics: exact-prefix entries per model, TTL with refresh on read, per-model minimum length.
 
-For each request: the longest live cached prefix found at a breakpoint or up to 20 blocks before one is read;
-every later breakpoint whose prefix reaches the model's minimum writes the tokens since the previous boundary, at
-its own TTL. `input_tokens` is what remains, i.e. what follows the last read or written boundary.
+For each request, each breakpoint looks for a live entry at its own block boundary or at the 19 before it (20
+boundaries: the lookback), nearest first. The longest prefix found is read; every entry a breakpoint found is
+refreshed (its TTL starts again: the content was used). Every breakpoint after the read prefix whose prefix
+reaches the model's minimum writes the tokens since the previous boundary, at its own TTL. `input_tokens` is what
+remains, i.e. what follows the last read or written boundary. Entries live in scenario time (the clock given).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from claude_sim._prefix import LOOKBACK_BLOCKS, TTL_SECONDS, Prompt
@@ -28,18 +30,21 @@ class CacheUsage:
 class PromptCache:
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        # (model, prefix digest) -> (expiry time, ttl seconds)
-        self._entries: dict[tuple[str, bytes], tuple[float, float]] = {}
+        # (model, prefix key) -> (expiry time, ttl seconds)
+        self._entries: dict[tuple[str, Hashable], tuple[float, float]] = {}
         self._sweep_at = 4096
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def apply(self, model: str, prompt: Prompt, min_tokens: int) -> CacheUsage:
+    def apply(self, model: str, prompt: Prompt, min_tokens: int, keys: Sequence[Hashable] | None = None,
+              now: float | None = None) -> CacheUsage:
+        """`keys`: one per block, equal exactly when the prefixes up to it are (default: the prompt's digests);
+        `now`: the request's scenario time (default: the clock's)."""
         if not prompt.breakpoints:
             return CacheUsage(input_tokens=prompt.total_tokens)
-        now = self._clock()
-        digests = prompt.prefix_digests()
+        now = self._clock() if now is None else now
+        digests = prompt.prefix_digests() if keys is None else keys
         cumulative: list[int] = []
         running = 0
         for block in prompt.blocks:
@@ -49,15 +54,13 @@ class PromptCache:
         hit = -1
         for breakpoint in prompt.breakpoints:
             for index in range(breakpoint, max(breakpoint - LOOKBACK_BLOCKS, -1), -1):
-                entry = self._entries.get((model, digests[index]))
+                key = (model, digests[index])
+                entry = self._entries.get(key)
                 if entry is not None and entry[0] > now:
+                    self._entries[key] = (now + entry[1], entry[1])
                     hit = max(hit, index)
                     break
-        read = 0
-        if hit >= 0:
-            read = cumulative[hit]
-            ttl = self._entries[(model, digests[hit])][1]
-            self._entries[(model, digests[hit])] = (now + ttl, ttl)
+        read = cumulative[hit] if hit >= 0 else 0
 
         writes = {"5m": 0, "1h": 0}
         boundary = read

@@ -23,6 +23,9 @@ from claude_sim._validate import check_message_body, check_messages
 
 TASK_HEADER = "x-sim-task"
 CASE_HEADER = "x-sim-case"
+TURN_HEADER = "x-sim-turn"
+TIME_HEADER = "x-sim-time"  # the call's planned scenario time (see `_clock`)
+SEQ_HEADER = "x-sim-seq"  # "<sequencer token>:<ticket>": its place in the driver's plan (see `_clock`)
 METADATA_PREFIX = "sim:"
 
 
@@ -36,18 +39,23 @@ class Outcome:
 
 
 def tag_from(headers: dict[str, str], body: dict[str, Any]) -> SimTag | None:
-    """Headers `x-sim-task` + `x-sim-case`, or `metadata.user_id` = "sim:TASK:CASE" (the only way in a batch)."""
-    task, case = headers.get(TASK_HEADER), headers.get(CASE_HEADER)
+    """Headers `x-sim-task` + `x-sim-case` (+ `x-sim-turn`), or `metadata.user_id` = "sim:TASK:CASE[:TURN]" (the
+    only way in a batch). Without a turn, the turn is the number of user messages (each turn adds one)."""
+    task, case, turn = headers.get(TASK_HEADER), headers.get(CASE_HEADER), headers.get(TURN_HEADER)
     if task is None:
         user = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
         if isinstance(user, str) and user.startswith(METADATA_PREFIX):
-            task, _, case = user[len(METADATA_PREFIX):].partition(":")
+            task, case, turn = ([*user[len(METADATA_PREFIX):].split(":"), None, None])[:3]
     if not task:
         return None
+    if turn is None:
+        messages = body.get("messages") if isinstance(body, dict) else None
+        turn = str(sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "user")
+                   if isinstance(messages, list) else 1)
     try:
-        return SimTag(task=task, case=int(case or 0))
+        return SimTag(task=task, case=int(case or 0), turn=max(1, int(turn)))
     except ValueError:
-        raise invalid(f"{CASE_HEADER}: expected an integer case id, got {case!r}") from None
+        raise invalid(f"{CASE_HEADER}/{TURN_HEADER}: expected integers, got {case!r} / {turn!r}") from None
 
 
 def usage_json(cache: CacheUsage, output_tokens: int, service_tier: str) -> dict[str, Any]:
@@ -69,7 +77,9 @@ class Engine:
         self.seed = seed
         self.latency_scale = latency_scale
         self.cache = PromptCache(clock)
-        self.limiter = RateLimiter(rate_limits, clock)
+        # A clock that runs faster than the wall asks clients to wait less: the SDK's retry sleep is real time.
+        to_wall = getattr(clock, "wall_seconds", None) or (lambda seconds: seconds)
+        self.limiter = RateLimiter(rate_limits, clock, to_wall)
         self._counter = 0
 
     def new_id(self, prefix: str) -> str:
@@ -93,7 +103,9 @@ class Engine:
         except PromptError as err:
             raise invalid(str(err)) from None
 
-    def respond(self, body: Any, version: str, tag: SimTag | None, service_tier: str = "standard") -> Outcome:
+    def respond(self, body: Any, version: str, tag: SimTag | None, service_tier: str = "standard",
+                at: float | None = None) -> Outcome:
+        """`at`: the scenario time the request is stamped with (default: the clock's)."""
         check_message_body(body, version)
         model = self.model(body)
         if body["max_tokens"] > model.max_output_tokens:
@@ -108,11 +120,12 @@ class Engine:
         if tag is not None and self.scenario is not None and tag.task not in self.scenario.tasks:
             raise invalid(f"{TASK_HEADER}: unknown task {tag.task!r} (scenario {self.scenario.name!r} has "
                           f"{', '.join(self.scenario.tasks)})")
-        headers = self.limiter.admit(prompt.total_tokens, body["max_tokens"])
-        cache = self.cache.apply(model.id, prompt, model.info.cache_min_tokens)
+        headers = self.limiter.admit(prompt.total_tokens, body["max_tokens"], at)
+        cache = self.cache.apply(model.id, prompt, model.info.cache_min_tokens, now=at)
         key = request_key(body)
         message_id = self.new_id("msg")
-        reply = plan_reply(body, key, message_id, scenario=self.scenario, seed=self.seed, tag=tag, model=model.id)
+        reply = plan_reply(body, key, scenario=self.scenario, seed=self.seed, tag=tag, model=model.id,
+                           input_tokens=prompt.total_tokens)
         when = timing(model, cache.input_tokens + cache.cache_creation, cache.cache_read,
                       unit(self.seed, key, self._counter, "ttft"), unit(self.seed, key, self._counter, "rate"),
                       self.latency_scale)

@@ -64,7 +64,8 @@ def _block(raw: Any, where: str, extra_tokens: int = 0, role: str | None = None)
     return Block(tokens=block_tokens(raw) + extra_tokens, content=content, ttl=ttl)
 
 
-def flatten(body: dict[str, Any]) -> Prompt:
+def head_blocks(body: dict[str, Any]) -> list[Block]:
+    """The tools, then the system prompt, as blocks."""
     blocks: list[Block] = []
     for index, tool in enumerate(body.get("tools") or []):
         blocks.append(_block(tool, f"tools.{index}"))
@@ -75,12 +76,39 @@ def flatten(body: dict[str, Any]) -> Prompt:
     elif isinstance(system, list):
         for index, part in enumerate(system):
             blocks.append(_block(part, f"system.{index}"))
+    return blocks
+
+
+def message_blocks(message: dict[str, Any], m_index: int) -> list[Block]:
+    """One message's content blocks; the first carries the message framing."""
+    content = message.get("content")
+    parts = [content] if isinstance(content, str) else list(content or [])
+    return [_block(part, f"messages.{m_index}.content.{p_index}", MESSAGE_OVERHEAD if p_index == 0 else 0,
+                   message.get("role")) for p_index, part in enumerate(parts)]
+
+
+def with_breakpoints(blocks: list[Block], ttls: dict[int, str]) -> Prompt:
+    """A prompt of unmarked `blocks` with breakpoints placed at these block indexes (checked like a request's)."""
+    marked = [Block(block.tokens, block.content, ttls[index]) if index in ttls else block
+              for index, block in enumerate(blocks)]
+    return _checked(marked, sorted(ttls))
+
+
+def _checked(blocks: list[Block], breakpoints: list[int]) -> Prompt:
+    if len(breakpoints) > MAX_BREAKPOINTS:
+        raise PromptError(
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(breakpoints)}."
+        )
+    ttls = [blocks[index].ttl for index in breakpoints]
+    if "5m" in ttls and "1h" in ttls[ttls.index("5m"):]:
+        raise PromptError("cache_control: a ttl='1h' cache entry must come before any ttl='5m' entry")
+    return Prompt(blocks=blocks, breakpoints=breakpoints, total_tokens=sum(block.tokens for block in blocks))
+
+
+def flatten(body: dict[str, Any]) -> Prompt:
+    blocks = head_blocks(body)
     for m_index, message in enumerate(body.get("messages") or []):
-        content = message.get("content")
-        parts = [content] if isinstance(content, str) else list(content or [])
-        for p_index, part in enumerate(parts):
-            overhead = MESSAGE_OVERHEAD if p_index == 0 else 0
-            blocks.append(_block(part, f"messages.{m_index}.content.{p_index}", overhead, message.get("role")))
+        blocks += message_blocks(message, m_index)
     breakpoints = [index for index, block in enumerate(blocks) if block.ttl is not None]
     auto = body.get("cache_control")
     if auto is not None and blocks:
@@ -90,11 +118,4 @@ def flatten(body: dict[str, Any]) -> Prompt:
             # Automatic caching puts one breakpoint on the last block and uses one of the four slots.
             blocks[last] = Block(blocks[last].tokens, blocks[last].content, ttl)
             breakpoints.append(last)
-    if len(breakpoints) > MAX_BREAKPOINTS:
-        raise PromptError(
-            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(breakpoints)}."
-        )
-    ttls = [blocks[index].ttl for index in breakpoints]
-    if "1h" in ttls and "5m" in ttls[: ttls.index("1h")]:
-        raise PromptError("cache_control: a ttl='1h' cache entry must come before any ttl='5m' entry")
-    return Prompt(blocks=blocks, breakpoints=breakpoints, total_tokens=sum(block.tokens for block in blocks))
+    return _checked(blocks, breakpoints)

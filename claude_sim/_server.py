@@ -6,7 +6,6 @@ import asyncio
 import json
 import math
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,12 +14,14 @@ from typing import Any
 from aiohttp import web
 
 from claude_sim._batches import BatchStore
-from claude_sim._engine import Engine, Outcome, tag_from
+from claude_sim._clock import ScenarioClock, Sequencer
+from claude_sim._engine import SEQ_HEADER, TIME_HEADER, Engine, Outcome, tag_from
 from claude_sim._errors import ApiError, invalid
 from claude_sim._faults import STATUS_FAULTS, Fault, FaultPlan, parse_faults
 from claude_sim._models import find_model, sim_models
 from claude_sim._ratelimit import RateLimits
-from claude_sim._scenario import Scenario, load_scenario
+from claude_sim._scenario import Scenario
+from claude_sim._scenario_file import load_scenario
 from claude_sim._sse import encode, stream_events
 from claude_sim._validate import check_headers
 
@@ -137,7 +138,13 @@ class _App:
                 return self._drop(request)
             await asyncio.sleep(fault.seconds)
         headers = {k.lower(): v for k, v in request.headers.items()}
-        outcome = self.engine.respond(body, version, tag_from(headers, body))
+        ticket = self._ticket(headers)
+        try:
+            at = await self._stamp(headers, ticket)
+            outcome = self.engine.respond(body, version, tag_from(headers, body), at=at)
+        finally:
+            if ticket is not None:
+                ticket[0].done(ticket[1])
         if stream:
             try:
                 return await self._stream(request, outcome, request_id, fault)
@@ -148,6 +155,38 @@ class _App:
         finally:
             self.engine.settle(body, outcome)
         return _json(outcome.message, headers=self._headers(request_id, outcome.headers))
+
+    def _ticket(self, headers: dict[str, str]) -> tuple[Sequencer, int] | None:
+        """The request's place in the plan of a driver sharing this simulator's clock (see `_clock`)."""
+        sequence = getattr(self.config.clock, "sequence", None)
+        token, _, number = headers.get(SEQ_HEADER, "").partition(":")
+        if not isinstance(sequence, Sequencer) or token != sequence.token or not number.isdigit():
+            return None
+        return sequence, int(number)
+
+    async def _stamp(self, headers: dict[str, str], ticket: tuple[Sequencer, int] | None) -> float | None:
+        """The scenario time to serve a request at: on a fast-forward clock, its planned time once every call
+        planned before it was served; a repeat (retry), or any call on a real-time clock, at its planned time or the
+        clock's, whichever is later. None: the clock's."""
+        try:
+            planned = float(headers[TIME_HEADER])
+        except (KeyError, ValueError):
+            return None
+        clock = self.config.clock
+        first = ticket is not None and not ticket[0].is_done(ticket[1])
+        if first and not ticket[0].is_due(ticket[1]):  # type: ignore[index]
+            assert ticket is not None
+            loop = asyncio.get_running_loop()
+            turn = loop.create_future()
+            ticket[0].when_due(ticket[1], lambda: loop.call_soon_threadsafe(
+                lambda: turn.done() or turn.set_result(None)))
+            await turn
+        # On a clock that waits in real time a late call is late; on a fast-forward one it is served on time.
+        at = planned if first and getattr(clock, "fast_forward", False) else max(planned, clock())
+        advance = getattr(clock, "advance_to", None)
+        if advance is not None:
+            advance(at)  # the clock is never behind a request it served (what retries and later requests see)
+        return at
 
     def _drop(self, request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
@@ -277,10 +316,24 @@ class _App:
         return await self._guarded(request, handle)
 
 
+# Running in-process simulators by base URL, so a workload driver pointed at one shares its scenario clock.
+_RUNNING: dict[str, SimServer] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def running_clock(base_url: str | None) -> Callable[[], float] | None:
+    """The clock of the in-process simulator serving `base_url`, if there is one."""
+    with _RUNNING_LOCK:
+        server = _RUNNING.get((base_url or "").rstrip("/"))
+    return server.clock if server is not None else None
+
+
 class SimServer:
     """The simulator on 127.0.0.1, on a free port by default, served from a background thread.
 
     Use as a context manager, or `start()` / `stop()`. See the package docstring for the request protocol.
+    `clock` is the scenario clock (default: a `ScenarioClock` at real speed that jumps when a driver sharing it
+    skips idle time); cache TTLs, rate-limit buckets and batch processing read it.
     """
 
     def __init__(self, scenario: Scenario | str | None = None, seed: int = 0, latency_scale: float = 0.0,
@@ -291,7 +344,7 @@ class SimServer:
             scenario=load_scenario(scenario) if scenario is not None else None,
             seed=seed,
             latency_scale=latency_scale,
-            clock=clock or time.monotonic,
+            clock=clock or ScenarioClock(),
             rate_limits=rate_limits or RateLimits(),
             record=record,
             max_request_bytes=max_request_bytes,
@@ -308,6 +361,10 @@ class SimServer:
     @property
     def scenario(self) -> Scenario | None:
         return self._app.config.scenario
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._app.config.clock
 
     @property
     def base_url(self) -> str:
@@ -355,6 +412,8 @@ class SimServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"claude-sim:{self._port}", daemon=True)
         self._thread.start()
         self._call(self._serve())
+        with _RUNNING_LOCK:
+            _RUNNING[self.base_url] = self
         return self
 
     async def _serve(self) -> None:
@@ -369,6 +428,8 @@ class SimServer:
     def stop(self) -> None:
         if self._thread is None or self._loop is None:
             return
+        with _RUNNING_LOCK:
+            _RUNNING.pop(self.base_url, None)
         if self._runner is not None:
             self._call(self._runner.cleanup())
         self._loop.call_soon_threadsafe(self._loop.stop)

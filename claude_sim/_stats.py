@@ -22,7 +22,9 @@ class CallRecord:
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
     stop_reason: str | None = None
-    correct: bool | None = None  # None when the answer could not be graded (error, or no scenario answer)
+    correct: bool | None = None  # None when the answer was not graded (error, no scenario answer, agent step)
+    turn: int = 1
+    at: float = 0.0  # scenario time the call was planned for
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -47,14 +49,17 @@ class TaskStats:
     cache_hit_rate: float  # cache_read / (cache_read + cache_write) tokens, the realised reuse
     quality: float | None  # share of graded answers that were correct
     models: dict[str, int] = field(default_factory=dict)
+    evaluation_cost_usd: float = 0.0  # the instrumentor's own paired-evaluation calls for these (not in cost_usd)
 
     @classmethod
-    def of(cls, records: list[CallRecord]) -> TaskStats:
+    def of(cls, records: list[CallRecord], charged: float | None = None, evaluation: float = 0.0) -> TaskStats:
+        """`charged`: what the API charged for these calls in all, when known (a policy's safety net re-sends a
+        truncated call; the first attempt is paid for but its reply never reaches the caller)."""
         done = [r for r in records if r.error is None]
         graded = [r.correct for r in done if r.correct is not None]
         read = sum(r.cache_read_tokens for r in done)
         written = sum(r.cache_write_tokens for r in done)
-        cost = sum(r.cost_usd for r in records)
+        cost = sum(r.cost_usd for r in records) if charged is None else charged
         return cls(
             calls=len(records),
             errors=len(records) - len(done),
@@ -68,6 +73,7 @@ class TaskStats:
             cache_hit_rate=read / (read + written) if read + written else 0.0,
             quality=sum(graded) / len(graded) if graded else None,
             models=dict(Counter(r.model for r in records)),
+            evaluation_cost_usd=evaluation,
         )
 
 
@@ -79,10 +85,19 @@ class Summary:
     records: list[CallRecord] = field(repr=False, default_factory=list)
 
     @classmethod
-    def of(cls, records: list[CallRecord], wall_s: float) -> Summary:
+    def of(cls, records: list[CallRecord], wall_s: float, charged: dict[str, float] | None = None,
+           evaluation: dict[str, float] | None = None) -> Summary:
+        """`charged`, `evaluation`: the cost per task of the task's own calls and of the instrumentor's evaluation
+        calls, when the run's spans were tallied (see TaskStats.of)."""
         tasks = sorted({r.task for r in records})
-        return cls(overall=TaskStats.of(records), wall_s=wall_s, records=records,
-                   per_task={name: TaskStats.of([r for r in records if r.task == name]) for name in tasks})
+        spent = evaluation or {}
+
+        def stats(subset: list[CallRecord], names: list[str]) -> TaskStats:
+            cost = sum(charged.get(name, 0.0) for name in names) if charged is not None else None
+            return TaskStats.of(subset, cost, sum(spent.get(name, 0.0) for name in names))
+
+        return cls(overall=stats(records, tasks), wall_s=wall_s, records=records,
+                   per_task={name: stats([r for r in records if r.task == name], [name]) for name in tasks})
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": asdict(self.overall), "per_task": {k: asdict(v) for k, v in self.per_task.items()},

@@ -11,6 +11,7 @@ The real tokenizer is not public; these rules keep ratios realistic (about 4 cha
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 MESSAGE_OVERHEAD = 4
@@ -27,12 +28,24 @@ def json_tokens(value: Any) -> int:
     return text_tokens(json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False))
 
 
+_STRIDES = (7, 5, 1, 11)  # coprime with the 12 words: each gives a different order
+FILLER_VARIANTS = len(_WORDS) * len(_STRIDES)  # distinct texts `filler` makes (salts modulo this)
+
+
+@lru_cache(maxsize=64)
+def _period(salt: int) -> str:
+    stride = _STRIDES[(salt // len(_WORDS)) % len(_STRIDES)]
+    return "".join(_WORDS[(i * stride + salt) % len(_WORDS)] for i in range(len(_WORDS)))
+
+
 def filler(tokens: int, salt: int = 0) -> str:
-    """Readable-looking text of exactly `tokens` tokens (4 characters each); `salt` varies the word order."""
+    """Readable-looking text of exactly `tokens` tokens (4 characters each); `salt` varies the word order (48
+    different texts). Built from one repeated period, so long texts cost a string multiplication, not a loop."""
     if tokens <= 0:
         return ""
-    words = [_WORDS[(i * 7 + salt) % len(_WORDS)] for i in range(tokens)]
-    return "".join(words)
+    period = _period(salt % FILLER_VARIANTS)
+    whole, rest = divmod(tokens, len(_WORDS))
+    return period * whole + period[: rest * _CHARS_PER_TOKEN]
 
 
 def block_tokens(block: Any) -> int:

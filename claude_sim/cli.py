@@ -2,6 +2,11 @@
 
     otel-claude sim --port 8080 --scenario default --latency-scale 0.1
     ANTHROPIC_BASE_URL=http://127.0.0.1:8080 python my_service.py
+
+Scenario time: by default the clock runs at wall speed and jumps ahead to a driven call's planned time
+(`x-sim-time`), so one `otel-claude workload --base-url ... --workers 1` run per simulator start runs
+fast-forward against it (the clock never goes back, so a second run would be served late). With
+`--speed S --real-time` on both, the driver waits for each call and both clocks run S times faster than the wall.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from claude_sim._clock import ScenarioClock
 from claude_sim._faults import parse_faults
 from claude_sim._ratelimit import RateLimits
-from claude_sim._scenario import ScenarioError, load_scenario
+from claude_sim._scenario_file import ScenarioError, load_scenario
 from claude_sim._server import SimServer
 
 
@@ -31,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-tokens-per-minute", type=int, default=RateLimits.input_tokens_per_minute)
     parser.add_argument("--output-tokens-per-minute", type=int, default=RateLimits.output_tokens_per_minute)
     parser.add_argument("--enforce-rate-limits", action="store_true", help="answer 429 when a bucket is empty")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="scenario seconds per wall second (give a workload driver the same --speed)")
+    parser.add_argument("--real-time", action="store_true",
+                        help="never jump ahead to a call's x-sim-time: only the wall clock moves scenario time")
     return parser
 
 
@@ -49,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     limits = RateLimits(args.requests_per_minute, args.input_tokens_per_minute, args.output_tokens_per_minute,
                         args.enforce_rate_limits)
+    if args.speed <= 0:
+        print("otel-claude sim: --speed must be positive", file=sys.stderr)
+        return 2
     server = SimServer(scenario=scenario, seed=args.seed, latency_scale=args.latency_scale, faults=faults,
-                       host=args.host, port=args.port, rate_limits=limits, record=False)
+                       host=args.host, port=args.port, rate_limits=limits, record=False,
+                       clock=ScenarioClock(args.speed, fast_forward=not args.real_time))
     with server:
         name = scenario.name if scenario else "none (generic answers)"
         print(f"claude-sim listening on {server.base_url} (scenario: {name}, latency scale {args.latency_scale})",

@@ -5,8 +5,10 @@
 
 Round 1 runs the service's workload as it is (everything on one model, generous max_tokens, no caching) with
 otel_claude exporting spans to an OTLP JSON file, tunes a policy from those spans, and reruns the same workload
-with the policy enforced. Each further round tunes on the latest run: exploration traffic from the previous policy is
-the evidence that lets the tuner move a task to a cheaper model.
+with the policy enforced. Runs are in scenario time, fast-forwarded: 1,200 calls of the default support desk are
+about 20 hours of its traffic (arrival gaps, sparse and late feedback), and the spans carry those times. Each
+further round tunes on the latest run: exploration traffic from the previous policy is the evidence that lets the
+tuner move a task to a cheaper model.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from claude_sim._scenario import load_scenario
+from claude_sim._scenario_file import load_scenario
 from claude_sim._server import SimServer
 from claude_sim._stats import Summary, TaskStats
 from claude_sim.workload import run_workload

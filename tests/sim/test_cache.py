@@ -121,3 +121,51 @@ def test_one_hour_after_five_minutes_rejected(client: anthropic.Anthropic) -> No
     blocks = system(1100, "5m") + system(1100, "1h", salt=2)
     with pytest.raises(anthropic.BadRequestError, match="1h"):
         call(client, system=blocks)
+
+
+def _turns(count: int, marked: int | None) -> list[dict[str, Any]]:
+    """A conversation of `count` one-block messages; `marked`: the index of the one with a breakpoint."""
+    messages = []
+    for index in range(count):
+        block: dict[str, Any] = {"type": "text", "text": filler(60, index)}
+        if index == marked:
+            block["cache_control"] = {"type": "ephemeral"}
+        messages.append({"role": "user" if index % 2 == 0 else "assistant", "content": [block]})
+    return messages
+
+
+def test_a_breakpoint_finds_an_entry_up_to_20_blocks_back(client: anthropic.Anthropic, clock: FakeClock) -> None:
+    written = call(client, messages=_turns(21, 20))  # entry at block 20 (the 21st message)
+    assert written.cache_creation_input_tokens > 0
+    far = _turns(42, 41)  # a breakpoint 21 blocks after the entry: out of reach, everything is written again
+    far[:21] = _turns(21, None)
+    missed = call(client, messages=far)
+    assert missed.cache_read_input_tokens == 0 and missed.cache_creation_input_tokens > 0
+    near = _turns(40, 39)  # 19 blocks after it: within the lookback
+    near[:21] = _turns(21, None)
+    assert call(client, messages=near).cache_read_input_tokens == written.cache_creation_input_tokens
+
+
+def test_a_read_refreshes_every_entry_its_breakpoints_matched(client: anthropic.Anthropic, clock: FakeClock) -> None:
+    shared = system(1500)
+    first = _turns(3, 2)
+    call(client, system=shared, messages=first)  # entries: system prefix, and the conversation up to block 3
+    clock.advance(250)
+    follow = _turns(5, 4)
+    follow[:3] = _turns(3, None)
+    assert call(client, system=shared, messages=follow).cache_read_input_tokens > 1500  # reads the conversation
+    clock.advance(250)  # 500 s after the system entry was written, 250 s after the read that matched it again
+    other = call(client, system=shared, messages=[{"role": "user", "content": "a new conversation"}])
+    assert other.cache_read_input_tokens == 1500
+
+
+def test_a_1h_breakpoint_after_any_5m_one_is_rejected(client: anthropic.Anthropic) -> None:
+    blocks = system(1100, "1h") + system(1100, "5m", salt=2) + system(1100, "1h", salt=3)
+    with pytest.raises(anthropic.BadRequestError, match="1h"):
+        call(client, system=blocks)
+
+
+def test_a_conversation_below_the_model_minimum_is_not_cached(client: anthropic.Anthropic) -> None:
+    for _ in range(2):
+        usage = call(client, HAIKU, messages=_turns(3, 2))  # ~200 tokens < Haiku's 4,096
+        assert usage.cache_creation_input_tokens == 0 and usage.cache_read_input_tokens == 0

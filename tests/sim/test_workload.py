@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from claude_sim import SimServer, load_scenario
-from claude_sim.oracle import best_policy, evaluate, policy_document
 from claude_sim.workload import main, plan_jobs, run_workload
 
 
@@ -44,12 +42,14 @@ def test_run_writes_spans_with_tasks_and_feedback(sim: SimServer, tmp_path: Path
     all_spans = spans(out)
     calls = [attributes(s) for s in all_spans if s["name"].startswith("chat ")]
     feedback = [attributes(s) for s in all_spans if s["name"] == "evaluation feedback"]
-    assert len(calls) == 60 and len(feedback) == 60
+    assert len(calls) == 60
     by_task = {name: sum(1 for c in calls if c.get("otel_claude.task") == name) for name in summary.per_task}
     assert by_task == {name: stats.calls for name, stats in summary.per_task.items()}
-    scores = sorted(float(f["gen_ai.evaluation.score.value"]) for f in feedback)
-    graded = [r.correct for r in records]
-    assert scores.count(1.0) == sum(graded) and scores.count(0.0) == len(graded) - sum(graded)
+    # Only the calls a user scores get feedback (a few percent on the default scenario), each with its score.
+    scored = [job for job in plan_jobs(load_scenario(), 60, seed=1, stream_share=0.5) if job.feedback is not None]
+    assert len(feedback) == len(scored) < 60
+    answered = {c["gen_ai.response.id"]: c["otel_claude.task"] for c in calls}
+    assert all(answered[f["gen_ai.response.id"]] == f["otel_claude.task"] for f in feedback)
     cost = sum(float(c["otel_claude.cost_usd"]) for c in calls)
     assert cost == pytest.approx(summary.overall.cost_usd, rel=1e-6)
 
@@ -66,24 +66,22 @@ def test_jobs_follow_shares_and_baseline() -> None:
     jobs = plan_jobs(scenario, 2000, seed=0, stream_share=0.3)
     share = sum(job.task == "classify" for job in jobs) / len(jobs)
     assert abs(share - scenario.tasks["classify"].share) < 0.04
-    assert all(job.body["model"] == "claude-sonnet-4-6" and job.body["max_tokens"] == 4096 for job in jobs)
-    assert not any("cache_control" in json.dumps(job.body) for job in jobs[:50])
+    first_turns = [job for job in jobs if job.turn == 1]
+    assert all(job.body["model"] == "claude-sonnet-4-6" and job.body["max_tokens"] == 4096 for job in first_turns)
+    assert all(job.body is None for job in jobs if job.turn > 1)  # built from the conversation when sent
+    assert not any("cache_control" in json.dumps(job.body) for job in first_turns[:50])
     assert 0.25 < sum(job.stream for job in jobs) / len(jobs) < 0.35
+    assert [job.at for job in jobs] == sorted(job.at for job in jobs)
 
 
-def test_policy_run_matches_the_oracle(sim: SimServer, tmp_path: Path) -> None:
-    scenario = load_scenario()
-    policy = tmp_path / "policy.yaml"
-    best = best_policy(scenario, samples=300)
-    policy.write_text(yaml.safe_dump(policy_document(scenario, best)), encoding="utf-8")
-    base = run_workload(sim.base_url, scenario, calls=150, workers=4, seed=3)
-    tuned = run_workload(sim.base_url, scenario, calls=150, workers=4, seed=3, policy=str(policy))
-    assert tuned.per_task["classify"].models == {"claude-haiku-4-5-20251001": tuned.per_task["classify"].calls}
-    assert tuned.per_task["extract"].cache_hit_rate > 0.8
-    assert tuned.per_task["summarize"].cache_hit_rate == 0.0
-    expected = evaluate(scenario, best, calls=150, samples=300).cost_per_call
-    assert tuned.overall.cost_per_call < 0.6 * base.overall.cost_per_call
-    assert tuned.overall.cost_per_call == pytest.approx(expected, rel=0.3)
+def test_a_failed_turn_ends_its_session(tmp_path: Path) -> None:
+    scenario = load_scenario("chat")
+    faults = [{"kind": "api_error", "probability": 0.1, "count": None}]
+    with SimServer(scenario=scenario, seed=0, record=False, faults=faults) as sim:
+        summary = run_workload(sim.base_url, scenario, calls=200, workers=4, seed=0, max_retries=0,
+                               instrument=False)
+    errors = [r for r in summary.records if r.error]
+    assert errors and summary.overall.calls < 200  # the turns after a failed one were never sent
 
 
 def test_cli_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

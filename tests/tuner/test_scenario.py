@@ -25,7 +25,7 @@ baseline: {model: claude-sonnet-4-6, max_tokens: 1024}
 tasks:
   easy:
     share: 0.5
-    answer: {kind: text, position: start}
+    answer: {kind: text, position: start, form: line}
     labels: 4
     system: {tokens: 5200, variants: 1}
     input: {median: 100, sigma: 0.3, min: 20, max: 400}
