@@ -73,8 +73,9 @@ def judge_request(judge: Judge, request: Mapping[str, Any], answer_a: Answer, an
         f"<answer_b>\n{_answer_text(answer_b)}\n</answer_b>\n\n"
         "Start your reply with exactly one line `VERDICT: A`, `VERDICT: B` or `VERDICT: TIE`, then give your reasons."
     )
-    return {"model": judge.model, "max_tokens": JUDGE_MAX_TOKENS, "temperature": 0,
-            "messages": [{"role": "user", "content": prompt}]}
+    # No sampling parameters: the API version anthropic 2.x sends (2026-10-21) rejects temperature, top_p and top_k
+    # with a 400; the swapped second ask, not a temperature, is what guards against a judge's whims.
+    return {"model": judge.model, "max_tokens": JUDGE_MAX_TOKENS, "messages": [{"role": "user", "content": prompt}]}
 
 
 def parse_verdict(reply: Any) -> str | None:

@@ -46,6 +46,7 @@ class Gap:
     spread: float | None  # standard deviation of one paired verdict, for planning
     pairs: int
     scores: tuple[int, int]  # feedback scores of (candidate, reference)
+    unsettled_share: float = 0.0  # of the pairs, those no grader could settle
 
     @property
     def known(self) -> bool:
@@ -63,6 +64,7 @@ class Gap:
             "gap_bounds": [round(self.low, 4), round(self.high, 4)],
             "gap_estimate": None if self.estimate is None else round(self.estimate, 4),
             "paired_verdicts": self.pairs,
+            "unsettled_share": round(self.unsettled_share, 4),
             "feedback_scores": list(self.scores),
         }
 
@@ -76,11 +78,13 @@ class _Pair:
             self.high = BettingBound(alpha, "upper")
             self.through_ns = 0
             self.squares = 0.0
+            self.unsettled = 0
         else:
             self.low = BettingBound.restore(state["low"])
             self.high = BettingBound.restore(state["high"])
             self.through_ns = int(state["through_ns"])
             self.squares = float(state["squares"])
+            self.unsettled = int(state.get("unsettled", 0))
 
     def add(self, times: np.ndarray, values: np.ndarray, settled: np.ndarray) -> None:
         """Verdicts newer than what this stream has absorbed, in time order (a re-read window is not counted twice)."""
@@ -94,11 +98,12 @@ class _Pair:
         self.low.update((np.where(ok, d, -1.0) + 1) / 2)
         self.high.update((np.where(ok, d, 1.0) + 1) / 2)
         self.squares += float(np.sum(np.where(ok, d, 0.0) ** 2))
+        self.unsettled += int(np.count_nonzero(~ok))
         self.through_ns = int(times[fresh].max())
 
     def state(self) -> dict[str, Any]:
         return {"low": self.low.state(), "high": self.high.state(), "through_ns": self.through_ns,
-                "squares": self.squares}
+                "squares": self.squares, "unsettled": self.unsettled}
 
 
 class _Scores:
@@ -174,7 +179,7 @@ class TaskEvidence:
         """Bounds on quality(candidate) - quality(reference) from every source, the tighter of each side."""
         low, high = -1.0, 1.0
         estimate = spread = None
-        pairs = 0
+        pairs = unsettled = 0
         direct = self.pairs.get((reference, candidate))
         reverse = self.pairs.get((candidate, reference))
         for pair, sign in ((direct, 1.0), (reverse, -1.0)):
@@ -182,6 +187,7 @@ class TaskEvidence:
                 continue
             n = pair.low.n
             pairs += n
+            unsettled += pair.unsettled
             if sign > 0:
                 low = max(low, 2 * pair.low.bound() - 1)
                 high = min(high, 2 * pair.high.bound() - 1)
@@ -198,7 +204,8 @@ class TaskEvidence:
             high = min(high, mine.high.bound() - theirs.low.bound())
             if estimate is None:
                 estimate = float(mine.low.mean) - float(theirs.low.mean)  # type: ignore[arg-type]
-        return Gap(low=low, high=high, estimate=estimate, spread=spread, pairs=pairs, scores=counts)
+        return Gap(low=low, high=high, estimate=estimate, spread=spread, pairs=pairs, scores=counts,
+                   unsettled_share=unsettled / pairs if pairs else 0.0)
 
 
 def needed_pairs(gap: Gap, margin: float, alpha: float, limit: int = 50_000) -> int | None:

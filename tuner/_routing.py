@@ -56,6 +56,8 @@ class RoutingOptions:
     evaluation_budget: float = 0.05
     explore_share: float = 0.0
     candidates: tuple[str, ...] = ()
+    # An LLM judge for pairs no cheaper grader settles (opt-in: it costs two calls of this model per such pair).
+    judge_model: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,9 +77,10 @@ class RoutingOptions:
             problems.append(f"evaluation_budget must be in (0, 1], got {self.evaluation_budget}")
         if not 0 <= self.explore_share <= 0.2:
             problems.append(f"explore_share must be in [0, 0.2], got {self.explore_share}")
-        unknown = [name for name in self.candidates if resolve(name) is None]
+        unknown = [name for name in (*self.candidates, *([self.judge_model] if self.judge_model else []))
+                   if resolve(name) is None]
         if unknown:
-            problems.append(f"unknown candidate model(s): {', '.join(unknown)}")
+            problems.append(f"unknown model(s): {', '.join(unknown)}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -211,9 +214,12 @@ def _plan_evidence(decision: RouteDecision, costs: dict[str, CostEstimate], evid
     needed = needed_pairs(gap, decision.slack, options.alpha) if gap.pairs else None
     share = evaluate_share = None
     if options.evaluate_share > 0 and window_calls:
-        # The shadow copy costs the candidate's price on each sampled call: stay within the budget.
-        budget_share = options.evaluation_budget * costs[decision.current].per_call / max(costs[candidate].per_call,
-                                                                                           1e-12)
+        # A sampled call costs the candidate's copy, plus two judge calls when no grader settles its pair: stay
+        # within the budget.
+        per_pair = costs[candidate].per_call
+        if options.judge_model is not None and options.judge_model in costs:
+            per_pair += 2 * gap.unsettled_share * costs[options.judge_model].uncached_per_call
+        budget_share = options.evaluation_budget * costs[decision.current].per_call / max(per_pair, 1e-12)
         wanted = needed / window_calls if needed is not None else options.evaluate_share
         evaluate_share = round(min(max(wanted, _MIN_SHARE), options.evaluate_share, budget_share), 4)
         if evaluate_share < _MIN_SHARE / 2:

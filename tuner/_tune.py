@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from otel_claude.policy import CacheAction, Conditions, Evaluate, Explore, Limit, Policy, Rule, dump_policy
+from otel_claude.policy import CacheAction, Conditions, Evaluate, Explore, Judge, Limit, Policy, Rule, dump_policy
 from tuner._caching import CacheDecision
 from tuner._conversation import ConversationDecision
 from tuner._costs import CostEstimate, estimate_cost
@@ -67,6 +67,9 @@ class TaskDecision:
     explore_cap: int | None = None  # a candidate's own cap, where its lengths support one
     # Callers of one task on different models, kept as they are: each model's own cap where it differs.
     model_caps: tuple[tuple[str, CapDecision], ...] = ()
+    # What an `evaluate` block carries besides its share: the spend bound and the opt-in judge.
+    evaluation_budget: float = 0.05
+    judge_model: str | None = None
 
     @property
     def asked_for(self) -> str:
@@ -106,7 +109,8 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerS
     base = current_model(stats)
     by_model = {s.model: s for s in stats}
     prefixes = [p for p in dataset.prefixes if p.task == task]
-    names = sorted({*options.routing.candidates, *(m.model for m in dataset.models), base.requested_model})
+    judge = (options.routing.judge_model,) if options.routing.judge_model else ()
+    names = sorted({*options.routing.candidates, *(m.model for m in dataset.models), base.requested_model, *judge})
     conversations = dataset.conversation(task)
     costs = {name: c for name in names
              if (c := estimate_cost(name, stats, prefixes, base, conversations)) is not None}
@@ -159,7 +163,8 @@ def decide_task(dataset: Dataset, task: str, options: TuneOptions, state: TunerS
     _remember(state, task, evidence, route, cap)
     return TaskDecision(task=task, calls=calls, route=route, cap=cap, cache=cache, costs=costs, cost_before=before,
                         cost_after=after, segments=segments, conversation=conversation, explore_cap=explore_cap,
-                        model_caps=model_caps)
+                        model_caps=model_caps, evaluation_budget=options.routing.evaluation_budget,
+                        judge_model=options.routing.judge_model)
 
 
 def _segments(stats: list[ModelStats], options: TuneOptions, costs: dict[str, CostEstimate],
@@ -233,7 +238,8 @@ def rules_for(d: TaskDecision) -> list[Rule]:
         explore=Explore(route.explore_model, route.explore_share, d.explore_cap)
         if route.explore_model and route.explore_share
         else None,
-        evaluate=Evaluate(route.evaluate_model, route.evaluate_share, max_tokens=d.explore_cap)
+        evaluate=Evaluate(route.evaluate_model, route.evaluate_share, budget=d.evaluation_budget,
+                          max_tokens=d.explore_cap, judge=Judge(d.judge_model) if d.judge_model else None)
         if route.evaluate_model and route.evaluate_share
         else None,
         evidence=_evidence(d),

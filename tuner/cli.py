@@ -55,6 +55,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _model(text: str) -> str:
+    names = _models(text)
+    if len(names) != 1:
+        raise argparse.ArgumentTypeError(f"expected one model name, got {text!r}")
+    return names[0]
+
+
 def _models(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if resolve(n) is None]
@@ -89,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="max share of a task's calls sent to a candidate as paired shadow calls (0.2; 0 = off)")
     parser.add_argument("--evaluation-budget", type=_fraction(0, 1, "evaluation budget"), default=0.05,
                         help="evaluation spend per task at most this share of its own spend (0.05)")
+    parser.add_argument("--judge", type=_model, default=None, metavar="MODEL",
+                        help="an LLM judge for paired answers no cheaper grader settles (opt-in: two calls a pair)")
     parser.add_argument(
         "--explore-share", type=_fraction(-1e-9, MAX_EXPLORE_SHARE, "explore share"), default=0.0,
         help="max share of a task's calls SERVED by an unproven candidate (0 = off, default; needs user feedback)",
@@ -146,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 evaluation_budget=args.evaluation_budget,
                 explore_share=max(args.explore_share, 0.0),
                 candidates=args.candidates,
+                judge_model=args.judge,
             ),
         )
         state = TunerState.load(args.state) if args.state else TunerState()

@@ -173,12 +173,13 @@ def test_failing_user_grader_is_contained_without_content_in_logs(sim, telemetry
     def broken(request: Any, incumbent: otel_claude.Answer, candidate: otel_claude.Answer) -> Any:
         raise KeyError(incumbent.text)  # a message that quotes the answer
 
-    otel_claude.register_grader("classify", broken)
+    # A prose task: the two answers differ in wording, so no built-in grader settles the pair before the user's.
+    otel_claude.register_grader("summarize", broken)
     try:
-        instrument(evaluate_policy(share=0.5))
-        replies = _run_sync(sim, 2)
+        instrument(evaluate_policy(share=0.5, task="summarize"))
+        replies = _run_sync(sim, 2, task="summarize")
     finally:
-        otel_claude.unregister_grader("classify")
+        otel_claude.unregister_grader("summarize")
     [verdict] = verdicts(telemetry.spans())
     assert verdict.attributes["gen_ai.evaluation.score.label"] == "unsettled"
     assert verdict.attributes["gen_ai.evaluation.name"] == "broken"

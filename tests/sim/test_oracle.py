@@ -46,15 +46,6 @@ POLICIES: dict[str, dict[str, TaskChoice | SizeRouted]] = {
 }
 
 
-def _conversation_ttls(choices: dict[str, TaskChoice | SizeRouted]) -> dict[str, str]:
-    ttls = {}
-    for task, choice in choices.items():
-        ttl = (choice.default if isinstance(choice, SizeRouted) else choice).conversation_ttl
-        if ttl:
-            ttls[task] = ttl
-    return ttls
-
-
 @pytest.mark.parametrize("name", SHIPPED)
 def test_runs_match_the_oracle(name: str, tmp_path: Path) -> None:
     scenario = load_scenario(name)

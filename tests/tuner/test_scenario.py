@@ -40,8 +40,11 @@ tasks:
     output: {default: {median: 400, sigma: 0.6, min: 20, max: 6000}}
     quality: {default: 0.5, claude-sonnet-4-6: 0.95, claude-haiku-4-5: 0.4}
 """
-# ~70 explored Haiku calls on `easy` give a gap interval of about +-0.06: a 0.15 margin decides it reliably.
-OPTIONS = ["--quality-margin", "0.15", "--explore-share", "0.2", "--candidates", "claude-haiku-4-5", "--no-progress"]
+# Paired evaluation on up to half the calls of a task, with its spend up to half the task's: about 170 verdicts on
+# `easy` in the second round, which decide a 0.15 margin reliably (answers that agree give a narrow bound).
+# `hard` answers in prose, where no cheap grader can say which answer is right: the judge does.
+OPTIONS = ["--quality-margin", "0.15", "--evaluate-share", "0.5", "--evaluation-budget", "0.5",
+           "--judge", "claude-sonnet-4-6", "--candidates", "claude-haiku-4-5", "--no-progress"]
 
 
 def _rules(path: Path) -> dict[str, object]:
@@ -58,10 +61,11 @@ def test_two_rounds_on_the_simulator_make_the_right_calls(tmp_path: Path) -> Non
         assert tune([str(tmp_path / "r0.jsonl"), "-o", str(tmp_path / "p0.yaml"), *OPTIONS]) == 0
         first = _rules(tmp_path / "p0.yaml")
         easy, hard = first["easy"], first["hard"]
-        # Only Sonnet was called: no routing yet, exploration of Haiku where it is cheaper.
+        # Only Sonnet was called: no routing yet, paired evaluation of Haiku where it is cheaper, nobody served it.
         assert easy.model is None and hard.model is None
-        assert easy.explore is not None and easy.explore.model == "claude-haiku-4-5"
-        assert hard.explore is not None and hard.explore.model == "claude-haiku-4-5"
+        assert easy.evaluate is not None and easy.evaluate.model == "claude-haiku-4-5"
+        assert hard.evaluate is not None and hard.evaluate.model == "claude-haiku-4-5"
+        assert easy.explore is None and hard.explore is None
         assert easy.cache is not None and easy.cache.ttl == "5m"
         assert hard.cache is None
         assert hard.max_tokens == 2048 and hard.max_tokens_mode == "set"  # lognormal tail over 1024: censored
@@ -73,15 +77,16 @@ def test_two_rounds_on_the_simulator_make_the_right_calls(tmp_path: Path) -> Non
             out=str(tmp_path / "r1.jsonl"),
             seed=2,
             policy=str(tmp_path / "p0.yaml"),
-            workers=1,  # one worker: which calls the policy explores is then the same on every run
+            workers=1,  # one worker: which calls the policy evaluates is then the same on every run
         )
     spans = [str(tmp_path / "r0.jsonl"), str(tmp_path / "r1.jsonl")]
     assert tune([*spans, "-o", str(tmp_path / "p1.yaml"), *OPTIONS]) == 0
     second = _rules(tmp_path / "p1.yaml")
     easy, hard = second["easy"], second["hard"]
     assert easy.model == "claude-haiku-4-5"
-    assert hard.model is None  # Haiku's interval is far below Sonnet's
+    assert hard.model is None  # Haiku's answers lose to Sonnet's far beyond the margin
+    assert "claude-haiku-4-5" in hard.evidence["routing"]["rejected"]
     assert easy.cache is not None and easy.cache.ttl == "5m"
     assert hard.max_tokens is not None and hard.max_tokens >= 2048
-    models = easy.evidence["routing"]["models"]
-    assert models["claude-haiku-4-5"]["scored"] >= 30 and models["claude-sonnet-4-6"]["scored"] >= 30
+    haiku = easy.evidence["routing"]["models"]["claude-haiku-4-5"]
+    assert haiku["paired_verdicts"] >= 30 and haiku["gap_bounds"][0] >= -0.15
