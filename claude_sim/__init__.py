@@ -27,7 +27,9 @@ from claude_sim._ratelimit import RateLimits
 from claude_sim._scenario import Scenario
 from claude_sim._scenario_file import SHIPPED, ScenarioError, load_scenario
 from claude_sim._server import SimServer
+from claude_sim._stats import CallRecord, Summary, TaskStats
 
 __all__ = [
-    "SHIPPED", "Fault", "RateLimits", "Scenario", "ScenarioClock", "ScenarioError", "SimServer", "load_scenario",
+    "SHIPPED", "CallRecord", "Fault", "RateLimits", "Scenario", "ScenarioClock", "ScenarioError", "SimServer",
+    "Summary", "TaskStats", "load_scenario",
 ]

@@ -13,7 +13,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("claude_sim.cli", "run the local Anthropic API simulator"),
     "workload": ("claude_sim.workload", "drive a scenario's workload through the instrumented SDK"),
     "tune": ("tuner.cli", "turn exported spans into a policy file and a report"),
-    "demo": ("claude_sim.demo", "run the closed loop end to end on the simulator"),
+    "demo": ("otel_claude_demo.loop", "run the closed loop end to end on the simulator"),
 }
 
 

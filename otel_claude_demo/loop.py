@@ -21,9 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from claude_sim._scenario_file import load_scenario
-from claude_sim._server import SimServer
-from claude_sim._stats import Summary, TaskStats
+from claude_sim import SimServer, Summary, TaskStats, load_scenario
 from claude_sim.workload import run_workload
 
 _LIVE_CALLS = 40  # with --live: about $0.10 on Sonnet-class prices for the default scenario's sizes
