@@ -171,9 +171,9 @@ class FileSource(_PolledSource):
         self._pending: tuple[int, int, int] | None = None  # a newer stamp, waiting to be seen unchanged once more
         # At start the file is read whatever its age, so a policy written just before the service started is in
         # force from the first call; there is no earlier policy a partial file could displace.
-        self._settled = False
+        self._started = False
         self._check()
-        self._settled = True
+        self._started = True
         self._start_poller()
 
     def refresh(self) -> None:
@@ -191,7 +191,7 @@ class FileSource(_PolledSource):
             self._seen, self._pending = stamp, None
             self._reject(f"policy file is {stat.st_size} bytes, over the {_MAX_BYTES} byte limit")
             return
-        if self._settled and stamp != self._pending and time.time_ns() - stat.st_mtime_ns < _SETTLE_NS:
+        if self._started and stamp != self._pending and time.time_ns() - stat.st_mtime_ns < _SETTLE_NS:
             self._pending = stamp  # still being written, perhaps: read it when the next check finds it unchanged
             return
         try:
