@@ -233,11 +233,12 @@ class _Job:
         spend, tel = evaluator.tel.evaluation, evaluator.tel
         if not graded.settled and judge is not None and not background.closed and \
                 spend.within(pair.task, pair.evaluate.budget, tel.totals.cost_of_task(pair.task)):
-            # Incumbent as A first; the second order only when the first reply was readable.
+            # Incumbent as A first; the second order only when the first reply could still make a win (a readable
+            # reply other than a tie: after a tie, no second reply can make both orders agree on a winner).
             first = yield _Ask(sc.ROLE_JUDGE, judge_request(judge, pair.body, self.incumbent, candidate))
             incumbent_first = parse_verdict(first) if first is not None else None
             candidate_first = None
-            if incumbent_first is not None and not background.closed:
+            if incumbent_first not in (None, "TIE") and not background.closed:
                 second = yield _Ask(sc.ROLE_JUDGE, judge_request(judge, pair.body, candidate, self.incumbent))
                 candidate_first = parse_verdict(second) if second is not None else None
             graded = combine(incumbent_first, candidate_first)
