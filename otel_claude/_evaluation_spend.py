@@ -37,13 +37,14 @@ class EvaluationSpend:
             return self._spent.get(task, 0.0)
 
     def admit(self, task: str | None, budget: float, task_spend: float) -> bool:
-        """Reserve a pair for `task` if its spend so far, plus the pairs in flight at the mean cost of a finished
-        pair, stays within `budget` x `task_spend`."""
+        """Reserve a pair for `task` if its spend so far, plus the pairs in flight and this one at the mean cost of a
+        finished pair, stays within `budget` x `task_spend` (counting this one too keeps the spend under the budget
+        rather than one pair over it)."""
         with self._lock:
             finished = self._finished.get(task, 0)
             spent = self._spent.get(task, 0.0)
             in_flight = self._in_flight.get(task, 0)
-            expected = spent + (in_flight * spent / finished if finished else 0.0)
+            expected = spent + ((in_flight + 1) * spent / finished if finished else 0.0)
             if expected > budget * task_spend:
                 return False
             self._in_flight[task] = in_flight + 1
