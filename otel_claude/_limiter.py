@@ -443,8 +443,8 @@ class Limiter:
             seen = remaining + ticket.charge[kind]
             if seen > bucket.capacity:
                 bucket.capacity = seen if seen < bucket.per_minute else bucket.per_minute
-            bucket.refill(now)
             if measured is None:
+                bucket.refill(now)
                 if remaining < bucket.level:
                     bucket.level = remaining
                 continue
@@ -454,6 +454,8 @@ class Limiter:
             if ticket.buckets[kind] is bucket:
                 estimate -= bucket.net - ticket.marks[kind]
             bucket.level = estimate if estimate < bucket.capacity else bucket.capacity
+            if now > bucket.updated:  # the level is as of now: no refill owed for the time before
+                bucket.updated = now
         return low
 
     def _adapt(self, ticket: Ticket, congested: bool, latency: float | None) -> None:
