@@ -309,7 +309,8 @@ class Call:
         duration = (end_ns - self.start_ns) / 1e9
         if self.role is not None:
             if cost is not None:
-                self.tel.evaluation.add(self.request.model, self.task, self.role, cost, self.pair_spend)
+                read = bool(usage is not None and usage.cache_read)
+                self.tel.evaluation.add(self.request.model, self.task, self.role, cost, self.pair_spend, read)
             return attrs, duration
         if self.response_id is not None:
             self.tel.calls_by_response_id.remember(self.response_id, span.get_span_context(), self.task)
