@@ -236,7 +236,7 @@ class _Job:
         judge = pair.evaluate.judge or evaluator.default_judge
         spend, tel = evaluator.tel.evaluation, evaluator.tel
         if not graded.settled and judge is not None and not background.closed and \
-                spend.within(pair.task, pair.evaluate.budget, tel.totals.cost_of_task(pair.task)):
+                spend.may_judge(pair.spend, pair.evaluate.budget, tel.totals.cost_of_task(pair.task)):
             # Incumbent as A first; the second order only when the first reply could still make a win (a readable
             # reply other than a tie: after a tie, no second reply can make both orders agree on a winner).
             first = yield _Ask(sc.ROLE_JUDGE, judge_request(judge, pair.body, self.incumbent, candidate))

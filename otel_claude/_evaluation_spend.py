@@ -54,7 +54,7 @@ class _TaskBudget:
     warm (which depends on how far apart sampled calls come, unknown to the process: scenario time, night traffic).
     """
 
-    __slots__ = ("continued", "continued_read", "read", "reserved", "running", "spent", "unread")
+    __slots__ = ("continued", "continued_read", "judge", "read", "reserved", "running", "spent", "unread")
 
     def __init__(self) -> None:
         self.spent = 0.0
@@ -64,6 +64,7 @@ class _TaskBudget:
         self.unread = _Mean()
         self.continued = 0
         self.continued_read = 0
+        self.judge = _Mean()  # the cost of one judge call
 
     def expected(self, continuing: bool) -> float:
         """A pair's expected cost (0 before any pair finished)."""
@@ -108,6 +109,8 @@ class EvaluationSpend:
             key = (model, task, role)
             self._cost[key] = self._cost.get(key, 0.0) + cost
             self._task(task).spent += cost
+            if role == sc.ROLE_JUDGE:
+                self._task(task).judge.add(cost)
             if pair is not None:
                 pair.cost += cost
                 if role == sc.ROLE_SHADOW:
@@ -141,9 +144,13 @@ class EvaluationSpend:
             state.reserved += cost
             return PairSpend(task, continuing, cost)
 
-    def within(self, task: str | None, budget: float, task_spend: float) -> bool:
-        """Whether more spend (a judge call) still fits the budget."""
-        return self.spent(task) <= budget * task_spend
+    def may_judge(self, pair: PairSpend, budget: float, task_spend: float) -> bool:
+        """Whether asking the judge about `pair` (twice, at the mean cost of the task's judge calls so far) keeps
+        the spend, with the other pairs in flight, within the budget."""
+        with self._lock:
+            state = self._task(pair.task)
+            others = max(0.0, state.reserved - pair.reserved)
+            return state.spent + others + 2 * (state.judge.value() or 0.0) <= budget * task_spend
 
     def finish(self, pair: PairSpend, completed: bool) -> None:
         """A pair is done (`completed`: its calls were made, and its cost informs the next admissions)."""
