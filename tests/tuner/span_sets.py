@@ -12,8 +12,8 @@ T0 = 1_763_900_000_000_000_000
 
 def mixed_calls(calls: int = 600, mean_gap_s: float = 400, seed: int = 3) -> list[syn.Span]:
     """Two tasks on two models with feedback, errors, cancellations (new and old style), routed and explored calls,
-    cache writes under both names. Start times are whole microseconds, so formats that keep microseconds (Jaeger)
-    hold the same spans."""
+    cache writes under both names, cache reads, streamed and non-streamed calls. Start times are whole microseconds,
+    so formats that keep microseconds (Jaeger) hold the same spans."""
     rng = random.Random(seed)
     spans = []
     t = T0
@@ -33,7 +33,8 @@ def mixed_calls(calls: int = 600, mean_gap_s: float = 400, seed: int = 3) -> lis
             prefix=f"fp-{task}-{i % 2 + (i % 5 == 0)}",
             prefix_tokens=4500,
             cache_write=400 if i % 11 == 0 else 0,
-            ttft=round(rng.uniform(0.2, 1.5), 3),
+            cache_read=4500 if i % 3 == 1 else 0,
+            ttft=round(rng.uniform(0.2, 1.5), 3) if i % 4 != 3 else None,  # a quarter not streamed
             error="overloaded_error" if i % 97 == 0 else None,
             exploration=i % 7 == 0,
             requested_max_tokens=4096 if i % 5 else None,
