@@ -59,6 +59,6 @@ def window(days: float | None) -> str:
         return f"{hours * 3600:.0f} seconds"
     if hours < 1:
         return f"{hours * 60:.0f} minutes"
-    if days < 2:
+    if hours < 36:
         return f"{hours:.1f} hours"
     return f"{days:.1f} days"

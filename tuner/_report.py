@@ -134,6 +134,11 @@ def what_would_change(d: TaskDecision, options: RoutingOptions, calls_per_day: f
         if route.needed is not None:
             return (f"about {route.needed:,} more paired verdicts on {name} settle it"
                     + _days_for(route.needed, route, calls_per_day))
+        if gap_.known and not gap_.pairs:
+            return (f"{name} has feedback scores only ({gap_.scores[0]:,} against {gap_.scores[1]:,}), too few to "
+                    f"bound the gap within {route.slack:.3g}; paired verdicts settle it far sooner: the first ones "
+                    f"tell how many are needed, {options.min_samples} are the least a model is judged on"
+                    + _days_for(options.min_samples, route, calls_per_day))
         if not gap_.known:
             return (f"the first verdicts on {name} tell how many are needed; {options.min_samples} are the least a "
                     f"model is judged on" + _days_for(options.min_samples, route, calls_per_day))
