@@ -25,6 +25,7 @@ grades paired answers against the scenario's labels, as a service's own grader w
 from claude_sim._clock import ScenarioClock
 from claude_sim._eval_grader import eval_set_grader
 from claude_sim._faults import Fault
+from claude_sim._latency import modelled_latency
 from claude_sim._ratelimit import RateLimits
 from claude_sim._scenario import Scenario
 from claude_sim._scenario_file import SHIPPED, ScenarioError, load_scenario
@@ -33,5 +34,5 @@ from claude_sim._stats import CallRecord, Summary, TaskStats
 
 __all__ = [
     "SHIPPED", "CallRecord", "Fault", "RateLimits", "Scenario", "ScenarioClock", "ScenarioError", "SimServer",
-    "Summary", "TaskStats", "eval_set_grader", "load_scenario",
+    "Summary", "TaskStats", "eval_set_grader", "load_scenario", "modelled_latency",
 ]

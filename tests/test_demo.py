@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_sim import CallRecord, Summary, eval_set_grader, load_scenario
+from claude_sim import CallRecord, Summary, eval_set_grader, load_scenario, modelled_latency
 from claude_sim._prompts import build_request, next_request
 from otel_claude.grading import Answer, ToolCall, Verdict
 from otel_claude_demo.loop import comparison_table
@@ -73,24 +73,30 @@ def test_the_eval_set_grader_scores_both_answers_against_the_label() -> None:
         Verdict("candidate_worse")
 
 
-def _records(task: str, n: int, *, duration: float, ttft: float, cost: float, read: int, total: int) -> list:
-    return [CallRecord(task=task, model="claude-sonnet-4-6", stream=True, duration_s=duration, ttft_s=ttft,
-                       input_tokens=total, output_tokens=10, cache_read_tokens=read, cost_usd=cost, correct=True,
+def _records(task: str, n: int, *, cost: float, read: int, output: int) -> list:
+    return [CallRecord(task=task, model="claude-sonnet-4-6", stream=True, duration_s=0.05, ttft_s=0.01,
+                       input_tokens=6000, output_tokens=output, cache_read_tokens=read, cost_usd=cost, correct=True,
                        turn=1 + i % 2) for i in range(n)]
 
 
 def test_the_before_after_table_flags_what_got_worse() -> None:
-    before = Summary.of(_records("fast", 20, duration=0.5, ttft=0.1, cost=0.01, read=0, total=1000)
-                        + _records("slow", 20, duration=0.5, ttft=0.1, cost=0.01, read=0, total=1000), 1.0)
-    after = Summary.of(_records("fast", 20, duration=0.4, ttft=0.1, cost=0.005, read=500, total=1000)
-                       + _records("slow", 20, duration=0.8, ttft=0.1, cost=0.012, read=0, total=1000), 1.0)
+    before = Summary.of(_records("fast", 20, cost=0.01, read=0, output=100)
+                        + _records("slow", 20, cost=0.01, read=0, output=100), 1.0)
+    # fast: half its input read from the cache, cheaper; slow: answers four times as long, dearer.
+    after = Summary.of(_records("fast", 20, cost=0.005, read=3000, output=100)
+                       + _records("slow", 20, cost=0.012, read=0, output=400), 1.0)
     table = comparison_table(before, after)
-    rows = {line.split()[0]: line for line in table.splitlines()[2:] if line.split()}
-    assert "-50%" in rows["fast"] and "!" not in rows["fast"]
-    assert "50%" in rows["fast"].split("0%->")[1]  # cache reads over all input tokens: 500 of 1,000
-    assert "+20%!" in rows["slow"]  # cost up
-    assert "500->800!" in rows["slow"]  # duration p50 up 60%: a latency regression, flagged
-    assert "100->100 " in rows["slow"]  # unchanged: not flagged
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:] if line.split()}
+    ttft, duration = modelled_latency("claude-sonnet-4-6", 6000, 0, 100)
+    cached_ttft, _ = modelled_latency("claude-sonnet-4-6", 6000, 3000, 100)
+    _, long_duration = modelled_latency("claude-sonnet-4-6", 6000, 0, 400)
+    assert cached_ttft < ttft and long_duration > duration * 1.1
+    fast, slow = rows["fast"], rows["slow"]
+    assert fast[2] == "-50%" and fast[5] == f"{ttft:.2f}->{cached_ttft:.2f}" and fast[9] == "0%->50%"
+    assert not any(cell.endswith("!") for cell in fast)
+    assert slow[2] == "+20%!"  # cost up
+    assert slow[7] == f"{duration:.2f}->{long_duration:.2f}!"  # a latency regression, flagged
+    assert slow[5] == f"{ttft:.2f}->{ttft:.2f}"  # unchanged: not flagged
 
 
 def test_the_demo_keeps_each_round_and_shows_a_proven_move(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
