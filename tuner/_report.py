@@ -216,7 +216,7 @@ def _model_rows(dataset: Dataset, d: TaskDecision) -> list[tuple[str, ...]]:
 
 
 # Errors and cancellations apart: a cancelled call was abandoned by its caller, not failed by the model.
-_MODEL_HEADERS = ("model", "status", "calls", "expected per 1k calls", "observed per 1k",
+_MODEL_HEADERS = ("model", "status", "calls", "expected per 1k (best caching)", "observed per 1k",
                   "quality gap to the serving model", "evidence", "p95 TTFT", "truncated", "errors", "cancelled")
 
 
