@@ -329,19 +329,20 @@ def build_blocks(policy: Policy, dataset: Dataset, decisions: list[TaskDecision]
         _headline(dataset, decisions),
         Table(SUMMARY_HEADERS, summary_rows(decisions, dataset.days), _SUMMARY_ALIGN),
     ]
-    if decisions:
-        blocks.append(Chart("Cost per 1,000 calls per task: today and under the policy",
-                            _charts.cost_before_after([(d.task, d.cost_before * 1000, d.cost_after * 1000)
-                                                       for d in decisions], "cost")))
-    blocks.append(Heading("Each decision, its reason and what would change it"))
     by_spend = sorted(decisions, key=lambda d: (-d.cost_before * d.calls, d.task))
     charted = {d.task for d in by_spend[:CHARTED_TASKS]}
     if len(decisions) > CHARTED_TASKS:
         blocks.append(Para(f"Charts are drawn for the {CHARTED_TASKS} tasks with the largest spend; the other "
                            f"{len(decisions) - CHARTED_TASKS} have their tables only."))
+    if decisions:
+        blocks.append(Chart("Cost per 1,000 calls per task: today and under the policy",
+                            _charts.cost_before_after([(d.task, d.cost_before * 1000, d.cost_after * 1000)
+                                                       for d in decisions if d.task in charted], "cost")))
+    blocks.append(Heading("Each decision, its reason and what would change it"))
     for d in decisions:
         blocks += _task_blocks(dataset, d, options.routing, d.task in charted)
-    blocks += technique_blocks(dataset, decisions, _reuse(dataset, decisions))
+    blocks += technique_blocks(dataset, decisions, [r for r in _reuse(dataset, decisions) if r[0] in charted],
+                               charted)
     blocks += [Heading("Options"), Table(("option", "value"), _options(policy), "ll")]
     return blocks
 

@@ -159,9 +159,10 @@ def streaming_rows(dataset: Dataset, decisions: list[TaskDecision]
     return rows, chart, unknown
 
 
-def technique_blocks(dataset: Dataset, decisions: list[TaskDecision], reuse: list[tuple[str, list[float]]]
-                     ) -> list[Block]:
-    """The section; `reuse`: per task, the share of prefixed calls reusing their prefix within 5 minutes and 1 hour."""
+def technique_blocks(dataset: Dataset, decisions: list[TaskDecision], reuse: list[tuple[str, list[float]]],
+                     charted: set[str]) -> list[Block]:
+    """The section; `reuse`: per task, the share of prefixed calls reusing their prefix within 5 minutes and 1 hour;
+    `charted`: the tasks drawn in charts (all have table rows)."""
     if not decisions:
         return []
     caching, unknown_caching = caching_rows(dataset, decisions)
@@ -202,6 +203,7 @@ def technique_blocks(dataset: Dataset, decisions: list[TaskDecision], reuse: lis
         Table(("task", "streamed", "TTFT p50 (streamed)", "duration p50 (streamed)", "duration p50 (not streamed)",
                "would feel faster streamed"), streams, "lrrrrw"),
     ]
+    stream_chart = [row for row in stream_chart if row[0] in charted]
     if any(v is not None for _, values in stream_chart for v in values):
         blocks.append(Chart("Time until the caller sees the answer start: streamed vs not streamed (medians)",
                             _charts.grouped_seconds(stream_chart, ("first token, streamed", "whole answer, not "

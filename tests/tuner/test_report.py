@@ -172,3 +172,23 @@ def test_a_window_without_length_has_no_daily_figures(tmp_path: Path) -> None:
     text = out.read_text()
     assert "the window has no length, so no rate per day" in text
     assert "| one | 1 |" in text and text.count("| - | - |") >= 1
+
+
+def test_charts_are_drawn_for_the_costliest_tasks_only(tmp_path: Path) -> None:
+    from tuner._report import CHARTED_TASKS
+
+    spans = [syn.call(start_ns=T0 + (task * 40 + i) * 10**9, model=SONNET, task=f"t{task:02d}",
+                      output_tokens=20 + i, input_tokens=500 + 100 * task, response_id=f"r{task}-{i}")
+             for task in range(CHARTED_TASKS + 5) for i in range(40)]
+    dataset, _issues = load_dataset([str(syn.write_otlp(tmp_path / "many.jsonl", spans))])
+    options = TuneOptions()
+    decisions = decide_all(dataset, options)
+    blocks = build_blocks(build_policy(dataset, decisions, options), dataset, decisions, Issues(), options)
+    lengths = [b.title.split(" on ")[0] for b in blocks if isinstance(b, Chart) and "output length" in b.title]
+    # Tasks with larger inputs cost more: the 20 costliest are t05..t24.
+    assert sorted(lengths) == [f"t{n:02d}" for n in range(5, CHARTED_TASKS + 5)]
+    cost = next(b for b in blocks if isinstance(b, Chart) and b.title.startswith("Cost per 1,000 calls"))
+    assert cost.svg.count('<g id="ytick_') == CHARTED_TASKS
+    assert any(isinstance(b, Para) and b.text.startswith(f"Charts are drawn for the {CHARTED_TASKS} tasks")
+               for b in blocks)
+    assert len(_table(blocks, "task", "Decisions").rows) == CHARTED_TASKS + 5  # every task has its row
