@@ -6,7 +6,9 @@ one: it knows each request's right answer and scores both models' answers agains
 
 A request names its case in its first user message (`case N: ...`, see `_prompts`) and its turn is the number of
 user messages; the right label is the scenario's ground truth for that case and turn. Each answer's label is read
-the way the driver grades a reply: the answer tool's `answer` argument, or the first `ANSWER: label-NNN` line.
+the way the driver grades a reply (`_jobs.answer_label`): the answer tool's `answer` argument, or the first
+`ANSWER: label-NNN` line. Unlike the driver's default `same_answer`, which only sees that two answers agree, this
+one knows which is right, so it settles every pair.
 Both right: `agree`; both wrong: `tie`; otherwise the right one wins. A request that is not a graded turn of one of
 the scenario's cases (an agent's intermediate step, a request from elsewhere) gets None: cannot tell.
 """
@@ -17,7 +19,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from claude_sim._scenario import Scenario, read_answer_line
+from claude_sim._jobs import answer_label
+from claude_sim._scenario import Scenario
 from otel_claude.grading import Answer, Verdict
 
 __all__ = ["eval_set_grader"]
@@ -32,13 +35,6 @@ def _text(content: Any) -> str:
     return "".join(str(b.get("text", "")) for b in blocks if isinstance(b, Mapping) and b.get("type") == "text")
 
 
-def _label(answer: Answer) -> str | None:
-    for call in answer.tool_calls:
-        if isinstance(call.input, Mapping) and "answer" in call.input:
-            return str(call.input["answer"])
-    return read_answer_line(answer.text)
-
-
 def eval_set_grader(scenario: Scenario, task: str) -> Callable[[Mapping[str, Any], Answer, Answer], Verdict | None]:
     """The grader of `task`'s paired answers against the scenario's labels."""
 
@@ -51,7 +47,7 @@ def eval_set_grader(scenario: Scenario, task: str) -> Callable[[Mapping[str, Any
         if not scenario.graded(task, scenario.case(task, index), turn):
             return None
         expected = scenario.expected(task, index, turn)
-        right = (_label(incumbent) == expected, _label(candidate) == expected)
+        right = (answer_label(incumbent) == expected, answer_label(candidate) == expected)
         if right[0] == right[1]:
             return Verdict("agree" if right[0] else "tie")
         return Verdict("candidate_better" if right[1] else "candidate_worse")

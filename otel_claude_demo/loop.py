@@ -263,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         where = "the real API" if base_url is None else f"the simulator at {base_url}"
         _step(f"baseline: {args.calls} calls of scenario '{scenario.name}' against {where}")
         spans = [out / "spans-baseline.jsonl"]
-        common = dict(calls=args.calls, workers=args.workers, seed=args.seed, progress=True)
+        # graders=False: the driver's own grader would replace the eval-set graders registered above.
+        common = dict(calls=args.calls, workers=args.workers, seed=args.seed, progress=True,
+                      graders=base_url is None)
         # Models the service could use: the ones the scenario knows, so the tuner can evaluate them.
         candidates = sorted({model for task in scenario.tasks.values() for model in task.models})
         baseline = run_workload(base_url, scenario, out=str(spans[0]), **common)
