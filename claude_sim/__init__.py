@@ -21,15 +21,29 @@ Scenarios: `load_scenario(name_or_path)`, shipped ones in `SHIPPED`; the format 
 oracle (`claude_sim.oracle`) computes what any policy costs on a scenario and the best policy.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from claude_sim._clock import ScenarioClock
 from claude_sim._faults import Fault
 from claude_sim._ratelimit import RateLimits
 from claude_sim._scenario import Scenario
 from claude_sim._scenario_file import SHIPPED, ScenarioError, load_scenario
-from claude_sim._server import SimServer
 from claude_sim._stats import CallRecord, Summary, TaskStats
+
+if TYPE_CHECKING:
+    from claude_sim._server import SimServer
 
 __all__ = [
     "SHIPPED", "CallRecord", "Fault", "RateLimits", "Scenario", "ScenarioClock", "ScenarioError", "SimServer",
     "Summary", "TaskStats", "load_scenario",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The server needs aiohttp (the `sim` extra): loaded on first use, so the package's other parts (the
+    # `otel-claude sim` / `workload` options, scenarios, the oracle) import without it.
+    if name == "SimServer":
+        from claude_sim._server import SimServer
+
+        return SimServer
+    raise AttributeError(f"module 'claude_sim' has no attribute {name!r}")
