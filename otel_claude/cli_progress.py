@@ -12,6 +12,7 @@ output never fill with redrawn lines.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from types import TracebackType
@@ -26,6 +27,14 @@ def terminal() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):  # replaced or closed stderr
         return False
+
+
+def _terminal_sized() -> bool:
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return size.columns > 0 and size.lines > 0
 
 
 class Progress:
@@ -47,8 +56,11 @@ class Progress:
             from tqdm import tqdm
         except ImportError:
             return
+        # A terminal that reports no size (some pseudo-terminals) gets no bar at all from tqdm: assume one.
+        sized = _terminal_sized()
         self._bar = tqdm(total=total, desc=description, unit=unit, unit_scale=unit_scale, file=sys.stderr,
-                         delay=delay, dynamic_ncols=True, leave=True)
+                         delay=delay, dynamic_ncols=sized, ncols=None if sized else 100,
+                         nrows=None if sized else 20, leave=True)
 
     @property
     def shown(self) -> bool:

@@ -127,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", default=None, metavar="FILE",
                         help="JSON file carrying evidence and decisions across tuning windows (read, then updated)")
     parser.add_argument("--candidates", type=_models, default=(), metavar="MODEL,MODEL",
-                        help="comma-separated models to consider (default: the catalog's models seen or priced)")
+                        help="comma-separated models to consider besides those in the input")
     parser.add_argument("--since", type=_bound("--since"), default=None, metavar="TIME", help="read spans starting "
                         "at or after this time: ISO 8601 (2026-11-20T00:00Z) or back from now (24h, 7d)")
     parser.add_argument("--until", type=_bound("--until"), default=None, metavar="TIME",
@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  skipped {example}", file=sys.stderr)
     for d in limit_decisions:
         print(f"rate limits, {d.model}: {d.reason}")
-    for hint in evidence_hints(dataset, policy):
+    for hint in evidence_hints(dataset, policy, args.evaluate_share):
         print(f"otel-claude tune: {hint}", file=sys.stderr)
     return 0
 
