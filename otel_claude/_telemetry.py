@@ -306,7 +306,7 @@ class Telemetry:
                                         description="Paired-evaluation verdicts, by task, incumbent and candidate "
                                         "model, and label")
         self.headroom = Headroom()
-        meter.create_observable_gauge(sc.METRIC_RATELIMIT_LIMIT, [self.headroom.observe_limits], unit="{unit}/min",
+        meter.create_observable_gauge(sc.METRIC_RATELIMIT_LIMIT, [self.headroom.observe_limits], unit="{unit}",
                                       description="The API's per-minute rate limit, latest reading per model")
         meter.create_observable_gauge(sc.METRIC_RATELIMIT_REMAINING, [self.headroom.observe_remaining],
                                       unit="{unit}", description="What the API says is left of the per-minute "
