@@ -6,9 +6,10 @@ OpenTelemetry's convention stays (OTLP to localhost when the user asked for OTLP
 
 - before an export to an endpoint not known to answer, a TCP connect (bounded by `_PROBE_TIMEOUT_S`) tells a
   refused or unroutable endpoint at once: the batch is dropped without the exporter's retries;
-- a failed export (refused, timed out, an error status) marks the endpoint down for a back-off (5 s, doubling to
+- an export that got no answer (refused, timed out) marks the endpoint down for a back-off (5 s, doubling to
   5 min), during which batches are dropped at once, so a stalled endpoint costs one export timeout, not one per
-  batch and signal;
+  batch and signal; an error status (a traces-only backend answering 404 to metrics) is told once and stops
+  nothing else;
 - the exporter's own retry and failure log lines are held back while it exports for us, and one warning per
   endpoint says what is wrong and how to fix it; one info line says when it answers again.
 
@@ -48,14 +49,24 @@ _EXPORTER_LOGGERS = (
 
 class _Exporting(threading.local):
     active = False
+    status: int | None = None  # an HTTP status the endpoint answered a failed export with
 
 
 _exporting = _Exporting()
 
 
 class _HoldBackWhileGuarded(logging.Filter):
+    """Holds back the exporter's lines while it exports for us, noting an HTTP status a failure line carries (the
+    endpoint answered: it is there, it refused this signal)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not _exporting.active
+        if not _exporting.active:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        status = next((a for a in args if isinstance(a, int) and not isinstance(a, bool) and 400 <= a <= 599), None)
+        if status is not None:
+            _exporting.status = status
+        return False
 
 
 _filter_installed = False
@@ -91,6 +102,7 @@ class Endpoint:
         self._down_until = 0.0
         self._failures = 0
         self._warned = False
+        self._refusals: set[tuple[str, int]] = set()  # (signal, HTTP status) already told
 
     def _connects(self) -> str | None:
         """None when a TCP connection opens, else why not."""
@@ -131,6 +143,17 @@ class Endpoint:
                 self.url, problem, self.setting,
             )
 
+    def refused(self, signal: str, status: int) -> None:
+        """The endpoint answered an export of `signal` with an error status: it is up, the other signal may go on."""
+        with self._lock:
+            self._answered = True
+            new = (signal, status) not in self._refusals
+            self._refusals.add((signal, status))
+        if new:
+            log.warning("otel_claude: the OTLP endpoint %s answers HTTP %d to %s: they are dropped (a backend that "
+                        "takes traces only, such as Phoenix, needs OTEL_METRICS_EXPORTER=none).",
+                        self.url, status, signal)
+
     def succeeded(self) -> None:
         with self._lock:
             recovered = self._failures > 0
@@ -154,11 +177,11 @@ def endpoint_for(url: str, setting: str) -> Endpoint:
         return found
 
 
-def _guarded_export(endpoint: Endpoint, export: Any, batch: Any, success: Any) -> bool:
+def _guarded_export(endpoint: Endpoint, signal: str, export: Any, batch: Any, success: Any) -> bool:
     """Run `export(batch)` if the endpoint may answer; True when it reported `success`."""
     if not endpoint.usable():
         return False
-    _exporting.active = True
+    _exporting.active, _exporting.status = True, None
     try:
         ok = export(batch) == success
     except Exception as err:  # an exporter that raises instead of reporting
@@ -168,8 +191,10 @@ def _guarded_export(endpoint: Endpoint, export: Any, batch: Any, success: Any) -
         _exporting.active = False
     if ok:
         endpoint.succeeded()
+    elif _exporting.status is not None:
+        endpoint.refused(signal, _exporting.status)
     else:
-        endpoint.failed("the export failed")
+        endpoint.failed("no answer")
     return ok
 
 
@@ -180,7 +205,7 @@ class GuardedSpanExporter(SpanExporter):
         self._endpoint = endpoint
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        ok = _guarded_export(self._endpoint, self._inner.export, spans, SpanExportResult.SUCCESS)
+        ok = _guarded_export(self._endpoint, "spans", self._inner.export, spans, SpanExportResult.SUCCESS)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
@@ -200,8 +225,8 @@ class GuardedMetricExporter(MetricExporter):
         self._endpoint = endpoint
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
-        ok = _guarded_export(self._endpoint, lambda data: self._inner.export(data, timeout_millis=timeout_millis,
-                                                                             **kwargs),
+        ok = _guarded_export(self._endpoint, "metrics",
+                             lambda data: self._inner.export(data, timeout_millis=timeout_millis, **kwargs),
                              metrics_data, MetricExportResult.SUCCESS)
         return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
 

@@ -7,6 +7,7 @@ Bounds are on work (export requests the endpoint received, warning lines), not o
 
 from __future__ import annotations
 
+import http.server
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -109,3 +111,39 @@ def test_silent_endpoint_costs_one_export_not_one_per_signal(silent_endpoint: Si
 def test_no_warning_when_export_is_off() -> None:
     result = run_script(f"http://127.0.0.1:{closed_port()}", OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none")
     assert result.returncode == 0 and result.stderr == ""
+
+
+class TracesOnly(http.server.BaseHTTPRequestHandler):
+    """A backend that takes traces and answers 404 to metrics (as Phoenix does)."""
+
+    received: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.append(self.path)
+        self.send_response(200 if self.path == "/v1/traces" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def traces_only() -> Iterator[str]:
+    TracesOnly.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TracesOnly)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def test_a_signal_the_backend_refuses_stops_nothing_else(traces_only: str) -> None:
+    # Metrics are exported first at exit (their provider was set up last); the 404 must not stop the spans.
+    result = run_script(traces_only)
+    assert result.returncode == 0, result.stderr
+    assert sorted(TracesOnly.received) == ["/v1/metrics", "/v1/traces"]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "answers HTTP 404 to metrics" in lines[0], result.stderr
