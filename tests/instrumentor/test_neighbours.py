@@ -80,6 +80,8 @@ def test_one_warning_names_the_other_instrumentation(name: str) -> None:
     if not installed(module):
         pytest.skip(f"{module} is not installed")
     seen = run(module)
+    if seen["spans"] == seen["ours"]:
+        pytest.skip(f"{module} does not instrument this anthropic version (its dependency check declined)")
     assert len(seen["warnings"]) == 1, seen  # once, however many calls
     assert seen["warnings"][0].startswith(f"{WARNING}: {label}")
     assert "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=anthropic" in seen["warnings"][0]
@@ -91,6 +93,8 @@ def test_found_when_it_was_there_before_otel_claude() -> None:
     if not installed(OTHERS["openinference"][0]):
         pytest.skip("openinference-instrumentation-anthropic is not installed")
     seen = run("first")
+    if seen["spans"] == seen["ours"]:
+        pytest.skip("OpenInference does not instrument this anthropic version (its dependency check declined)")
     assert len(seen["warnings"]) == 1 and seen["warnings"][0].startswith(f"{WARNING}: OpenInference's")
 
 
