@@ -17,6 +17,8 @@ from ._limiter import KINDS
 
 __all__ = ["Headroom"]
 
+_NAMES = tuple(zip(KINDS, sc.RATELIMIT_READINGS, strict=True))
+
 
 class Headroom:
     def __init__(self) -> None:
@@ -30,11 +32,12 @@ class Headroom:
         """The readings among a finished call's span attributes, if it has any."""
         if model is None:
             return
-        for kind, (limit_name, remaining_name) in zip(KINDS, sc.RATELIMIT_READINGS, strict=True):
-            limit, remaining = attributes.get(limit_name), attributes.get(remaining_name)
-            if limit is not None and remaining is not None:
-                with self._lock:
-                    self._latest[(model, kind)] = (limit, remaining)
+        readings = [((model, kind), (limit, remaining)) for kind, (limit_name, remaining_name) in _NAMES
+                    if (limit := attributes.get(limit_name)) is not None
+                    and (remaining := attributes.get(remaining_name)) is not None]
+        if readings:
+            with self._lock:
+                self._latest.update(readings)
 
     def _observe(self, index: int) -> Iterable[Observation]:
         with self._lock:
