@@ -78,6 +78,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                     hooks.evaluator.close()
                 hooks.tel.flush()
                 if hooks.policy is not None:
+                    hooks.tel.policies.forget(hooks.policy.source)
                     hooks.policy.close()
             type(self)._hooks = None
             type(self)._telemetry = None

@@ -35,6 +35,10 @@ class PolicyMetrics:
         self._sources.add(source)
         source.subscribe(self._came_into_force)
 
+    def forget(self, source: PolicySource) -> None:
+        """The source's policy is no longer in force here (uninstrument)."""
+        self._sources.discard(source)
+
     def _came_into_force(self, policy: Policy | None) -> None:
         if policy is not None:
             with self._lock:
