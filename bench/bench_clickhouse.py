@@ -25,40 +25,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "tuner"))
+
+from clickhouse_tables import MAP_DDL as DDL  # noqa: E402  (the exporter's own table definition)
+from clickhouse_tables import MAP_TABLE as TABLE  # noqa: E402
 
 from otel_claude import semconv as sc  # noqa: E402
 from otel_claude.catalog import resolve  # noqa: E402
 
-TABLE = "otel_traces"
 T0_NS = 1_763_900_000_000_000_000
 SPACING_NS = 50_000_000  # 20 spans a second: 10M spans cover about 5.8 days, so several daily partitions
 CHUNK = 1_000_000
 TASKS = [("classify", 3000, 80), ("summarize", 9000, 400), ("extract", 6000, 250), ("chat", 1500, 600)]
 MODELS = ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6"]
 PASSWORD = "bench-only-password"
-
-DDL = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
-    TraceId String CODEC(ZSTD(1)),
-    SpanId String CODEC(ZSTD(1)),
-    ParentSpanId String CODEC(ZSTD(1)),
-    TraceState String CODEC(ZSTD(1)),
-    SpanName LowCardinality(String) CODEC(ZSTD(1)),
-    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
-    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
-    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    ScopeName String CODEC(ZSTD(1)),
-    ScopeVersion String CODEC(ZSTD(1)),
-    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    Duration UInt64 CODEC(T64, ZSTD(1)),
-    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
-    StatusMessage String CODEC(ZSTD(1))
-) ENGINE = MergeTree()
-PARTITION BY toDate(Timestamp)
-ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
-"""
-
 
 def _pick(array: list[str], index: str) -> str:
     return "[" + ", ".join(f"'{v}'" for v in array) + f"][{index} + 1]"

@@ -25,9 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from contextlib import ExitStack, contextmanager
 
 import anthropic
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -36,42 +34,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from soak import ARGS, simulator
 
 import otel_claude
-
-
-class Collector:
-    """A loopback OTLP/HTTP endpoint that answers after `delay` seconds (None: never, until shut down)."""
-
-    def __init__(self, delay: float | None) -> None:
-        self.closing = threading.Event()
-        self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                outer.requests += 1
-                # The fault being measured: a collector that is slow or stuck.
-                if (delay is None or delay > 0) and outer.closing.wait(delay):
-                    return
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/traces"
-
-    def close(self) -> None:
-        self.closing.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from claude_sim.collector import CollectorStub
 
 
 def closed_port_endpoint() -> str:
@@ -81,14 +44,13 @@ def closed_port_endpoint() -> str:
 
 
 @contextmanager
-def endpoints() -> Iterator[tuple[dict[str, str | None], dict[str, Collector]]]:
-    collectors = {"healthy": Collector(0.0), "stalled": Collector(None), "slow": Collector(0.5)}
-    try:
-        yield ({"bare": None, "healthy": collectors["healthy"].endpoint, "down": closed_port_endpoint(),
-                "stalled": collectors["stalled"].endpoint, "slow": collectors["slow"].endpoint}, collectors)
-    finally:
-        for collector in collectors.values():
-            collector.close()
+def endpoints() -> Iterator[tuple[dict[str, str | None], dict[str, CollectorStub]]]:
+    with ExitStack() as stack:
+        collectors = {mode: stack.enter_context(CollectorStub(delay))
+                      for mode, delay in (("healthy", 0.0), ("stalled", None), ("slow", 0.5))}
+        yield ({"bare": None, "healthy": collectors["healthy"].traces_endpoint, "down": closed_port_endpoint(),
+                "stalled": collectors["stalled"].traces_endpoint, "slow": collectors["slow"].traces_endpoint},
+               collectors)
 
 
 def timed_calls(client: anthropic.Anthropic, calls: int) -> list[float]:

@@ -51,6 +51,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_claude
+from otel_claude import semconv
 from otel_claude._telemetry import Telemetry
 
 try:
@@ -270,8 +271,11 @@ def _measure(
         gc.enable()
 
 
-_END_PREFIXES = ("gen_ai.response.", "gen_ai.usage.", "anthropic.", "otel_claude.cost_usd", "otel_claude.retries",
-                 "otel_claude.stream.", "otel_claude.time_per_output_token")
+# What otel-claude sets when a call ends (the response, its usage and what follows from them); the rest is set at start.
+_END_PREFIXES = (
+    "gen_ai.response.", "gen_ai.usage.", "anthropic.",
+    semconv.COST_USD, semconv.RETRIES, semconv.STREAM_COMPLETE, semconv.TIME_PER_OUTPUT_TOKEN,
+)
 
 
 class Floor:
@@ -299,11 +303,11 @@ class Floor:
         self.name = span.name
         self.end = {k: v for k, v in attrs.items() if k.startswith(_END_PREFIXES)}
         self.start = {k: v for k, v in attrs.items() if k not in self.end}
-        keys = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "otel_claude.task")
+        keys = (semconv.GEN_AI_OPERATION_NAME, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_REQUEST_MODEL, semconv.TASK)
         self.labels = {k: attrs[k] for k in keys if k in attrs}
         # Duration always; input and output tokens when usage came back; time to first chunk on streams.
-        self.records = 1 + 2 * ("gen_ai.usage.output_tokens" in attrs)
-        self.records += "gen_ai.response.time_to_first_chunk" in attrs
+        self.records = 1 + 2 * (semconv.GEN_AI_USAGE_OUTPUT_TOKENS in attrs)
+        self.records += semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in attrs
 
     def install(self) -> None:
         floor, original = self, self._original

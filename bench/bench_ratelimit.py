@@ -44,6 +44,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import otel_claude
 from claude_sim import RateLimits, SimServer, load_scenario
 from claude_sim.workload import Job, plan_jobs
+from otel_claude import semconv
 from otel_claude.policy import Limit, Policy, dump_policy, limit_id, load_policy_text
 from tuner import cli as tune_cli
 from tuner._limits import LimitDecision, decide_limits, policy_limits
@@ -138,9 +139,9 @@ def run(name: str, policy: Policy | None, workload: Workload, bursts: int, spans
             otel_claude.uninstrument()
         served_429 = sim.errors_served.get(429, 0)
     tracer_provider.shutdown()
-    spans = [s for s in exporter.get_finished_spans() if s.attributes.get("gen_ai.operation.name") == "chat"]
-    retries = sum(int(s.attributes.get("otel_claude.retries") or 0) for s in spans)
-    waits = sorted(float(s.attributes.get("otel_claude.admission.wait") or 0.0) for s in spans)
+    spans = [s for s in exporter.get_finished_spans() if s.attributes.get(semconv.GEN_AI_OPERATION_NAME) == "chat"]
+    retries = sum(int(s.attributes.get(semconv.RETRIES) or 0) for s in spans)
+    waits = sorted(float(s.attributes.get(semconv.ADMISSION_WAIT) or 0.0) for s in spans)
     latencies = sorted(end - arrived for arrived, end, _ in done)
     first, last = min(a for a, _, _ in done), max(e for _, e, _ in done)
     return Result(
@@ -191,7 +192,6 @@ def _best_us(fn: Callable[[], None], calls: int, batches: int = 40) -> float:
 
 def overhead(calls: int) -> dict[str, float]:
     """What the limiter adds per call when far from its limits, part by part, on a real call and a real span."""
-    from otel_claude import semconv as sc
     from otel_claude._admission import Admission, release
     from otel_claude._call import Call
     from otel_claude._config import resolve_config
@@ -212,8 +212,8 @@ def overhead(calls: int) -> dict[str, float]:
                 server=("bench.local", 443), task="triage", streaming=False)
     call.usage = read_usage({"input_tokens": 480, "output_tokens": 120})  # the charge is corrected to these
     # What a real response carries: limit and remaining for requests, input and output tokens.
-    attrs = {limit: 10**10 for limit, _ in sc.RATELIMIT_READINGS}
-    attrs.update({remaining: 10**10 - 2000 for _, remaining in sc.RATELIMIT_READINGS})
+    attrs = {limit: 10**10 for limit, _ in semconv.RATELIMIT_READINGS}
+    attrs.update({remaining: 10**10 - 2000 for _, remaining in semconv.RATELIMIT_READINGS})
 
     def admit_and_release() -> None:
         admission.admit_sync(call, None)

@@ -18,13 +18,16 @@ correlation say; an agent's intermediate steps call lookup tools. A request whos
 Time: cache TTLs and rate limits run on the simulator's clock (`ScenarioClock`, shared with an in-process driver);
 `x-sim-time` / `x-sim-seq` carry a driven call's planned scenario time and place in the plan (see `_clock`).
 Scenarios: `load_scenario(name_or_path)`, shipped ones in `SHIPPED`; the format is in `_scenario_file`. The
-oracle (`claude_sim.oracle`) computes what any policy costs on a scenario and the best policy.
+oracle (`claude_sim.oracle`) computes what any policy costs on a scenario and the best policy. `eval_set_grader`
+grades paired answers against the scenario's labels, as a service's own grader with a labelled eval set would.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from claude_sim._clock import ScenarioClock
+from claude_sim._eval_grader import eval_set_grader
 from claude_sim._faults import Fault
+from claude_sim._latency import modelled_latency
 from claude_sim._ratelimit import RateLimits
 from claude_sim._scenario import Scenario
 from claude_sim._scenario_file import SHIPPED, ScenarioError, load_scenario
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SHIPPED", "CallRecord", "Fault", "RateLimits", "Scenario", "ScenarioClock", "ScenarioError", "SimServer",
-    "Summary", "TaskStats", "load_scenario",
+    "Summary", "TaskStats", "eval_set_grader", "load_scenario", "modelled_latency",
 ]
 
 

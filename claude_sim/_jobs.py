@@ -97,6 +97,25 @@ def answer_in(content: Iterable[Any]) -> str | None:
     return None
 
 
+def answer_label(reply: Any) -> str | None:
+    """The answer an `otel_claude.Answer` gives: the answer tool's argument, or the `ANSWER:` line of its text."""
+    for call in reply.tool_calls:
+        if isinstance(call.input, dict) and "answer" in call.input:
+            return str(call.input["answer"])
+    return read_answer_line(reply.text)
+
+
+def same_answer(request: Any, incumbent: Any, candidate: Any) -> Any:
+    """A user grader for paired evaluation (`otel_claude.register_grader`), as a service with checkable answers
+    writes one: two answers that give the same answer (the `ANSWER:` line of a prose reply, or the answer tool's
+    argument) agree, whatever their wording. It cannot tell which of two different answers is right (it does not
+    know the expected one): those it leaves to the judge, if one is configured."""
+    import otel_claude
+
+    mine, theirs = answer_label(incumbent), answer_label(candidate)
+    return otel_claude.Verdict("agree") if mine is not None and mine == theirs else None
+
+
 def grade(message: Any, expected: str | None) -> bool | None:
     """Whether a reply (an SDK message) gives the expected answer; None when the turn is not graded."""
     if expected is None:

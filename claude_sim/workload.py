@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 import otel_claude
 from claude_sim._clock import ScenarioClock, run_start
 from claude_sim._engine import SEQ_HEADER, TIME_HEADER
-from claude_sim._jobs import Job, grade, plan_jobs
+from claude_sim._jobs import Job, grade, plan_jobs, same_answer
 from claude_sim._markers import mark_conversation
 from claude_sim._prompts import echo, next_request
 from claude_sim._scenario import Scenario
@@ -350,7 +350,7 @@ def run_workload(base_url: str | None, scenario: Scenario | str | None = None, c
                  policy: Any = None, api_key: str | None = None, client_factory: Any = None,
                  instrument: bool = True, progress: bool = False, max_retries: int = 2,
                  service_name: str = "claude-sim-workload", clock: ScenarioClock | None = None,
-                 conversation_cache: str | Mapping[str, str] | None = None) -> Summary:
+                 conversation_cache: str | Mapping[str, str] | None = None, graders: bool = True) -> Summary:
     """Run the first `calls` calls of the scenario's traffic with up to `workers` in flight, and summarise them.
 
     With `instrument` (default) this installs otel_claude with its own providers (spans to `out` as OTLP JSON
@@ -359,6 +359,9 @@ def run_workload(base_url: str | None, scenario: Scenario | str | None = None, c
     scenario clock: by default the one of the in-process simulator at `base_url`, else a fast-forward clock of the
     run's own. `conversation_cache` ("5m" | "1h" for every multi-turn task, or a TTL per task) makes callers put a
     cache breakpoint on the last message block of every request (what a service caching its conversations sends).
+    `graders`: register, for every task, a user grader for paired evaluation that compares the answers two models
+    give (`_jobs.same_answer`), as a service whose answers are checkable does; without it, prose answers are
+    settled only by a judge.
     """
     spec = load_scenario(scenario)
     clock = _clock_for(base_url, clock)
@@ -377,6 +380,9 @@ def run_workload(base_url: str | None, scenario: Scenario | str | None = None, c
     started = time.perf_counter()
     tally = _CostTally()
     context = _instrumented(out, policy, service_name, clock, tally) if instrument else _nothing()
+    tasks = list(spec.tasks) if graders else []
+    for task in tasks:
+        otel_claude.register_grader(task, same_answer)
     try:
         with context:
             client = make_client(use_async)
@@ -386,6 +392,8 @@ def run_workload(base_url: str | None, scenario: Scenario | str | None = None, c
                 _run_sync(client, run, workers)
     finally:
         run.progress.close()
+        for task in tasks:
+            otel_claude.unregister_grader(task)
     return run.summary(time.perf_counter() - started, tally if instrument else None)
 
 

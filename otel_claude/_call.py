@@ -24,9 +24,8 @@ from ._telemetry import Telemetry
 from .catalog import catalog, cost_usd
 
 if TYPE_CHECKING:
-    from opentelemetry.context import Context
 
-    from ._evaluation import Pair
+    from ._evaluation import Pair, RoleCall
 
 __all__ = ["Call", "error_type", "status_description"]
 
@@ -124,6 +123,7 @@ class Call:
         "operation",
         "output_content",
         "pair",
+        "pair_spend",
         "policy",
         "provider",
         "request",
@@ -157,8 +157,7 @@ class Call:
         policy: PolicyOutcome | None = None,
         content: dict[str, str] | None = None,
         pair: Pair | None = None,
-        role: str | None = None,
-        parent: Context | None = None,
+        role_call: RoleCall | None = None,
     ) -> None:
         self.tel = tel
         self.config = config
@@ -171,7 +170,9 @@ class Call:
         self.policy = policy
         self.content = content
         self.pair = pair  # sampled for paired evaluation
-        self.role = role  # a call the evaluation made (shadow, judge): not the application's traffic
+        # A call the evaluation made (shadow, judge): not the application's traffic; its cost goes to its pair.
+        self.role = role_call.role if role_call is not None else None
+        self.pair_spend = role_call.spend if role_call is not None else None
         self.batch = operation == "create_batch"
         self.start_ns = time.time_ns()
         self.first_token_ns = 0
@@ -197,6 +198,7 @@ class Call:
         self.ticket: Ticket | None = None
         model = request.model
         name = f"{operation} {model}" if model else operation
+        parent = role_call.parent if role_call is not None else None
         self.span = tel.tracer.start_span(
             name, context=parent, kind=SpanKind.CLIENT, attributes=start_attributes(self), start_time=self.start_ns
         )
@@ -307,7 +309,8 @@ class Call:
         duration = (end_ns - self.start_ns) / 1e9
         if self.role is not None:
             if cost is not None:
-                self.tel.evaluation.add(self.request.model, self.task, self.role, cost)
+                read = bool(usage is not None and usage.cache_read)
+                self.tel.evaluation.add(self.request.model, self.task, self.role, cost, self.pair_spend, read)
             return attrs, duration
         if self.response_id is not None:
             self.tel.calls_by_response_id.remember(self.response_id, span.get_span_context(), self.task,

@@ -28,6 +28,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanKind
 from . import semconv as sc
 from ._answers import StreamCollector, answer_of
 from ._background import Background
+from ._evaluation_spend import PairSpend
 from ._graders import grade
 from ._judge import combine, judge_request, parse_verdict
 from ._safety import report_failure
@@ -82,6 +83,7 @@ class RoleCall:
     role: str
     parent: Context
     task: str | None
+    spend: PairSpend  # the pair's budget entry, which its calls' cost goes to
 
 
 ROLE_CALL: ContextVar[RoleCall | None] = ContextVar("otel_claude_role_call", default=None)
@@ -108,10 +110,11 @@ class Evaluator:
         if evaluate is None or not isinstance(body, dict):
             return None
         spend = self.tel.evaluation
-        if not spend.admit(task, evaluate.budget, self.tel.totals.cost_of_task(task)):
+        entry = spend.admit(task, evaluate.budget, self.tel.totals.cost_of_task(task))
+        if entry is None:
             spend.skip(task, "budget")
             return None
-        return Pair(self, client, options, body, evaluate, outcome.evaluate_max_tokens, task, streaming)
+        return Pair(self, client, options, body, evaluate, outcome.evaluate_max_tokens, task, streaming, entry)
 
     def will_retry(self, call: Call) -> bool:
         """The policy's safety net is about to re-send this call: the retry, not this answer, is what to grade."""
@@ -127,11 +130,12 @@ class Pair:
     """A sampled call's evaluation: what to send the candidate, and the caller's answer once it is complete."""
 
     __slots__ = ("body", "client", "collector", "evaluate", "evaluator", "headers", "incumbent", "is_async",
-                 "max_tokens", "task", "timeout", "url")
+                 "max_tokens", "spend", "task", "timeout", "url")
 
     def __init__(self, evaluator: Evaluator, client: Any, options: Any, body: dict[str, Any], evaluate: Evaluate,
-                 max_tokens: int | None, task: str | None, streaming: bool) -> None:
+                 max_tokens: int | None, task: str | None, streaming: bool, spend: PairSpend) -> None:
         self.evaluator = evaluator
+        self.spend = spend
         self.client = client
         self.is_async = hasattr(type(client), "__aenter__")
         self.url = options.url
@@ -154,10 +158,10 @@ class Pair:
 
     def release(self, reason: str | None, completed: bool = False) -> None:
         """The pair is over: counted as skipped for `reason` (None: not a skip), its budget reservation freed."""
-        spend = self.evaluator.tel.evaluation
+        evaluation = self.evaluator.tel.evaluation
         if reason is not None:
-            spend.skip(self.task, reason)
-        spend.finish(self.task, completed)
+            evaluation.skip(self.task, reason)
+        evaluation.finish(self.spend, completed)
 
     def done(self, call: Call, error: BaseException | None) -> None:
         """The caller's call ended: start the job if it has a complete answer to compare."""
@@ -232,12 +236,13 @@ class _Job:
         judge = pair.evaluate.judge or evaluator.default_judge
         spend, tel = evaluator.tel.evaluation, evaluator.tel
         if not graded.settled and judge is not None and not background.closed and \
-                spend.within(pair.task, pair.evaluate.budget, tel.totals.cost_of_task(pair.task)):
-            # Incumbent as A first; the second order only when the first reply was readable.
+                spend.may_judge(pair.spend, pair.evaluate.budget, tel.totals.cost_of_task(pair.task)):
+            # Incumbent as A first; the second order only when the first reply could still make a win (a readable
+            # reply other than a tie: after a tie, no second reply can make both orders agree on a winner).
             first = yield _Ask(sc.ROLE_JUDGE, judge_request(judge, pair.body, self.incumbent, candidate))
             incumbent_first = parse_verdict(first) if first is not None else None
             candidate_first = None
-            if incumbent_first is not None and not background.closed:
+            if incumbent_first not in (None, "TIE") and not background.closed:
                 second = yield _Ask(sc.ROLE_JUDGE, judge_request(judge, pair.body, candidate, self.incumbent))
                 candidate_first = parse_verdict(second) if second is not None else None
             graded = combine(incumbent_first, candidate_first)
@@ -292,7 +297,7 @@ class _Job:
     @contextlib.contextmanager
     def _as(self, ask: _Ask) -> Iterator[Any]:
         """The request options for `ask`, sent with the role marker set (the hook traces the call as that role)."""
-        token = ROLE_CALL.set(RoleCall(ask.role, self.parent, self.pair.task))
+        token = ROLE_CALL.set(RoleCall(ask.role, self.parent, self.pair.task, self.pair.spend))
         try:
             yield self.pair.request_options(ask.body)
         finally:

@@ -25,7 +25,9 @@ DEFAULT_RUBRIC = (
     "following its instructions and format. Length and style count only where the request asks for them."
 )
 JUDGE_MAX_TOKENS = 512
-_MAX_CONTEXT_CHARS = 24_000  # the request as the judge sees it: its end (the latest turn) is kept
+# The request as the judge sees it: its end (the latest turn) is kept. About 2,000 tokens: the judge's two reads of
+# the context are most of what an evaluation costs on prose tasks, and the evaluation budget is a few percent.
+_MAX_CONTEXT_CHARS = 8_000
 _VERDICT = re.compile(r"^\s*\**\s*VERDICT\s*:\s*\**\s*(A|B|TIE)\b", re.IGNORECASE)
 
 
@@ -92,7 +94,10 @@ def parse_verdict(reply: Any) -> str | None:
 
 
 def combine(incumbent_first: str | None, candidate_first: str | None) -> Graded:
-    """The verdict from both orders: `incumbent_first` showed the incumbent as A, `candidate_first` as B."""
+    """The verdict from both orders: `incumbent_first` showed the incumbent as A, `candidate_first` as B. A tie in
+    the first order is a tie, whatever the second would say (it is then not asked)."""
+    if incumbent_first == "TIE":
+        return Graded(sc.GRADER_JUDGE, "tie", 0.0)
     if incumbent_first is None or candidate_first is None:
         return Graded(sc.GRADER_JUDGE, "unsettled", 0.0)
     candidate_won = (incumbent_first == "B", candidate_first == "A")

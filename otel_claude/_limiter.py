@@ -15,9 +15,10 @@ Design, and why:
   `call_soon_threadsafe`, so a release in any thread or loop wakes them without blocking anyone.
 - Token buckets model the API's limits: they refill continuously, a call is charged at admission (output tokens
   at its `max_tokens`, as the API does) and corrected when it ends. A bucket starts with one second of capacity and
-  grows to what the server's `remaining` headers show it allows, so bursts pass only as far as the server would
-  let them. Headers also pull a bucket down to the server's own level, so processes sharing an account stay in
-  step, and (when adaptive) supply the limit itself where the policy gives none.
+  grows to what the server's `remaining` headers show it holds, so bursts pass only as far as the server would
+  let them. Each response's `remaining`, aged to the present, also sets the bucket's level, so processes sharing
+  an account stay in step and a bucket that just grew is as full as the server's; when adaptive, headers supply
+  the limit itself where the policy gives none.
 - Adaptive concurrency is AIMD: +1/window per call that succeeded while latency held (only while the window is in
   use), x0.5 once per congestion event (429/529, a retried call, or little headroom left on a limit no bucket
   paces). A decrease answers only calls admitted since the previous one, so one burst of 429s halves once.
@@ -378,7 +379,8 @@ class Limiter:
                 if used[0] is not None or used[1] is not None:
                     self._correct(ticket, used)
                 if readings:
-                    congested = self._sync(ticket, readings, now, ticket.admitted) or congested
+                    # A retried call's reading is from a later admission than its ticket's: used as a 429's is.
+                    congested = self._sync(ticket, readings, now, None if congested else ticket.admitted) or congested
                 if self._adaptive and (outcome or congested):
                     self._adapt(ticket, congested, latency)
             finally:
@@ -416,9 +418,10 @@ class Limiter:
             bucket.net -= extra
 
     def _sync(self, ticket: Ticket, readings: Sequence[Reading], now: float, measured: float | None) -> bool:
-        """Learn limits and pull buckets down to the server's level; True when a limit without a bucket runs low.
+        """Learn limits and bring buckets to the server's level; True when a limit without a bucket runs low.
 
-        `measured`: when the server read its `remaining` (this call's admission); None: just now.
+        `measured`: when the server read its `remaining` (this call's admission), to age the reading to now; the
+        bucket then follows it up or down. None: read just now on a 429, which only ever lowers a bucket.
         """
         low = False
         learned = self._learned
@@ -440,19 +443,19 @@ class Limiter:
             seen = remaining + ticket.charge[kind]
             if seen > bucket.capacity:
                 bucket.capacity = seen if seen < bucket.per_minute else bucket.per_minute
-            estimate = remaining
-            if measured is not None:
-                # Age the reading: refill since the server read it, less what this process admitted since.
-                if now > measured:
-                    estimate += bucket.rate * (now - measured)
-                if ticket.buckets[kind] is bucket:
-                    estimate -= bucket.net - ticket.marks[kind]
-            # First against the level as last refilled (cheap): a lowering missed here is at most the refill since
-            # the last admission or release, small whenever calls are frequent enough for limits to matter.
-            if estimate < bucket.level:
+            if measured is None:
                 bucket.refill(now)
-                if estimate < bucket.level:
-                    bucket.level = estimate
+                if remaining < bucket.level:
+                    bucket.level = remaining
+                continue
+            # Age the reading: refill since the server read it, less what this process admitted (net of what came
+            # back) since. Other processes' use in that time is the error left, and the next response corrects it.
+            estimate = remaining + bucket.rate * (now - measured if now > measured else 0.0)
+            if ticket.buckets[kind] is bucket:
+                estimate -= bucket.net - ticket.marks[kind]
+            bucket.level = estimate if estimate < bucket.capacity else bucket.capacity
+            if now > bucket.updated:  # the level is as of now: no refill owed for the time before
+                bucket.updated = now
         return low
 
     def _adapt(self, ticket: Ticket, congested: bool, latency: float | None) -> None:

@@ -91,8 +91,7 @@ class CallStarter:
             server = (url.host, url.port or (443 if url.scheme == "https" else 80))
             return Call(self.tel, self.config, operation, info, provider=_provider_name(client), server=server,
                         task=task, streaming=bool(stream), policy=outcome, content=content, pair=pair,
-                        role=role.role if role is not None else None,
-                        parent=role.parent if role is not None else None)
+                        role_call=role)
         except Exception:
             report_failure("starting a span")
             return None

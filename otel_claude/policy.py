@@ -7,9 +7,11 @@ library, PyYAML and the model catalog. Parsing is strict because a typo in a pol
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, TypeVar
 
 import yaml
@@ -36,6 +38,7 @@ __all__ = [
     "PolicyError",
     "Rule",
     "dump_policy",
+    "json_schema",
     "limit_id",
     "load_policy_text",
     "parse_judge",
@@ -670,3 +673,15 @@ def dump_policy(policy: Policy) -> str:
         raise PolicyError(f"<dump of policy {policy.version}>: value is not plain data: {err}") from None
     load_policy_text(text, f"<dump of policy {policy.version}>", max_bytes=max(1_000_000, len(text) * 4))
     return text
+
+
+def json_schema() -> dict[str, Any]:
+    """The policy's JSON Schema (draft 2020-12) for editors and other tools; `parse_policy` remains the authority.
+
+    Also shipped as the file `otel_claude/data/policy.schema.json`. It checks the structure, keys, enums and ranges;
+    what needs the model catalog or compares two fields (`input_tokens_min < input_tokens_max`, one limit per
+    selector) only `parse_policy` checks.
+    """
+    text = resources.files("otel_claude").joinpath("data", "policy.schema.json").read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

@@ -26,6 +26,7 @@ from tuner._dataset import (
     SAMPLE_LIMIT,
     TTL_SECONDS,
     Dataset,
+    LatencySplit,
     ModelStats,
     PrefixStats,
     Quality,
@@ -41,6 +42,17 @@ _KEY = re.compile(r"^[A-Za-z0-9_.]+$")
 # Paired verdicts kept per (task, model pair) in one tune: the newest, enough to settle any margin worth routing on.
 VERDICT_LIMIT = 200_000
 _SAMPLE_FIELDS = ("output_tokens", "input_estimate", "censored", "max_tokens", "score", "start_ns")
+# The latency split (tuner._dataset.LatencySplit) as (name, measured value, calls it is taken over): a count of the
+# calls, and the median of the value over them.
+_TIMED = "stream AND {done} AND isNotNull(ttft)"
+_LATENCY_SPLIT = (
+    ("streamed", "", "stream AND {done}"),
+    ("streamed_ttft", "ttft", _TIMED),
+    ("streamed_duration", "duration", "stream AND {done}"),
+    ("plain", "duration", "NOT stream AND {done}"),
+    ("cached", "ttft", _TIMED + " AND cache_read > 0"),
+    ("uncached", "ttft", _TIMED + " AND cache_read = 0"),
+)
 
 
 class QueryError(Exception):
@@ -129,6 +141,7 @@ class _Queries:
             toFloat64OrNull({a.text(sc.COST_USD)}) AS cost,
             toFloat64OrNull({a.text(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)}) AS ttft,
             {a.text(sc.POLICY_EXPLORATION)} = 'true' AS exploration,
+            {a.text(sc.GEN_AI_REQUEST_STREAM)} = 'true' AS stream,
             {a.text(sc.GEN_AI_RESPONSE_ID)} AS response_id,
             {a.text(sc.EVALUATION_ROLE)} AS role,
             SpanId AS span_id
@@ -160,6 +173,14 @@ class _Queries:
         # A model seen only in shadow calls describes itself from those (the file path's `own` rows).
         own = f"({app} OR countIf({app}) OVER (PARTITION BY task, model) = 0)"
         sample = f"({', '.join(('cityHash64(span_id)', *_SAMPLE_FIELDS))})"
+        done = f"{completed} AND {app}"
+        split = []
+        for name, value, condition in _LATENCY_SPLIT:
+            where = condition.format(done=done)
+            split.append(f"countIf({where}) AS {name}")
+            if value:
+                split.append(f"quantileExactInclusiveIf(0.5)({value}, {where}) AS {name}_p50")
+        latency = ",\n                ".join(split)
         # One array per field, so each leaves the server as a plain typed column (element 1 is the hash).
         unpacked = ", ".join(
             f"arrayMap(s -> s.{number}, samples) AS sample_{name}" for number, name in enumerate(_SAMPLE_FIELDS, 2)
@@ -186,6 +207,7 @@ class _Queries:
                 stddevSampIf(score, isNotNull(score) AND {app}) AS q_sd,
                 sumIf(ifNull(scores, 0), {app}) AS matched_feedback,
                 minIf(start_ns, {app}) AS first_ns, maxIf(start_ns, {app}) AS last_ns,
+                {latency},
                 groupArraySortedIf({SAMPLE_LIMIT})({sample}, {completed} AND output_tokens >= 0) AS samples
             FROM (
                 SELECT *, finish = 'max_tokens' AS censored, {own} AS own
@@ -305,6 +327,24 @@ def _model_stats(row: dict[str, Any]) -> ModelStats:
         scores=_array(row["sample_score"], np.float64, lambda s: np.nan if s is None else s),
         times=_array(row["sample_start_ns"], np.int64),
         shadow_calls=int(row["shadow_calls"]),
+        latency=_latency_split(row),
+    )
+
+
+def _latency_split(row: dict[str, Any]) -> LatencySplit:
+    def median(name: str) -> float | None:
+        return _opt_float(row[f"{name}_p50"], int(row[name]) > 0)
+
+    return LatencySplit(
+        streamed=int(row["streamed"]),
+        streamed_ttft_p50=median("streamed_ttft"),
+        streamed_duration_p50=median("streamed_duration"),
+        plain=int(row["plain"]),
+        plain_duration_p50=median("plain"),
+        cached=int(row["cached"]),
+        cached_ttft_p50=median("cached"),
+        uncached=int(row["uncached"]),
+        uncached_ttft_p50=median("uncached"),
     )
 
 

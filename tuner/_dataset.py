@@ -46,6 +46,26 @@ class Quality:
         return self.sd / math.sqrt(self.n) if self.n > 0 else float("inf")
 
 
+@dataclass(frozen=True)
+class LatencySplit:
+    """Median latencies (s) of one task's completed application calls on one model, split the ways the report's
+    techniques section compares them: streamed calls (time to first token, full duration) against non-streamed
+    ones (full duration), and streamed calls that read the prompt cache against those that did not.
+
+    Counts are the calls each median is taken over; a median over no calls is None.
+    """
+
+    streamed: int = 0
+    streamed_ttft_p50: float | None = None
+    streamed_duration_p50: float | None = None
+    plain: int = 0
+    plain_duration_p50: float | None = None
+    cached: int = 0
+    cached_ttft_p50: float | None = None
+    uncached: int = 0
+    uncached_ttft_p50: float | None = None
+
+
 @dataclass
 class ModelStats:
     """One task on one model. Length samples: output tokens, censored where the call hit its cap."""
@@ -78,6 +98,7 @@ class ModelStats:
     # Shadow copies of the task's calls this model answered for paired evaluation: its lengths, latency and output
     # on the task are in the samples and means above, but not in `calls`, the rates or the cost of the traffic.
     shadow_calls: int = 0
+    latency: LatencySplit = field(default_factory=LatencySplit)
 
     @property
     def cost_per_call(self) -> float:
@@ -216,8 +237,32 @@ def summed_cost(costs: np.ndarray) -> float:
 
 
 def _p95(values: np.ndarray) -> float | None:
+    return _quantile(values, 0.95)
+
+
+def _quantile(values: np.ndarray, q: float) -> float | None:
     values = values[~np.isnan(values)]
-    return float(np.quantile(values, 0.95)) if len(values) else None
+    return float(np.quantile(values, q)) if len(values) else None
+
+
+def _latency_split(c: Columns, app: np.ndarray) -> LatencySplit:
+    done = app[(c.outcome[app] != ERROR) & (c.outcome[app] != CANCELLED)]
+    streamed = done[c.stream[done] == 1]
+    plain = done[c.stream[done] == 0]
+    timed = streamed[~np.isnan(c.ttft[streamed])]
+    cached = timed[c.cache_read[timed] > 0]
+    uncached = timed[c.cache_read[timed] == 0]
+    return LatencySplit(
+        streamed=len(streamed),
+        streamed_ttft_p50=_quantile(c.ttft[timed], 0.5),
+        streamed_duration_p50=_quantile(c.duration[streamed], 0.5),
+        plain=len(plain),
+        plain_duration_p50=_quantile(c.duration[plain], 0.5),
+        cached=len(cached),
+        cached_ttft_p50=_quantile(c.ttft[cached], 0.5),
+        uncached=len(uncached),
+        uncached_ttft_p50=_quantile(c.ttft[uncached], 0.5),
+    )
 
 
 def _mode(values: np.ndarray) -> int | None:
@@ -297,6 +342,7 @@ def _model_stats(c: Columns, rows: np.ndarray) -> ModelStats:
         scores=c.score[sample],
         times=c.start_ns[sample],
         shadow_calls=len(rows) - len(app),
+        latency=_latency_split(c, app),
     )
 
 

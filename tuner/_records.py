@@ -229,6 +229,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("prefix_tokens", "q", _ints(sc.PREFIX_TOKENS_ESTIMATE, missing=0), (sc.PREFIX_TOKENS_ESTIMATE,)),
     Column("cost", "d", _number(sc.COST_USD), (sc.COST_USD,)),
     Column("ttft", "d", _number(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK), (sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,)),
+    Column("stream", "b", lambda attrs, _start, _end: 1 if attrs.get(sc.GEN_AI_REQUEST_STREAM) is True else 0,
+           (sc.GEN_AI_REQUEST_STREAM,)),
 )
 _POSITION = {column.name: number for number, column in enumerate(COLUMNS)}
 _FALLBACKS = tuple((_POSITION[c.name], _POSITION[c.fallback]) for c in COLUMNS if c.fallback is not None)

@@ -41,6 +41,8 @@ __all__ = [
 # Fixed input-size buckets (tokens): stable across windows, so per-bucket evidence means the same thing each time.
 SIZE_EDGES = (500, 2000, 8000, 32000)
 _MIN_SHARE = 0.01
+_CACHE_MATTERS = 1.5  # a candidate whose uncached cost is this many times its cached cost: pairs come in runs
+_RUN_HEADROOM = 0.8  # of the budget a run of pairs is planned to spend
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,10 +218,16 @@ def _plan_evidence(decision: RouteDecision, costs: dict[str, CostEstimate], evid
     if options.evaluate_share > 0 and window_calls:
         # A sampled call costs the candidate's copy, plus two judge calls when no grader settles its pair: stay
         # within the budget.
-        per_pair = costs[candidate].per_call
+        copy = costs[candidate]
+        per_pair = copy.per_call
         if options.judge_model is not None and options.judge_model in costs:
             per_pair += 2 * gap.unsettled_share * costs[options.judge_model].uncached_per_call
         budget_share = options.evaluation_budget * costs[decision.current].per_call / max(per_pair, 1e-12)
+        if copy.uncached_per_call > _CACHE_MATTERS * copy.per_call:
+            # The instrumentor admits pairs in runs that keep the candidate's prompt cache warm; a run lasts while
+            # the budget keeps up with it, so a share that would spend the whole budget ends each run at the first
+            # dearer pair (a judge call) and pays the cache write again.
+            budget_share *= _RUN_HEADROOM
         wanted = needed / window_calls if needed is not None else options.evaluate_share
         evaluate_share = round(min(max(wanted, _MIN_SHARE), options.evaluate_share, budget_share), 4)
         if evaluate_share < _MIN_SHARE / 2:

@@ -218,11 +218,11 @@ def run(args: argparse.Namespace) -> int:
         state.windows += 1
         state.policy_version = policy.version
         state.save(args.state)
-    blocks = build_blocks(policy, dataset, decisions, issues) + limit_blocks(limit_decisions)
+    blocks = build_blocks(policy, dataset, decisions, issues, options) + limit_blocks(limit_decisions)
     for report in args.report:
         rendered = render_markdown(blocks) if report.lower().endswith(".md") else render_html(blocks)
         Path(report).write_text(rendered, encoding="utf-8")
-    _print_summary(SUMMARY_HEADERS, summary_rows(decisions))
+    _print_summary(SUMMARY_HEADERS, summary_rows(decisions, dataset.days))
     print(f"policy {policy.version}: {len(policy.rules)} rules -> {args.output}; {dataset.calls} calls read", end="")
     print(f", {issues.total} skipped" if issues.total else "")
     for example in issues.examples[:5]:

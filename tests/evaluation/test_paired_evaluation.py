@@ -293,3 +293,32 @@ def test_feedback_is_a_child_of_its_call(sim, telemetry, instrument) -> None:
     assert feedback.context.trace_id == call.context.trace_id
     assert feedback.links[0].context.span_id == call.context.span_id
     assert feedback.attributes["gen_ai.response.id"] == reply.id
+
+
+@pytest.mark.parametrize("nights", [False, True])
+def test_budget_buys_runs_of_pairs_that_find_the_candidates_cache_warm(sim, telemetry, instrument,
+                                                                      nights: bool) -> None:
+    """Calls 20 scenario-minutes apart that cache a long system prompt for an hour, half of them sampled. A pair
+    started right after another (40 minutes later) reads the candidate's cache for a tenth of the write; pairs
+    admitted one by one as the budget refills would come hours apart and each pay the write. With `nights`, every
+    27 calls a 12-hour pause lets every cache expire: the pair after it pays the write, and runs start again."""
+    instrument(evaluate_policy(share=0.5, budget=0.5))
+    client = anthropic.Anthropic(base_url=sim.base_url, api_key="sk-test", max_retries=0, timeout=120)
+    system = [{"type": "text", "text": SYSTEM * 25, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    at = sim.clock() + 3600
+    with otel_claude.task("classify"):
+        for case in range(108 if nights else 80):
+            at += 1200 + (12 * 3600 if nights and case % 27 == 26 else 0)
+            client.messages.create(**{**_args(case), "system": system, "extra_headers": {
+                **_args(case)["extra_headers"], "x-sim-time": repr(at)}})
+            assert otel_claude.wait_for_evaluations(timeout=120)  # each pair done before the next call
+    spans = telemetry.spans()
+    app_cost = sum(s.attributes["otel_claude.cost_usd"] for s in by_role(spans, None))
+    shadows = sorted(by_role(spans, "shadow"), key=lambda s: s.start_time)
+    costs = [s.attributes["otel_claude.cost_usd"] for s in shadows]
+    reads = [s.attributes.get("gen_ai.usage.cache_read.input_tokens", 0) > 0 for s in shadows]
+    cold = max(costs)
+    assert sum(costs) <= 0.5 * app_cost + cold
+    # Most pairs continue a run, and the budget buys several times what it would if every pair wrote the cache.
+    assert sum(reads) >= 0.6 * len(shadows)
+    assert len(shadows) >= 2 * (0.5 * app_cost / cold)

@@ -8,27 +8,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _otlp_sink import OTLPSink
 
-claude_sim = pytest.importorskip("claude_sim")
+from claude_sim import SimServer
+from claude_sim.collector import CollectorStub
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def sim_url() -> Iterator[str]:
-    with claude_sim.SimServer(latency_scale=0.0) as sim:
+    with SimServer(latency_scale=0.0) as sim:
         yield sim.base_url
 
 
 @pytest.fixture
-def otlp_sink() -> Iterator[OTLPSink]:
-    with OTLPSink() as sink:
+def otlp_sink() -> Iterator[CollectorStub]:
+    with CollectorStub() as sink:
         yield sink
 
 
 @pytest.fixture
-def example_env(sim_url: str, otlp_sink: OTLPSink) -> dict[str, str]:
+def example_env(sim_url: str, otlp_sink: CollectorStub) -> dict[str, str]:
     """The environment a user would set: the API address and key, the Collector address, a service name."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "ANTHROPIC_"))}
     env.update(

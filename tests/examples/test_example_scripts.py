@@ -9,17 +9,18 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from _otlp_sink import OTLPSink
+
+from claude_sim.collector import CollectorStub
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PYTHON = sys.executable
 
 
-def call_spans(sink: OTLPSink) -> list[dict]:
+def call_spans(sink: CollectorStub) -> list[dict]:
     return [span for span in sink.spans() if span["scope"] == "otel_claude"]
 
 
-def test_minimal_script_exports_its_call_span_on_exit(example_env: dict[str, str], otlp_sink: OTLPSink) -> None:
+def test_minimal_script_exports_its_call_span_on_exit(example_env: dict[str, str], otlp_sink: CollectorStub) -> None:
     env = {**example_env, "OTEL_SERVICE_NAME": "minimal-example"}
     result = subprocess.run(
         [PYTHON, str(EXAMPLES / "minimal.py"), "Name three primes."],
@@ -51,7 +52,7 @@ def _opentelemetry_instrument() -> str | None:
     return str(beside_python) if beside_python.exists() else shutil.which("opentelemetry-instrument")
 
 
-def test_auto_instrumentation_needs_no_code_change(example_env: dict[str, str], otlp_sink: OTLPSink) -> None:
+def test_auto_instrumentation_needs_no_code_change(example_env: dict[str, str], otlp_sink: CollectorStub) -> None:
     if not _registered_instrumentor():
         pytest.skip("otel-claude is not pip-installed: its opentelemetry_instrumentor entry point is not registered")
     launcher = _opentelemetry_instrument()
@@ -81,7 +82,7 @@ def test_auto_instrumentation_needs_no_code_change(example_env: dict[str, str], 
     assert len({span["attributes"]["gen_ai.response.id"] for span in spans}) == 2
 
 
-def test_workload_also_exports_to_a_configured_otlp_endpoint(otlp_sink: OTLPSink, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_workload_also_exports_to_a_configured_otlp_endpoint(otlp_sink: CollectorStub, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The demo's advice for Jaeger: with OTEL_EXPORTER_OTLP_ENDPOINT set, the runs' spans reach the Collector too."""
     from claude_sim import SimServer
     from claude_sim.workload import run_workload

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _otlp_sink import OTLPSink
+from claude_sim.collector import CollectorStub
 
 SERVICE = Path(__file__).resolve().parents[2] / "examples" / "fastapi_service.py"
 POLICY_VERSION = "service-example-1"
@@ -54,7 +54,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def test_service_labels_tasks_records_feedback_and_flushes_on_sigterm(
-    example_env: dict[str, str], otlp_sink: OTLPSink, tmp_path: Path
+    example_env: dict[str, str], otlp_sink: CollectorStub, tmp_path: Path
 ) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(

@@ -277,11 +277,29 @@ def test_the_bucket_grows_to_what_the_server_shows_it_holds(clock: Clock) -> Non
     limiter = Limiter("t", Limit(requests_per_minute=600, adaptive=False))  # 10/s: 10 of capacity at first
     ticket = limiter.acquire(ONE, 0.0)
     release(ticket, readings=[(600, 39), (None, None), (None, None)])  # the server held 40 before this call
-    clock.now += 10.0  # time to refill whatever the bucket holds
+    admitted = 0
+    while limiter.acquire(ONE, 0.0) is not None:  # at once: the bucket is as full as the server's
+        admitted += 1
+    assert admitted == 39
+    clock.now += 10.0  # and it refills to all the server holds
     admitted = 0
     while limiter.acquire(ONE, 0.0) is not None:
         admitted += 1
     assert admitted == 40
+
+
+def test_a_reading_is_aged_by_what_was_admitted_since(clock: Clock) -> None:
+    limiter = Limiter("t", Limit(requests_per_minute=6000, adaptive=False))  # 100/s, 100 of capacity at first
+    first = limiter.acquire(ONE, 0.0)
+    others = [limiter.acquire(ONE, 0.0) for _ in range(5)]  # admitted after `first`, before its reading comes in
+    assert all(others)
+    clock.now += 1 / 64  # 1.56 requests' worth of refill (a binary fraction: no rounding in the arithmetic)
+    release(first, readings=[(6000, 50), (None, None), (None, None)])
+    # The server read 50 when it admitted `first`; 1.56 have refilled since and this process took 5 more.
+    admitted = 0
+    while limiter.acquire(ONE, 0.0) is not None:
+        admitted += 1
+    assert admitted == 46
 
 
 def test_aimd_halves_once_per_congestion_event_and_grows_back(clock: Clock) -> None:

@@ -12,7 +12,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anthropic
@@ -26,6 +25,7 @@ from scripted_server import Reply, ScriptedServer
 
 import otel_claude
 from claude_sim import Fault, SimServer
+from claude_sim.collector import CollectorStub
 
 MODEL = "claude-haiku-4-5"
 ARGS: dict[str, Any] = {"model": MODEL, "max_tokens": 40, "messages": [{"role": "user", "content": "Say hi."}]}
@@ -179,44 +179,6 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class StuckCollector:
-    """An OTLP endpoint that accepts the export request and then holds it until released."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.holding = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                outer.holding.set()
-                outer.release.wait(timeout=30)
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/traces"
-
-    def __enter__(self) -> StuckCollector:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def with_exporter(endpoint: str, body: Callable[[anthropic.Anthropic], None]) -> BatchSpanProcessor:
     # A short export timeout bounds the exporter's retries, so shutting the processor down stays quick.
     processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=0.5), schedule_delay_millis=10,
@@ -249,16 +211,16 @@ def test_unreachable_collector_never_fails_a_call(log_catcher: LogCatcher) -> No
 
 def test_stuck_collector_does_not_hold_calls() -> None:
     """The export request is provably in flight and held by the collector while calls keep completing."""
-    with StuckCollector() as collector:
+    with CollectorStub(delay=None) as collector:
         done: list[int] = []
 
         def calls(client: anthropic.Anthropic) -> None:
             client.messages.create(**ARGS)
-            assert collector.holding.wait(timeout=300), "the exporter never reached the collector"
+            assert collector.wait_for(lambda c: c.requests > 0, timeout=300), "the exporter never reached the collector"
             for _ in range(30):
                 client.messages.create(**ARGS)
                 done.append(1)
-            assert not collector.release.is_set()
+            assert collector.answered == 0, "the export must still be held while the calls completed"
 
-        with_exporter(collector.endpoint, calls)
+        with_exporter(collector.traces_endpoint, calls)
         assert len(done) == 30

@@ -98,3 +98,25 @@ def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--sim", "--stream-share", "2"])
     assert exit_info.value.code == 2
     assert "--stream-share: must be in [0, 1], got 2" in capsys.readouterr().err
+
+
+def test_the_driver_grades_prose_pairs_by_their_answers(sim: SimServer, tmp_path: Path) -> None:
+    """Paired evaluation of a prose task (summarize: the two models word their answers differently): the driver's
+    user grader settles the pairs that give the same answer; without it, nothing cheaper than a judge would."""
+    policy = {"schema_version": 1, "version": "eval", "rules": [
+        {"task": "summarize", "evaluate": {"model": "claude-haiku-4-5", "share": 0.5, "budget": 1.0}}]}
+    labels: dict[bool, dict[str, int]] = {}
+    for graders in (True, False):
+        out = tmp_path / f"spans-{graders}.jsonl"
+        run_workload(sim.base_url, "default", calls=160, workers=4, out=str(out), seed=3, policy=policy,
+                     graders=graders)
+        found: dict[str, int] = {}
+        for span in spans(out):
+            if span["name"] == "evaluation pairwise":
+                attrs = attributes(span)
+                key = f"{attrs['gen_ai.evaluation.name']}:{attrs['gen_ai.evaluation.score.label']}"
+                found[key] = found.get(key, 0) + 1
+        labels[graders] = found
+    assert labels[True].get("same_answer:agree", 0) > 0
+    assert set(labels[True]) <= {"same_answer:agree", "same_answer:unsettled", "exact:agree"}
+    assert "same_answer:agree" not in labels[False] and labels[False].get("exact:unsettled", 0) > 0

@@ -64,7 +64,7 @@ def test_tune_writes_a_valid_deterministic_policy_and_reports(tmp_path: Path, ca
     args += ["--report", str(tmp_path / "r.html")]
     assert otel_claude([*args, "--report", str(tmp_path / "r.md")]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"classify\s+1600\s+claude-sonnet-4-6 -> claude-haiku-4-5", out)
+    assert re.search(r"classify\s+1,600\s+claude-sonnet-4-6 -> claude-haiku-4-5", out)
 
     text = (tmp_path / "p1.yaml").read_text()
     policy = load_policy_text(text, "p1.yaml")
@@ -97,7 +97,7 @@ def test_tune_writes_a_valid_deterministic_policy_and_reports(tmp_path: Path, ca
     for svg in re.findall(r"<svg.*?</svg>", html, flags=re.S):
         ElementTree.fromstring(svg)  # every chart is well-formed XML
     markdown = (tmp_path / "r.md").read_text()
-    assert "| classify | 1600 |" in markdown and "truncation rate" in markdown
+    assert "| classify | 1,600 |" in markdown and "truncation rate" in markdown
 
 
 def test_options_change_the_decision(tmp_path: Path) -> None:

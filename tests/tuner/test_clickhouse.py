@@ -15,7 +15,7 @@ import pytest
 
 from otel_claude.policy import dump_policy
 from tuner import synthetic as syn
-from tuner._dataset import Dataset, ModelStats
+from tuner._dataset import Dataset, LatencySplit, ModelStats
 from tuner._ingest import load_dataset
 from tuner._issues import TraceInputError
 from tuner._tune import TuneOptions, build_policy, decide_all
@@ -74,6 +74,10 @@ def _assert_same(sql: Dataset, file: Dataset) -> None:
             assert getattr(s, name) == getattr(f, name), (s.task, s.model, name)
         for name in ("cost_total", "mean_input", "mean_output", "mean_cache_write", "ttft_p95", "duration_p95"):
             assert getattr(s, name) == pytest.approx(getattr(f, name), rel=1e-6), (s.task, s.model, name)
+        for name in LatencySplit.__dataclass_fields__:
+            value, expected = getattr(s.latency, name), getattr(f.latency, name)
+            assert (value is None) == (expected is None) and (value is None or value == pytest.approx(expected)), (
+                s.task, s.model, name, value, expected)
         assert (s.quality is None) == (f.quality is None)
         if s.quality is not None and f.quality is not None:
             assert s.quality.n == f.quality.n

@@ -154,7 +154,7 @@ def test_the_tuner_writes_the_conversation_target_and_reports_it(tmp_path: Path)
     assert evidence["continuing_share"] == pytest.approx(5 / 6, abs=1e-3)
     assert evidence["within_1h"]["share"] == 1.0 and evidence["within_5m"]["share"] == 0.0
     text = report.read_text()
-    assert "Conversation caching: 1h conversation caching" in text
+    assert "| conversation cache | 1h | 1h conversation caching" in text
     assert "history tokens resent" in text
 
 

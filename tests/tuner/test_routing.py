@@ -187,6 +187,27 @@ def test_models_are_compared_with_the_caching_each_would_get() -> None:
     assert decision.model == SONNET
 
 
+@pytest.mark.parametrize("prefix_tokens", [0, 6000])
+def test_where_the_candidates_cache_matters_the_share_leaves_room_for_runs(prefix_tokens: int) -> None:
+    """A 6,000-token prefix reused on every call: Haiku caches it (minimum 4,096), so a pair that continues a run
+    costs a fraction of one that writes the cache, and the share is planned below what the budget would just
+    sustain (a run that spends the whole budget ends at its first dearer pair). Without a prefix, every pair costs
+    the same and the share is what the budget sustains."""
+    calls = 4000
+    sonnet = model_stats(SONNET, calls=calls, lengths=np.full(200, 20))
+    sonnet = ModelStats(**{**sonnet.__dict__, "mean_input": prefix_tokens + 300, "mean_output": 20})
+    prefixes = [PrefixStats("t", "fp", SONNET, calls, prefix_tokens, calls - 1,
+                            {"5m": calls - 1, "1h": calls - 1}, 0, 0)] if prefix_tokens else []
+    costs = _costs([sonnet], prefixes, models=(HAIKU,))
+    decision = decide_route([sonnet], RoutingOptions(evaluation_budget=0.05), evidence=TaskEvidence(0.05),
+                            costs=costs, window_calls=calls)
+    sustained = 0.05 * costs[SONNET].per_call / costs[HAIKU].per_call
+    assert decision.evaluate_model == HAIKU
+    cached = costs[HAIKU].uncached_per_call > 1.5 * costs[HAIKU].per_call
+    assert cached == bool(prefix_tokens)
+    assert decision.evaluate_share == pytest.approx(sustained * (0.8 if cached else 1.0), abs=1e-4)
+
+
 @pytest.mark.parametrize("bad", [{"quality_margin": 0}, {"alpha": 0.7}, {"evaluate_share": 0.9},
                                  {"evaluation_budget": 0}, {"explore_share": 0.3}, {"candidates": ("gpt-4",)},
                                  {"min_samples": 0}, {"max_ttft_p95": -1.0}])
