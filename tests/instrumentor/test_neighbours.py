@@ -146,6 +146,8 @@ def test_disabling_anthropic_under_opentelemetry_instrument_keeps_otel_claude() 
         return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
     both, err = scopes()
+    if "openinference.instrumentation.anthropic" not in both:
+        pytest.skip("OpenInference does not instrument this anthropic version (its dependency check declined)")
     # (OpenLLMetry's too, where it is installed: it registers `anthropic` as well.)
     assert {"openinference.instrumentation.anthropic", "otel_claude"} <= set(both) and err.count(WARNING) == 1
     alone, err = scopes(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="anthropic")
