@@ -22,6 +22,8 @@ oracle (`claude_sim.oracle`) computes what any policy costs on a scenario and th
 grades paired answers against the scenario's labels, as a service's own grader with a labelled eval set would.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from claude_sim._clock import ScenarioClock
 from claude_sim._eval_grader import eval_set_grader
 from claude_sim._faults import Fault
@@ -29,10 +31,22 @@ from claude_sim._latency import modelled_latency
 from claude_sim._ratelimit import RateLimits
 from claude_sim._scenario import Scenario
 from claude_sim._scenario_file import SHIPPED, ScenarioError, load_scenario
-from claude_sim._server import SimServer
 from claude_sim._stats import CallRecord, Summary, TaskStats
+
+if TYPE_CHECKING:
+    from claude_sim._server import SimServer
 
 __all__ = [
     "SHIPPED", "CallRecord", "Fault", "RateLimits", "Scenario", "ScenarioClock", "ScenarioError", "SimServer",
     "Summary", "TaskStats", "eval_set_grader", "load_scenario", "modelled_latency",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The server needs aiohttp (the `sim` extra): loaded on first use, so the package's other parts (the
+    # `otel-claude sim` / `workload` options, scenarios, the oracle) import without it.
+    if name == "SimServer":
+        from claude_sim._server import SimServer
+
+        return SimServer
+    raise AttributeError(f"module 'claude_sim' has no attribute {name!r}")

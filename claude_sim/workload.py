@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 import threading
@@ -45,7 +46,9 @@ from claude_sim._span_time import ScenarioTimeSpanProcessor, scenario_moment
 from claude_sim._stats import CallRecord, Summary
 from otel_claude import semconv
 from otel_claude.catalog import Usage, cost_usd, resolve
+from otel_claude.cli_args import CommandParser
 from otel_claude.cli_checks import unwritable
+from otel_claude.cli_progress import Progress
 from otel_claude.policy import PolicyError, load_policy_text
 
 __all__ = ["Job", "grade", "main", "plan_jobs", "run_workload"]
@@ -113,23 +116,21 @@ async def _call_async(client: Any, job: Job, body: dict[str, Any],
 
 
 class _Progress:
-    """A line on stderr every ~5% of the run; thread-safe."""
+    """The run's calls as a progress bar (rate, ETA, errors so far) when stderr is a terminal; thread-safe."""
 
     def __init__(self, total: int, enabled: bool) -> None:
-        self._total = total
-        self._enabled = enabled and total > 0
-        self._done = 0
+        self._bar = Progress(total, "workload", unit="call", enabled=None if enabled else False)
         self._errors = 0
-        self._step = max(1, total // 20)
         self._lock = threading.Lock()
 
     def tick(self, record: CallRecord) -> None:
         with self._lock:
-            self._done += 1
             self._errors += record.error is not None
-            if self._enabled and (self._done % self._step == 0 or self._done == self._total):
-                print(f"workload: {self._done}/{self._total} calls, {self._errors} errors", file=sys.stderr,
-                      flush=True)
+            errors = self._errors
+        self._bar.update(1, errors=errors)
+
+    def close(self) -> None:
+        self._bar.close()
 
 
 class _Run:
@@ -390,6 +391,7 @@ def run_workload(base_url: str | None, scenario: Scenario | str | None = None, c
             else:
                 _run_sync(client, run, workers)
     finally:
+        run.progress.close()
         for task in tasks:
             otel_claude.unregister_grader(task)
     return run.summary(time.perf_counter() - started, tally if instrument else None)
@@ -400,39 +402,74 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otel-claude workload", description=__doc__.split("\n\n")[0])
+USAGE = "%(prog)s (--sim | --base-url URL) [options]"
+DESCRIPTION = __doc__.split("\n\n")[0]
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _number(*, high: float = math.inf, positive: bool = False) -> Callable[[str], float]:
+    """A float in [0, high], or above 0 when `positive`."""
+    expected = "positive" if positive else f"in [0, {high:g}]" if high < math.inf else "0 or more"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not (value > 0 if positive else value >= 0) or not value <= high:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {value:g}")
+        return value
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `otel-claude workload` (importing this module does not load the simulator's server)."""
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--base-url", help="API base URL (the simulator, or https://api.anthropic.com)")
+    target.add_argument("--base-url", help="API base URL (a running simulator, or https://api.anthropic.com)")
     target.add_argument("--sim", action="store_true", help="start an in-process simulator for the run")
-    parser.add_argument("--scenario", default="default", help="scenario YAML path or a shipped name ('default')")
-    parser.add_argument("--calls", type=int, default=1500)
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--out", help="OTLP JSON lines file for the spans")
+    parser.add_argument("--scenario", default="default", help="scenario YAML path or a shipped name")
+    parser.add_argument("--calls", type=_at_least_one, default=1500, help="calls to make")
+    parser.add_argument("--workers", type=_at_least_one, default=8, help="calls in flight at most")
+    parser.add_argument("--out", metavar="FILE", help="OTLP JSON lines file for the spans (default: none written)")
     parser.add_argument("--async", dest="use_async", action="store_true", help="use AsyncAnthropic")
-    parser.add_argument("--stream-share", type=float, default=0.3, help="share of calls that stream (0..1)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--policy", help="policy file enforced by otel_claude during the run")
-    parser.add_argument("--latency-scale", type=float, default=0.02, help="with --sim: latency model time scale")
-    parser.add_argument("--speed", type=float, default=1.0,
+    parser.add_argument("--stream-share", type=_number(high=1.0), default=0.3,
+                        help="share of calls that stream")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the planned traffic")
+    parser.add_argument("--policy", metavar="FILE", help="policy file enforced by otel_claude during the run")
+    parser.add_argument("--latency-scale", type=_number(), default=0.02,
+                        help="with --sim: latency model time scale (1 = published speeds)")
+    parser.add_argument("--speed", type=_number(positive=True), default=1.0,
                         help="scenario seconds per wall second (give a separate simulator the same --speed)")
     parser.add_argument("--real-time", action="store_true",
                         help="wait for each call's time instead of skipping idle time (a live run)")
     parser.add_argument("--conversation-cache", choices=("5m", "1h"),
                         help="callers of multi-turn tasks mark the end of each conversation for caching")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (there is none when stderr is not "
+                        "a terminal either)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = CommandParser(prog="otel-claude workload", usage=USAGE, description=DESCRIPTION)
+    add_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if not 0.0 <= args.stream_share <= 1.0:
-        print(f"--stream-share must be in [0, 1], got {args.stream_share}", file=sys.stderr)
-        return 2
-    if args.calls < 1 or args.workers < 1 or args.speed <= 0:
-        print("--calls, --workers and --speed must be positive", file=sys.stderr)
-        return 2
+    return run(_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     problem = _unusable_inputs(args)
     if problem is not None:
         print(f"otel-claude workload: {problem}", file=sys.stderr)

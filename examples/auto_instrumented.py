@@ -1,6 +1,6 @@
 """A program with no OpenTelemetry code at all, instrumented from the outside by `opentelemetry-instrument`.
 
-otel-claude registers itself as an `opentelemetry_instrumentor` entry point, so with the package and
+otel-claude registers an `opentelemetry_instrumentor` entry point under a name of its own, so with the package and
 `opentelemetry-distro` installed:
 
     pip install otel-claude opentelemetry-distro

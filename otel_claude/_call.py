@@ -313,8 +313,9 @@ class Call:
                 self.tel.evaluation.add(self.request.model, self.task, self.role, cost, self.pair_spend, read)
             return attrs, duration
         if self.response_id is not None:
-            self.tel.calls_by_response_id.remember(self.response_id, span.get_span_context(), self.task)
-        self._record_metrics(duration, ttft, cost)
+            self.tel.calls_by_response_id.remember(self.response_id, span.get_span_context(), self.task,
+                                                   self.request.model)
+        self._record_metrics(duration, ttft, cost, attrs)
         if self.pair is not None:
             self.pair.done(self, error)
         return attrs, duration
@@ -333,7 +334,8 @@ class Call:
             return None
         return cost_usd(info, usage.for_cost(batch=self.batch))
 
-    def _record_metrics(self, duration: float, ttft: float | None, cost: float | None) -> None:
+    def _record_metrics(self, duration: float, ttft: float | None, cost: float | None,
+                        attrs: dict[str, Any]) -> None:
         tel = self.tel
         error = self.error_type
         labels = tel.labels(self.operation, self.provider, self.request.model, self.task, error)
@@ -352,6 +354,7 @@ class Call:
         outcome = (reason, error, self.policy.version if self.policy is not None else None)
         cache = (usage.cache_read or 0, usage.cache_write or 0, usage.input or 0) if usage is not None else None
         tel.totals.add(labels.short, cost, outcome, cache)
+        tel.headroom.note(self.request.model, attrs)
         if self.policy_truncated:
             tel.totals.add_truncation(labels.short, self.policy.version)  # type: ignore[union-attr]
 

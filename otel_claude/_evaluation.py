@@ -275,6 +275,8 @@ class _Job:
                                         sc.GEN_AI_EVALUATION_SCORE_LABEL)
         })
         span.end()
+        pair.evaluator.tel.quality.add_verdict(attrs.get(sc.EVALUATION_INCUMBENT_MODEL), pair.task,
+                                               pair.evaluate.model, label)
 
     # -- drivers ---------------------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind
 
 from . import semconv as sc
+from ._quality import QualityTotals
 from ._safety import report_failure
 
 __all__ = ["CallIndex", "feedback_span"]
@@ -20,20 +21,21 @@ class CallIndex:
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._capacity = capacity
-        self._items: OrderedDict[str, tuple[SpanContext, str | None]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[SpanContext, str | None, str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _after_fork_in_child(self) -> None:
         # The parent's calls stay joinable, but a lock another thread held at the fork would stay held.
         self._lock = threading.Lock()
 
-    def remember(self, response_id: str, context: SpanContext, task: str | None) -> None:
+    def remember(self, response_id: str, context: SpanContext, task: str | None, model: str | None = None) -> None:
         with self._lock:
-            self._items[response_id] = (context, task)
+            self._items[response_id] = (context, task, model)
             if len(self._items) > self._capacity:
                 self._items.popitem(last=False)
 
-    def lookup(self, response_id: str) -> tuple[SpanContext, str | None] | None:
+    def lookup(self, response_id: str) -> tuple[SpanContext, str | None, str | None] | None:
+        """(span context, task, request model) of a recent call."""
         with self._lock:
             return self._items.get(response_id)
 
@@ -50,7 +52,8 @@ def _response_id(response_or_id: Any) -> str:
 
 
 def feedback_span(
-    tracer: trace.Tracer, index: CallIndex, response_or_id: Any, score: float, label: str | None
+    tracer: trace.Tracer, index: CallIndex, response_or_id: Any, score: float, label: str | None,
+    quality: QualityTotals | None = None,
 ) -> None:
     response_id = _response_id(response_or_id)
     if isinstance(score, bool) or not isinstance(score, (int, float)):
@@ -76,5 +79,7 @@ def feedback_span(
                                  links=links)
         span.add_event(sc.EVALUATION_RESULT_EVENT, attributes=attrs)
         span.end()
+        if quality is not None:
+            quality.add_score(known[2] if known is not None else None, attrs.get(sc.TASK), float(score))
     except Exception:
         report_failure("recording feedback")

@@ -28,6 +28,7 @@ from ._admission import congestion
 from ._call import Call
 from ._config import Config
 from ._evaluation import Evaluator
+from ._neighbours import warn_once_about_others
 from ._patches import Patches
 from ._policy_engine import PolicyEngine, write_request
 from ._results import ResultRouter
@@ -55,6 +56,9 @@ class Hooks:
         self.results = ResultRouter()
         self._patches = Patches()
         self._sdk = importlib.import_module("anthropic._base_client")
+        # Another Anthropic instrumentation is looked for at install and again at the first call (under
+        # opentelemetry-instrument it may be loaded after this one).
+        self.looked_for_others = False
 
     def install(self) -> None:
         sdk, patches = self._sdk, self._patches
@@ -68,6 +72,17 @@ class Hooks:
             self.tel.watch_admission(self.admission)
         if not self.config.keep_native_spans and isinstance(sdk.BaseClient.__dict__.get("_tracer"), property):
             patches.patch(sdk.BaseClient, "_tracer", lambda _orig: property(lambda _self: None))
+        try:
+            self.looked_for_others = warn_once_about_others()
+        except Exception:
+            report_failure("looking for other Anthropic instrumentations")
+
+    def look_for_others(self) -> None:
+        self.looked_for_others = True
+        try:
+            warn_once_about_others()
+        except Exception:
+            report_failure("looking for other Anthropic instrumentations")
 
     def uninstall(self) -> None:
         self._patches.restore()
@@ -112,6 +127,8 @@ class Hooks:
 
         @functools.wraps(original)
         def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+            if not hooks.looked_for_others:
+                hooks.look_for_others()
             stream = kwargs.get("stream", False)
             call = begin(client, options, stream)
             if call is None:
@@ -140,6 +157,8 @@ class Hooks:
 
         @functools.wraps(original)
         async def request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+            if not hooks.looked_for_others:
+                hooks.look_for_others()
             stream = kwargs.get("stream", False)
             call = begin(client, options, stream)
             if call is None:

@@ -60,6 +60,8 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             ensure_providers()
         telemetry = Telemetry.for_providers(tracer_provider, meter_provider)
         policy = PolicyEngine.from_source(policy_source, **policy_options)
+        if policy is not None:
+            telemetry.policies.watch(policy.source)
         evaluator = Evaluator(telemetry, evaluation, policy) if evaluation.enabled and policy is not None else None
         hooks = Hooks(telemetry, config, policy, evaluator)
         with _lock:
@@ -76,6 +78,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                     hooks.evaluator.close()
                 hooks.tel.flush()
                 if hooks.policy is not None:
+                    hooks.tel.policies.forget(hooks.policy.source)
                     hooks.policy.close()
             type(self)._hooks = None
             type(self)._telemetry = None
@@ -97,4 +100,5 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if telemetry is None:
             # Not instrumented: still emit through the global provider so scores are not silently lost.
             telemetry = Telemetry.for_providers()
-        feedback_span(telemetry.tracer, telemetry.calls_by_response_id, response_or_id, score, label)
+        feedback_span(telemetry.tracer, telemetry.calls_by_response_id, response_or_id, score, label,
+                      telemetry.quality)

@@ -29,7 +29,7 @@ from ._forks import register as register_after_fork
 from ._safety import report_failure
 from .policy import Policy, PolicyError, load_policy_text, parse_policy
 
-__all__ = ["PolicySource", "open_source", "redacted_url"]
+__all__ = ["PolicySource", "open_source", "read_policy_url", "redacted_url"]
 
 log = logging.getLogger("otel_claude")
 ENV = "OTEL_CLAUDE_POLICY"
@@ -230,15 +230,7 @@ class UrlSource(_PolledSource):
         super().__init__(redacted_url(url), reload_interval)
         parts = urllib.parse.urlsplit(url)
         userinfo = parts.netloc.rpartition("@")[0]
-        # Userinfo becomes a Basic authorization header (urllib would take it for part of the host name).
-        self._request_url = urllib.parse.urlunsplit(
-            (parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, "")
-        )
-        self._auth: dict[str, str] = {}
-        if userinfo:
-            user, _, password = userinfo.partition(":")
-            pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
-            self._auth["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        self._request_url, self._auth = _request_parts(url)
         # Whole URLs become the label; the parts that carry credentials become ***, longest first so a secret
         # that contains another is removed whole.
         self._urls = (url, self._request_url)
@@ -260,34 +252,73 @@ class UrlSource(_PolledSource):
         headers = dict(self._auth)
         if self._etag:
             headers["If-None-Match"] = self._etag
-        request = urllib.request.Request(self._request_url, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_S) as response:
-                body = _read_by(response, time.monotonic() + _HTTP_TIMEOUT_S)
-                etag = response.headers.get("ETag")
-        except TimeoutError:
-            self._reject(f"no complete response within {_HTTP_TIMEOUT_S:g} s")
+            fetched = _fetch(self._request_url, headers)
+        except _Unusable as err:
+            self._reject(str(err))
             return
-        except urllib.error.HTTPError as err:
-            if err.code != 304:
-                self._reject(f"HTTP {err.code}")
-            return
-        except (OSError, ValueError, http.client.HTTPException) as err:
-            self._reject(f"unreachable ({type(err).__name__}: {err})")
-            return
-        if len(body) > _MAX_BYTES:
-            self._reject(f"policy is over the {_MAX_BYTES} byte limit")
-            return
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as err:
-            self._reject(f"policy is not UTF-8 text ({err.reason} at byte {err.start})")
-            return
+        if fetched is None:
+            return  # 304: unchanged
+        text, etag = fetched
         try:
             self._accept(load_policy_text(text, self.label, max_bytes=_MAX_BYTES))
             self._etag = etag
         except PolicyError as err:
             self._reject(str(err))
+
+
+class _Unusable(Exception):
+    """What keeps a URL's answer from being read as a policy (the message names no URL)."""
+
+
+def _request_parts(url: str) -> tuple[str, dict[str, str]]:
+    """The URL to request and its headers: userinfo becomes a Basic authorization header (urllib would take it
+    for part of the host name)."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    request_url = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+    auth: dict[str, str] = {}
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
+        auth["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    return request_url, auth
+
+
+def _fetch(request_url: str, headers: dict[str, str]) -> tuple[str, str | None] | None:
+    """(policy text, ETag), or None for 304 Not Modified; raises _Unusable."""
+    request = urllib.request.Request(request_url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT_S) as response:
+            body = _read_by(response, time.monotonic() + _HTTP_TIMEOUT_S)
+            etag = response.headers.get("ETag")
+    except TimeoutError:
+        raise _Unusable(f"no complete response within {_HTTP_TIMEOUT_S:g} s") from None
+    except urllib.error.HTTPError as err:
+        if err.code == 304:
+            return None
+        raise _Unusable(f"HTTP {err.code}") from None
+    except (OSError, ValueError, http.client.HTTPException) as err:
+        raise _Unusable(f"unreachable ({type(err).__name__}: {err})") from None
+    if len(body) > _MAX_BYTES:
+        raise _Unusable(f"policy is over the {_MAX_BYTES} byte limit")
+    try:
+        return body.decode("utf-8"), etag
+    except UnicodeDecodeError as err:
+        raise _Unusable(f"policy is not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def read_policy_url(url: str) -> Policy:
+    """Fetch and validate the policy at an http(s) URL once (`otel-claude check`); raises PolicyError naming the
+    URL without its credentials."""
+    label = redacted_url(url)
+    try:
+        fetched = _fetch(*_request_parts(url))
+    except _Unusable as err:
+        raise PolicyError(f"{label}: {err}") from None
+    if fetched is None:  # no If-None-Match was sent: a 304 here is a broken server
+        raise PolicyError(f"{label}: HTTP 304 without a conditional request")
+    return load_policy_text(fetched[0], label, max_bytes=_MAX_BYTES)
 
 
 def _read_by(response: Any, deadline: float) -> bytes:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.parse
 from typing import Any
 
 from opentelemetry import metrics, trace
+
+from ._endpoint_guard import Endpoint, GuardedMetricExporter, GuardedSpanExporter, endpoint_for
 
 __all__ = ["ensure_providers"]
 
@@ -34,13 +37,26 @@ def _otlp_protocol(signal: str) -> str:
     )
 
 
+def _endpoint(signal: str) -> Endpoint:
+    """Where the OTLP exporter of `signal` (TRACES, METRICS) sends, as the exporters read the variables."""
+    grpc = _otlp_protocol(signal) == "grpc"
+    for setting in (f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        value = os.environ.get(setting, "").strip()
+        if value:
+            break
+    else:
+        setting, value = "the OTLP default", "http://localhost:4317" if grpc else "http://localhost:4318"
+    parts = urllib.parse.urlsplit(value if "://" in value else f"http://{value}")
+    return endpoint_for(f"{parts.scheme}://{parts.netloc}", setting)
+
+
 def _span_exporter(name: str) -> Any:
     if name == "otlp":
         if _otlp_protocol("TRACES") == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        return OTLPSpanExporter()
+        return GuardedSpanExporter(OTLPSpanExporter(), _endpoint("TRACES"))
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -63,7 +79,7 @@ def _metric_reader() -> Any:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    return PeriodicExportingMetricReader(OTLPMetricExporter())
+    return PeriodicExportingMetricReader(GuardedMetricExporter(OTLPMetricExporter(), _endpoint("METRICS")))
 
 
 def ensure_providers() -> None:

@@ -18,7 +18,10 @@ from ._evaluation_spend import EvaluationSpend
 from ._feedback import CallIndex
 from ._forks import on_fork_in_child
 from ._forks import register as register_after_fork
+from ._headroom import Headroom
 from ._limiter import KINDS, LimiterState
+from ._policy_metrics import PolicyMetrics
+from ._quality import QualityTotals
 from ._version import __version__
 
 __all__ = ["Telemetry"]
@@ -293,6 +296,27 @@ class Telemetry:
             description="Answers cut short by a max_tokens the policy lowered",
         )
         self._limiters = LimiterMetrics(meter)
+        self.quality = QualityTotals()
+        meter.create_observable_counter(sc.METRIC_FEEDBACK_SCORES, [self.quality.observe_score_counts],
+                                        unit="{score}", description="Feedback scores given, by task and model")
+        meter.create_observable_counter(sc.METRIC_FEEDBACK_SCORE_SUM, [self.quality.observe_score_sums],
+                                        unit="{score}", description="Sum of the feedback scores given (divided by "
+                                        "otel_claude.feedback.scores: the mean score)")
+        meter.create_observable_counter(sc.METRIC_VERDICTS, [self.quality.observe_verdicts], unit="{pair}",
+                                        description="Paired-evaluation verdicts, by task, incumbent and candidate "
+                                        "model, and label")
+        self.headroom = Headroom()
+        meter.create_observable_gauge(sc.METRIC_RATELIMIT_LIMIT, [self.headroom.observe_limits], unit="{unit}",
+                                      description="The API's per-minute rate limit, latest reading per model")
+        meter.create_observable_gauge(sc.METRIC_RATELIMIT_REMAINING, [self.headroom.observe_remaining],
+                                      unit="{unit}", description="What the API says is left of the per-minute "
+                                      "rate limit, latest reading per model")
+        self.policies = PolicyMetrics()
+        meter.create_observable_gauge(sc.METRIC_POLICY_LOADED, [self.policies.observe_loaded], unit="s",
+                                      description="Unix time the policy version in force came into force")
+        meter.create_observable_gauge(sc.METRIC_POLICY_PREDICTED_COST, [self.policies.observe_predicted],
+                                      unit="USD", description="Cost per call the tuner predicted for a task, with "
+                                      "the callers' settings (before) and with the policy (after)")
         register_after_fork(self)
 
     def watch_admission(self, admission: Any) -> None:
@@ -303,6 +327,9 @@ class Telemetry:
         # The parent's queued histogram records are the parent's to record: the child would count them twice.
         self._pending.clear()
         self.totals._after_fork_in_child()
+        self.quality._after_fork_in_child()
+        self.headroom._after_fork_in_child()
+        self.policies._after_fork_in_child()
         self.calls_by_response_id._after_fork_in_child()
 
     _DESCRIPTIONS: ClassVar[dict[str, str]] = {

@@ -8,6 +8,7 @@ an alias or a Bedrock/Vertex ID costs the same as the plain model ID.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import os
 import re
@@ -17,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["ModelInfo", "Usage", "catalog", "cost_usd", "load_catalog", "resolve"]
+__all__ = ["ModelInfo", "Usage", "catalog", "closest_model", "cost_usd", "load_catalog", "resolve"]
 
 _PER_MILLION = 1e-6
 _DATE_SUFFIX = re.compile(r"-(\d{8})$")
@@ -155,6 +156,13 @@ class Catalog:
                 return self.models[target]
         return None
 
+    def closest(self, model_id: str) -> str | None:
+        """The catalog name (model ID or alias) nearest to a name `resolve` does not know: a typo's likely fix."""
+        name = _PROVIDER_PREFIX.sub("", model_id.strip().lower())
+        names = sorted({*self.models, *self._aliases})
+        found = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+        return found[0] if found else None
+
     def with_overrides(self, path: str | os.PathLike[str]) -> Catalog:
         """A catalog where the rows of a user's CSV (same columns as models.csv) replace or add models."""
         text = Path(path).read_text(encoding="utf-8")
@@ -186,6 +194,11 @@ def catalog() -> Catalog:
 
 def resolve(model_id: str | None) -> ModelInfo | None:
     return catalog().resolve(model_id)
+
+
+def closest_model(model_id: str) -> str | None:
+    """For an unknown model name, the known name it was most likely meant to be (None: nothing close)."""
+    return catalog().closest(model_id)
 
 
 def cost_usd(info: ModelInfo, usage: Usage) -> float:

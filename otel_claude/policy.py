@@ -6,16 +6,17 @@ library, PyYAML and the model catalog. Parsing is strict because a typo in a pol
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
-from otel_claude.catalog import resolve
+from otel_claude.catalog import closest_model, resolve
 
 __all__ = [
     "CACHE_TARGETS",
@@ -65,7 +66,12 @@ _MAX_NODES = 200_000
 
 
 class PolicyError(ValueError):
-    """A policy that cannot be used; the message names the source, the rule and the field."""
+    """A policy that cannot be used: `problems` lists every problem found, each naming the source, the rule and
+    the field; the message is those lines."""
+
+    def __init__(self, problems: str | Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = (problems,) if isinstance(problems, str) else tuple(problems)
+        super().__init__("\n".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -163,19 +169,39 @@ class Policy:
 # --------------------------------------------------------------------------------------------------------- parsing
 
 
-class _Where:
-    """Builds error messages that point at one place in the policy."""
+_T = TypeVar("_T")
 
-    def __init__(self, source: str, path: str = "") -> None:
+
+class _Where:
+    """Builds error messages that point at one place in the policy, and collects the problems of a whole document.
+
+    A parser raises `fail(...)` for a field it cannot read; `attempt` records that and goes on with the next field,
+    so one run of a validator lists every problem a file has, not only its first.
+    """
+
+    def __init__(self, source: str, path: str = "", problems: list[str] | None = None) -> None:
         self.source = source
         self.path = path
+        self.problems: list[str] = [] if problems is None else problems
 
     def at(self, path: str) -> _Where:
-        return _Where(self.source, path)
+        return _Where(self.source, path, self.problems)
 
     def fail(self, field_name: str, problem: str) -> PolicyError:
         where = f"{self.path}: " if self.path else ""
         return PolicyError(f"{self.source}: {where}field '{field_name}': {problem}")
+
+    def note(self, field_name: str, problem: str) -> None:
+        """A problem that does not stop the parsing of what follows."""
+        self.problems.extend(self.fail(field_name, problem).problems)
+
+    def attempt(self, parse: Callable[[], _T]) -> _T | None:
+        """`parse()`, or None with its problem recorded."""
+        try:
+            return parse()
+        except PolicyError as err:
+            self.problems.extend(err.problems)
+            return None
 
 
 def _is_int(value: object) -> bool:
@@ -191,21 +217,30 @@ def _mapping(value: object, where: _Where, name: str, allowed: tuple[str, ...]) 
         raise where.fail(name, f"must be a mapping, got {type(value).__name__}")
     for key in value:
         if not isinstance(key, str) or key not in allowed:
-            raise where.fail(f"{name}.{key}" if name else str(key), f"unknown key (allowed: {', '.join(allowed)})")
+            # Noted, not raised: the known keys beside it are still checked.
+            hint = _did_you_mean(key, allowed)
+            where.note(f"{name}.{key}" if name else str(key), f"unknown key{hint} (allowed: {', '.join(allowed)})")
     return value
 
 
 def _choice(value: object, where: _Where, name: str, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise where.fail(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        raise where.fail(name, f"must be one of {', '.join(choices)}, got {value!r}{_did_you_mean(value, choices)}")
     return value
+
+
+def _did_you_mean(value: object, choices: Iterable[str]) -> str:
+    guess = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{guess[0]}'?" if guess else ""
 
 
 def _known_model(value: object, where: _Where, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise where.fail(name, f"must be a model name, got {value!r}")
     if resolve(value) is None:
-        raise where.fail(name, f"unknown model {value!r} (not in the model catalog)")
+        guess = closest_model(value)
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        raise where.fail(name, f"unknown model {value!r} (not in the model catalog{hint})")
     return value
 
 
@@ -345,18 +380,30 @@ def _parse_rule(value: object, index: int, seen: dict[str, int], base: _Where) -
         raise where.fail("task", f"is required and must be a non-empty string, got {task!r}")
     number = seen.get(task, 0)
     seen[task] = number + 1
-    max_tokens = _int_in(data["max_tokens"], where, "max_tokens", 1) if "max_tokens" in data else None
+    # Each field on its own: a problem in one is recorded and the others are still checked.
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "when": lambda v: _parse_when(v, where),
+        "model": lambda v: _known_model(v, where, "model"),
+        "max_tokens": lambda v: _int_in(v, where, "max_tokens", 1),
+        "max_tokens_mode": lambda v: _choice(v, where, "max_tokens_mode", MAX_TOKENS_MODES),
+        "cache": lambda v: _parse_cache(v, where),
+        "explore": lambda v: _parse_explore(v, where),
+        "evaluate": lambda v: _parse_evaluate(v, where),
+        "evidence": lambda v: _free_form(v, where, "evidence"),
+    }
+    fields = {key: where.attempt(lambda parse=parse, key=key: parse(data[key]))
+              for key, parse in parsers.items() if key in data}
     return Rule(
         task=task,
         id=f"{task}#{number}",
-        when=_parse_when(data["when"], where) if "when" in data else None,
-        model=_known_model(data["model"], where, "model") if "model" in data else None,
-        max_tokens=max_tokens,
-        max_tokens_mode=_choice(data.get("max_tokens_mode", "cap"), where, "max_tokens_mode", MAX_TOKENS_MODES),
-        cache=_parse_cache(data["cache"], where) if "cache" in data else None,
-        explore=_parse_explore(data["explore"], where) if "explore" in data else None,
-        evaluate=_parse_evaluate(data["evaluate"], where) if "evaluate" in data else None,
-        evidence=_free_form(data.get("evidence", {}), where, "evidence") or {},
+        when=fields.get("when"),
+        model=fields.get("model"),
+        max_tokens=fields.get("max_tokens"),
+        max_tokens_mode=fields.get("max_tokens_mode") or "cap",
+        cache=fields.get("cache"),
+        explore=fields.get("explore"),
+        evaluate=fields.get("evaluate"),
+        evidence=fields.get("evidence") or {},
     )
 
 
@@ -393,15 +440,19 @@ def _parse_limit(value: object, index: int, seen: set[str], base: _Where) -> Lim
         # Canonical names: an alias and its dated snapshot draw on the same account limit.
         named = [_known_model(m, where, f"models[{i}]") for i, m in enumerate(raw)]
         models = tuple(sorted({resolve(m).model for m in named}))  # type: ignore[union-attr]
-    numbers = {key: _int_in(data[key], where, key, 1) for key in _LIMIT_VALUES if key in data}
+    numbers = {key: where.attempt(lambda key=key: _int_in(data[key], where, key, 1))
+               for key in _LIMIT_VALUES if key in data}
     adaptive = data.get("adaptive", True)
     if not isinstance(adaptive, bool):
-        raise where.fail("adaptive", f"must be true or false, got {adaptive!r}")
-    if not numbers and not adaptive:
-        raise where.fail("adaptive", "sets no limit: give a concurrency or a per-minute limit, or adaptive: true")
+        where.note("adaptive", f"must be true or false, got {adaptive!r}")
+    elif not numbers and not adaptive:
+        where.note("adaptive", "sets no limit: give a concurrency or a per-minute limit, or adaptive: true")
     max_wait = data.get("max_wait", 60.0)
     if not _is_number(max_wait) or not 0 <= max_wait <= MAX_WAIT_SECONDS:
-        raise where.fail("max_wait", f"must be a number of seconds in [0, {MAX_WAIT_SECONDS:g}], got {max_wait!r}")
+        where.note("max_wait", f"must be a number of seconds in [0, {MAX_WAIT_SECONDS:g}], got {max_wait!r}")
+        max_wait = 0.0
+    on_timeout = where.attempt(lambda: _choice(data.get("on_timeout", "proceed"), where, "on_timeout", ON_TIMEOUT))
+    evidence = where.attempt(lambda: _free_form(data.get("evidence", {}), where, "evidence"))
     name = limit_id(task, models)
     if name in seen:
         raise where.fail("models", f"repeats the selector of an earlier limit ({name}): the first would always win")
@@ -412,9 +463,9 @@ def _parse_limit(value: object, index: int, seen: set[str], base: _Where) -> Lim
         id=name,
         adaptive=adaptive,
         max_wait=float(max_wait),
-        on_timeout=_choice(data.get("on_timeout", "proceed"), where, "on_timeout", ON_TIMEOUT),
-        evidence=_free_form(data.get("evidence", {}), where, "evidence") or {},
-        **numbers,
+        on_timeout=on_timeout or "proceed",
+        evidence=evidence or {},
+        **numbers,  # type: ignore[arg-type]  # a None here came with a recorded problem: the policy is rejected
     )
 
 
@@ -428,37 +479,47 @@ def parse_policy(data: object, source: str) -> Policy:
         raise PolicyError(f"{source}: a policy must be a YAML mapping, got {type(data).__name__}")
     _mapping(data, where, "", _TOP_KEYS)
     if "schema_version" not in data:
-        raise where.fail("schema_version", "is required")
-    if data["schema_version"] != SCHEMA_VERSION or not _is_int(data["schema_version"]):
-        raise where.fail("schema_version", f"must be {SCHEMA_VERSION}, got {data['schema_version']!r}")
+        where.note("schema_version", "is required")
+    elif data["schema_version"] != SCHEMA_VERSION or not _is_int(data["schema_version"]):
+        # Another schema's fields mean other things: checking them against this one would only list noise.
+        where.note("schema_version", f"must be {SCHEMA_VERSION}, got {data['schema_version']!r}")
+        raise PolicyError(where.problems)
     version = data.get("version")
     if not isinstance(version, str) or not version.strip():
-        raise where.fail("version", f"is required and must be a non-empty string, got {version!r}")
+        where.note("version", f"is required and must be a non-empty string, got {version!r}")
     rollout = data.get("rollout_percent", 100)
     if not _is_number(rollout) or not 0 <= rollout <= 100:
-        raise where.fail("rollout_percent", f"must be a number in [0, 100], got {rollout!r}")
+        where.note("rollout_percent", f"must be a number in [0, 100], got {rollout!r}")
     metadata = data.get("metadata", {})
     if not isinstance(metadata, Mapping):
-        raise where.fail("metadata", f"must be a mapping, got {type(metadata).__name__}")
-    mode = _choice(data.get("mode", "enforce"), where, "mode", MODES)
+        where.note("metadata", f"must be a mapping, got {type(metadata).__name__}")
+        metadata = {}
+    mode = where.attempt(lambda: _choice(data.get("mode", "enforce"), where, "mode", MODES))
+    rules = data.get("rules")
     if "rules" not in data:
         # Required, even empty: a file cut short after its header must not pass as a policy that changes nothing.
-        raise where.fail("rules", "is required (an empty list for a policy without rules)")
-    rules = data["rules"]
-    if not isinstance(rules, list):
-        raise where.fail("rules", f"must be a list, got {type(rules).__name__}")
-    seen: dict[str, int] = {}
+        where.note("rules", "is required (an empty list for a policy without rules)")
+    elif not isinstance(rules, list):
+        where.note("rules", f"must be a list, got {type(rules).__name__}")
     limits = data.get("limits", [])
     if not isinstance(limits, list):
-        raise where.fail("limits", f"must be a list, got {type(limits).__name__}")
+        where.note("limits", f"must be a list, got {type(limits).__name__}")
+    seen: dict[str, int] = {}
     limit_ids: set[str] = set()
+    parsed_rules = [where.attempt(lambda i=i, rule=rule: _parse_rule(rule, i, seen, where))
+                    for i, rule in enumerate(rules if isinstance(rules, list) else [])]
+    parsed_limits = [where.attempt(lambda i=i, limit=limit: _parse_limit(limit, i, limit_ids, where))
+                     for i, limit in enumerate(limits if isinstance(limits, list) else [])]
+    parsed_metadata = where.attempt(lambda: _free_form(metadata, where, "metadata"))
+    if where.problems:
+        raise PolicyError(where.problems)
     return Policy(
-        version=version,
-        rules=tuple(_parse_rule(rule, i, seen, where) for i, rule in enumerate(rules)),
-        mode=mode,
+        version=version,  # type: ignore[arg-type]  # checked above: no problem means each is valid
+        rules=tuple(parsed_rules),  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
         rollout_percent=rollout,
-        metadata=_free_form(metadata, where, "metadata"),
-        limits=tuple(_parse_limit(limit, i, limit_ids, where) for i, limit in enumerate(limits)),
+        metadata=parsed_metadata,  # type: ignore[arg-type]
+        limits=tuple(parsed_limits),  # type: ignore[arg-type]
     )
 
 

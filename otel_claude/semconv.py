@@ -192,12 +192,23 @@ METRIC_LIMITER_RATE = "otel_claude.limiter.rate"
 METRIC_LIMITER_ADMISSIONS = "otel_claude.limiter.admissions"
 METRIC_LIMITER_WAIT = "otel_claude.limiter.wait"
 METRIC_LIMITER_CONGESTION = "otel_claude.limiter.congestion"
+# Quality, for dashboards: feedback scores (count and sum: their mean per task and model) and paired verdicts.
+METRIC_FEEDBACK_SCORES = "otel_claude.feedback.scores"
+METRIC_FEEDBACK_SCORE_SUM = "otel_claude.feedback.score_sum"
+METRIC_VERDICTS = "otel_claude.evaluation.verdicts"
+# The API's rate-limit headers, latest reading per model: headroom = remaining / limit.
+METRIC_RATELIMIT_REMAINING = "otel_claude.ratelimit.remaining"
+METRIC_RATELIMIT_LIMIT = "otel_claude.ratelimit.limit"
+# The policy in force: when its version came into force (unix time), and the cost per call its tuner predicted.
+METRIC_POLICY_LOADED = "otel_claude.policy.loaded"
+METRIC_POLICY_PREDICTED_COST = "otel_claude.policy.predicted_cost_per_call"
 # metric-only labels
 FINISH_REASON_LABEL = "gen_ai.response.finish_reason"
 CACHE_KIND_LABEL = "otel_claude.cache.kind"
 LIMIT_LABEL = "otel_claude.limit"  # a limit entry's id, e.g. `*/claude-sonnet-4-6`
 LIMIT_KIND_LABEL = "otel_claude.limit.kind"  # requests | input_tokens | output_tokens
 ADMISSION_OUTCOME_LABEL = "otel_claude.admission.outcome"  # immediate | waited | timeout_proceeded | timeout_failed
+PREDICTION_LABEL = "otel_claude.policy.prediction"  # before (the callers' settings) | after (the policy's)
 
 STABILITY_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
 LATEST_EXPERIMENTAL = "gen_ai_latest_experimental"

@@ -5,10 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_env.sh
 
-# Prometheus (Debian package) backs the live dashboard test; without root or apt that test skips with its reason.
+# Prometheus (Debian package) backs the live dashboard test; without it that test skips with its reason.
+# Run as root, this installs a SYSTEM package with apt-get; OTEL_CLAUDE_NO_SYSTEM_PACKAGES=1 opts out.
 if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-  bash deploy/ci/prometheus.sh install >/tmp/otel-claude-prometheus-install.log 2>&1 \
-    || echo "note: prometheus could not be installed (see /tmp/otel-claude-prometheus-install.log)"
+  if [ "${OTEL_CLAUDE_NO_SYSTEM_PACKAGES:-}" = "1" ]; then
+    echo "note: OTEL_CLAUDE_NO_SYSTEM_PACKAGES=1: not installing prometheus; the live dashboard test will skip"
+  else
+    echo "installing the Debian package prometheus with apt-get (system-wide, for the live dashboard test;" \
+         "OTEL_CLAUDE_NO_SYSTEM_PACKAGES=1 skips this)"
+    bash deploy/ci/prometheus.sh install >/tmp/otel-claude-prometheus-install.log 2>&1 \
+      || echo "note: prometheus could not be installed (see /tmp/otel-claude-prometheus-install.log)"
+  fi
 fi
 
 # SYSTEM PACKAGE: Debian's Chromium (apt-get install chromium) backs the report's browser test, installed here only
@@ -27,8 +34,8 @@ if [ "${OTEL_CLAUDE_NO_SYSTEM_PACKAGES:-0}" != "1" ] && ! command -v chromium >/
 fi
 
 # The two environments install in parallel: on two cores that halves the set-up time.
-make_env .venv-sdk2 "$SDK2" & pid2=$!
-make_env .venv-sdk0 "$SDK0" & pid0=$!
+make_env .venv-sdk2 "$SDK2" quiet & pid2=$!
+make_env .venv-sdk0 "$SDK0" quiet & pid0=$!
 wait "$pid2"
 wait "$pid0"
 [ -z "$pidc" ] || wait "$pidc"

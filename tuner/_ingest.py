@@ -102,7 +102,7 @@ def read_files(paths: list[Path], table: CallTable, issues: Issues, progress: Pr
 
 
 def load_dataset(
-    inputs: list[str], show_progress: bool = False, window: Window = ALL_TIME
+    inputs: list[str], show_progress: bool | None = False, window: Window = ALL_TIME
 ) -> tuple[Dataset, Issues]:
     """Read every input file and aggregate it; the call table is dropped once the dataset is built."""
     paths = expand_inputs(inputs)

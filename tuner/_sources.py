@@ -12,11 +12,11 @@ import glob
 import gzip
 import io
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from otel_claude.cli_progress import Progress as Bar
 from tuner._issues import TraceInputError
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -59,31 +59,31 @@ def _zstd() -> object:
 
 
 class Progress:
-    """A one-line progress bar on stderr, driven by compressed bytes consumed across all files."""
+    """Compressed bytes consumed across all files, shown as a bar with rate and ETA (`otel_claude.cli_progress`).
 
-    def __init__(self, total_bytes: int, enabled: bool) -> None:
-        self.total = max(total_bytes, 1)
-        self.enabled = enabled
+    `enabled`: None shows it when stderr is a terminal and reading takes long enough to need it.
+    """
+
+    def __init__(self, total_bytes: int, enabled: bool | None) -> None:
         self.done = 0
-        self._shown = -1
+        self._shown = 0
+        # Unasked, a bar appears only for reading that takes a while; asked for (--progress), at once.
+        self._bar = Bar(max(total_bytes, 1), "reading traces", unit="B", unit_scale=True, enabled=enabled,
+                        delay=0.5 if enabled is None else 0.0)
 
     def advance(self, bytes_done: int) -> None:
-        if not self.enabled:
-            return
-        percent = min(100, (self.done + bytes_done) * 100 // self.total)
-        if percent != self._shown:
-            self._shown = percent
-            bar = "#" * (percent // 4)
-            sys.stderr.write(f"\rreading traces [{bar:<25}] {percent:3d}%")
-            sys.stderr.flush()
+        """`bytes_done`: the position in the file being read."""
+        position = self.done + bytes_done
+        if position > self._shown:
+            self._bar.update(position - self._shown)
+            self._shown = position
 
     def file_done(self, size: int) -> None:
         self.done += size
         self.advance(0)
 
     def close(self) -> None:
-        if self.enabled and self._shown >= 0:
-            sys.stderr.write("\n")
+        self._bar.close()
 
 
 def _length_prefixed(raw: BinaryIO, name: str) -> Iterator[bytes]:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from otel_claude.catalog import resolve
+from otel_claude.catalog import closest_model, resolve
+from otel_claude.cli_args import CommandParser
 from otel_claude.cli_checks import unwritable
 from otel_claude.policy import MAX_EVALUATE_SHARE, MAX_EXPLORE_SHARE, PolicyError, dump_policy
 from tuner._issues import Issues, TraceInputError
@@ -16,8 +17,14 @@ if TYPE_CHECKING:
     from tuner._dataset import Dataset
     from tuner._limits import LimitDecision
 
-# Inputs above this size get a progress bar when stderr is a terminal.
-_PROGRESS_BYTES = 50_000_000
+USAGE = "%(prog)s [options] INPUT [INPUT ...]"
+DESCRIPTION = "Turn exported spans into a policy file and a report."
+EPILOG = (
+    "INPUT: OTLP JSON lines or Jaeger JSON files (.gz/.zst ok), globs, directories of rotated files; chdb:PATH for "
+    "a ClickHouse otel_traces table in a chdb data directory; or a ClickHouse server, "
+    "clickhouse://user@host:8123/db?table=otel_traces (https://... for TLS), password from CLICKHOUSE_PASSWORD or "
+    "--clickhouse-password-file."
+)
 
 
 def _fraction(low: float, high: float, name: str) -> object:
@@ -45,12 +52,28 @@ def _bound(name: str) -> object:
     return parse
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(low: int) -> object:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+
+
+def _seconds(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
 
@@ -66,68 +89,79 @@ def _models(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if resolve(n) is None]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown model(s): {', '.join(unknown)}")
+        guesses = {n: closest_model(n) for n in unknown}
+        hints = [f"{n} (did you mean {g}?)" if g else n for n, g in guesses.items()]
+        raise argparse.ArgumentTypeError(f"unknown model(s): {', '.join(hints)} (not in the model catalog)")
     return names
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="otel-claude tune",
-        description="Turn exported spans into a policy file and a report.",
-        epilog="INPUT: OTLP JSON lines or Jaeger JSON files (.gz/.zst ok), globs, directories of rotated files; "
-        "chdb:PATH for a ClickHouse otel_traces table in a chdb data directory; or a ClickHouse server, "
-        "clickhouse://user@host:8123/db?table=otel_traces (https://... for TLS), password from CLICKHOUSE_PASSWORD "
-        "or --clickhouse-password-file.",
-    )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT")
-    parser.add_argument("-o", "--output", default="policy.yaml", help="policy file to write (default policy.yaml)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `otel-claude tune` (importing this module loads none of the tuner's extras)."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="spans to read (see below)")
+    parser.add_argument("-o", "--output", default="policy.yaml", help="policy file to write")
     parser.add_argument(
         "--report", action="append", default=[], help="report to write: .md for Markdown, else HTML (repeatable)"
     )
-    parser.add_argument("--truncation-target", type=_fraction(0, 0.5, "truncation target"), default=0.01)
-    parser.add_argument("--quality-margin", type=_fraction(0, 1, "quality margin"), default=0.02)
+    parser.add_argument("--truncation-target", type=_fraction(0, 0.5, "truncation target"), default=0.01,
+                        help="share of calls a recommended max_tokens may cut short")
+    parser.add_argument("--quality-margin", type=_fraction(0, 1, "quality margin"), default=0.02,
+                        help="quality a cheaper model may lose against the current one and still be chosen")
     parser.add_argument("--alpha", type=_fraction(0, 0.5, "alpha"), default=0.05,
-                        help="error rate of each routing claim, anytime-valid across windows (0.05)")
-    parser.add_argument("--min-samples", type=int, default=30,
-                        help="verdicts or scores a model needs on a task before it is judged (30)")
-    parser.add_argument("--max-ttft-p95", type=float, default=None, help="latency limit for routing, seconds")
-    parser.add_argument("--max-duration-p95", type=float, default=None, help="latency limit for routing, seconds")
+                        help="error rate of each routing claim, anytime-valid across windows")
+    parser.add_argument("--min-samples", type=_int_at_least(2), default=30,
+                        help="verdicts or scores a model needs on a task before it is judged")
+    parser.add_argument("--max-ttft-p95", type=_seconds, default=None, metavar="SECONDS",
+                        help="route only to models whose p95 time to first token is at most this")
+    parser.add_argument("--max-duration-p95", type=_seconds, default=None, metavar="SECONDS",
+                        help="route only to models whose p95 call duration is at most this")
     parser.add_argument("--evaluate-share", type=_fraction(-1e-9, MAX_EVALUATE_SHARE, "evaluate share"), default=0.2,
-                        help="max share of a task's calls sent to a candidate as paired shadow calls (0.2; 0 = off)")
+                        help="max share of a task's calls sent to a candidate as paired shadow calls (0 = off)")
     parser.add_argument("--evaluation-budget", type=_fraction(0, 1, "evaluation budget"), default=0.05,
-                        help="evaluation spend per task at most this share of its own spend (0.05)")
+                        help="evaluation spend per task at most this share of its own spend")
     parser.add_argument("--judge", type=_model, default=None, metavar="MODEL",
                         help="an LLM judge for paired answers no cheaper grader settles (opt-in: two calls a pair)")
     parser.add_argument(
         "--explore-share", type=_fraction(-1e-9, MAX_EXPLORE_SHARE, "explore share"), default=0.0,
-        help="max share of a task's calls SERVED by an unproven candidate (0 = off, default; needs user feedback)",
+        help="max share of a task's calls SERVED by an unproven candidate (0 = off; needs user feedback)",
     )
-    parser.add_argument("--state", default=None,
+    parser.add_argument("--state", default=None, metavar="FILE",
                         help="JSON file carrying evidence and decisions across tuning windows (read, then updated)")
-    parser.add_argument("--candidates", type=_models, default=(), help="comma-separated models to consider")
-    parser.add_argument("--since", type=_bound("--since"), default=None, help="read spans starting at or after "
-                        "this time: ISO 8601 (2026-11-20T00:00Z) or back from now (24h, 7d)")
-    parser.add_argument("--until", type=_bound("--until"), default=None, help="read spans starting before this time")
-    parser.add_argument("--clickhouse-table", default="otel_traces", help="table for ClickHouse inputs (otel_traces)")
-    parser.add_argument("--clickhouse-password-file", default=None, help="file holding the ClickHouse password")
-    parser.add_argument("--clickhouse-max-execution-time", type=_positive_int, default=600, help="seconds (600)")
-    parser.add_argument("--clickhouse-max-memory", type=_positive_int, default=8 * 2**30, help="bytes (8 GiB)")
-    parser.add_argument("--clickhouse-max-result-rows", type=_positive_int, default=1_000_000, help="(1,000,000)")
+    parser.add_argument("--candidates", type=_models, default=(), metavar="MODEL,MODEL",
+                        help="comma-separated models to consider besides those in the input")
+    parser.add_argument("--since", type=_bound("--since"), default=None, metavar="TIME", help="read spans starting "
+                        "at or after this time: ISO 8601 (2026-11-20T00:00Z) or back from now (24h, 7d)")
+    parser.add_argument("--until", type=_bound("--until"), default=None, metavar="TIME",
+                        help="read spans starting before this time")
+    parser.add_argument("--clickhouse-table", default="otel_traces", help="table for ClickHouse inputs")
+    parser.add_argument("--clickhouse-password-file", default=None, metavar="FILE",
+                        help="file holding the ClickHouse password")
+    parser.add_argument("--clickhouse-max-execution-time", type=_positive_int, default=600, metavar="SECONDS",
+                        help="bound on each ClickHouse query")
+    parser.add_argument("--clickhouse-max-memory", type=_positive_int, default=8 * 2**30, metavar="BYTES",
+                        help="bound on each ClickHouse query's memory")
+    parser.add_argument("--clickhouse-max-result-rows", type=_positive_int, default=1_000_000, metavar="ROWS",
+                        help="bound on each ClickHouse query's result")
     parser.add_argument("--limit-share", type=_fraction(0, 1, "limit share"), default=0.98,
-                        help="share of the account's rate limits a recommended limit paces at (0.98)")
+                        help="share of the account's rate limits a recommended limit paces at")
     parser.add_argument("--no-limits", dest="limits", action="store_false",
                         help="skip the rate-limit decisions (and their second pass over the inputs)")
     progress = parser.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None)
-    progress.add_argument("--no-progress", dest="progress", action="store_false")
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="show progress bars (default: when stderr is a terminal)")
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CommandParser(prog="otel-claude tune", usage=USAGE, description=DESCRIPTION, epilog=EPILOG)
+    add_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.min_samples < 2:
-        print("otel-claude tune: --min-samples must be at least 2", file=sys.stderr)
-        return 2
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     # Outputs are checked before the analysis: finding out after it (or with the policy written and not its report)
     # wastes the run.
     for output in (args.output, *args.report):
@@ -136,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"otel-claude tune: cannot write {problem}", file=sys.stderr)
             return 2
     # Heavy imports (numpy, scikit-learn) only once the arguments are known to be good.
+    from tuner._hints import evidence_hints
     from tuner._limits import policy_limits
     from tuner._report import SUMMARY_HEADERS, build_blocks, limit_blocks, render_html, render_markdown, summary_rows
     from tuner._routing import RoutingOptions
@@ -194,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  skipped {example}", file=sys.stderr)
     for d in limit_decisions:
         print(f"rate limits, {d.model}: {d.reason}")
+    for hint in evidence_hints(dataset, policy, args.evaluate_share):
+        print(f"otel-claude tune: {hint}", file=sys.stderr)
     return 0
 
 
@@ -231,12 +268,8 @@ def _load(args: argparse.Namespace) -> tuple[Dataset, Issues]:
         finally:
             runner.close()
     from tuner._ingest import load_dataset
-    from tuner._sources import expand_inputs, total_size
 
-    show = args.progress
-    if show is None:
-        show = sys.stderr.isatty() and total_size(expand_inputs(args.inputs)) > _PROGRESS_BYTES
-    return load_dataset(args.inputs, show_progress=show, window=window)
+    return load_dataset(args.inputs, show_progress=args.progress, window=window)
 
 
 def _print_summary(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -3,6 +3,7 @@ only metrics and labels from docs/telemetry.md (the live test checks they return
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -78,6 +79,14 @@ REQUIRED = {
     "truncation rate": ("otel_claude_calls_total", "gen_ai_response_finish_reason"),
     "error rate by type": ("otel_claude_calls_total", "error_type"),
     "policy version": ("otel_claude_calls_total", "otel_claude_policy_version"),
+    "cost per call by task": ("otel_claude_cost_USD_total", "otel_claude_task"),
+    "feedback quality by task and model": ("otel_claude_feedback_score_sum_total", "gen_ai_request_model"),
+    "verdicts by candidate": ("otel_claude_evaluation_verdicts_total", "otel_claude_evaluation_candidate_model"),
+    "rate-limit headroom": ("otel_claude_ratelimit_remaining", "otel_claude_limit_kind"),
+    "429 rate": ("otel_claude_calls_total", "error_type"),
+    "TTFT by task": ("gen_ai_client_operation_time_to_first_chunk_seconds_bucket", "otel_claude_task"),
+    "evaluation spend by task": ("otel_claude_evaluation_cost_USD_total", "otel_claude_task"),
+    "predicted cost per call": ("otel_claude_policy_predicted_cost_per_call_USD", "otel_claude_policy_prediction"),
 }
 
 
@@ -103,9 +112,35 @@ def test_model_and_task_variables_read_existing_labels(dashboard: dict[str, Any]
         assert variable["query"]["query"] == f"label_values(otel_claude_calls_total, {label})"
         # "All" must also match calls without a task label, which a regex of the listed values would not.
         assert variable["includeAll"] and variable["allValue"] == ".*"
+    # Every selector of a metric that has the label filters by the variable (the API's rate-limit readings have
+    # no task; the policy's predictions no model).
     for query in dashboard_queries(dashboard):
-        assert 'gen_ai_request_model=~"$model"' in query.expr, query.panel
-        assert 'otel_claude_task=~"$task"' in query.expr, query.panel
+        for metric, matchers in SELECTOR.findall(query.expr):
+            if metric not in WITHOUT_MODEL:
+                assert 'gen_ai_request_model=~"$model"' in matchers, (query.panel, metric)
+            if metric not in WITHOUT_TASK:
+                assert 'otel_claude_task=~"$task"' in matchers, (query.panel, metric)
+
+
+SELECTOR = re.compile(r"\b([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}")
+WITHOUT_MODEL = {"otel_claude_policy_predicted_cost_per_call_USD", "otel_claude_policy_loaded_seconds"}
+WITHOUT_TASK = {"otel_claude_ratelimit_remaining", "otel_claude_ratelimit_limit", "otel_claude_policy_loaded_seconds"}
+
+
+def test_cache_hit_ratio_is_over_all_input_tokens(dashboard: dict[str, Any]) -> None:
+    for query in dashboard_queries(dashboard):
+        if query.panel.startswith("Cache hit ratio"):
+            numerator, denominator = query.expr.split(" / ")
+            assert 'otel_claude_cache_kind="read"' in numerator
+            assert 'otel_claude_cache_kind=~"read|write|uncached"' in denominator, query.panel
+
+
+def test_policy_changes_are_annotations(dashboard: dict[str, Any]) -> None:
+    (annotation,) = dashboard["annotations"]["list"]
+    assert annotation["datasource"]["uid"] == "${datasource}" and annotation["enable"]
+    assert metrics_in(annotation["expr"]) == {"otel_claude_policy_loaded_seconds"}
+    assert annotation["useValueForTime"] and annotation["expr"].endswith("* 1000")  # Grafana reads milliseconds
+    assert "{{otel_claude_policy_version}}" in annotation["titleFormat"]
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (deploy/ci/prometheus.sh install)")

@@ -45,6 +45,7 @@ import otel_claude  # noqa: E402
 
 POLICY_VERSION = "dashboard-test-1"
 SONNET, HAIKU = "claude-sonnet-4-6", "claude-haiku-4-5"
+PREDICTED_BEFORE, PREDICTED_AFTER = 0.0021, 0.0007
 # Longer than Sonnet's 1024-token cache minimum, so a marked system prompt is written once and then read.
 LONG_SYSTEM = "You are a meticulous support assistant. " * 160
 WINDOW = "10m"  # longer than the test: every sample of the workload lies inside the rate window
@@ -138,6 +139,14 @@ mode: enforce
 rules:
   - task: classify
     max_tokens: 64
+    evaluate:
+      model: {HAIKU}
+      share: 0.5
+      budget: 1.0
+      judge: {{model: {HAIKU}}}
+    evidence:
+      cost_per_call_before: {PREDICTED_BEFORE}
+      cost_per_call_after: {PREDICTED_AFTER}
 """,
         encoding="utf-8",
     )
@@ -153,7 +162,11 @@ class Workload:
         self.sim = sim
         self.calls: Counter[str] = Counter()  # by model
         self.errors: Counter[str] = Counter()
+        self.scores: list[float] = []  # feedback given on summarize's Haiku calls
         self.policy_applied = False
+        self.started = 0.0
+        self.phase_spans: list[int] = []  # finished spans before each phase
+        self.spans: list[Any] = []
 
     def _create(self, model: str, **kwargs: Any) -> Any:
         self.calls[model] += 1
@@ -162,11 +175,16 @@ class Workload:
 
     def run_once(self) -> None:
         with otel_claude.task("classify"):
-            self._create(SONNET, max_tokens=200)
+            # The policy sends every second classify call to Haiku as a paired evaluation: two verdicts a phase.
+            for _ in range(4):
+                self._create(SONNET, max_tokens=200)
             self._create(HAIKU, max_tokens=200)
         with otel_claude.task("summarize"):
             # max_tokens=1 is below any simulated answer's length: a truncation.
-            self._create(HAIKU, max_tokens=1)
+            cut = self._create(HAIKU, max_tokens=1)
+            for score in (0.5, 1.0):  # two users' scores of the same answer: a mean of 0.75 in every phase
+                otel_claude.feedback(cut, score)
+                self.scores.append(score)
             system = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}]
             self._create(SONNET, max_tokens=50, system=system)
             self._create(SONNET, max_tokens=50, system=system)
@@ -180,6 +198,13 @@ class Workload:
         with otel_claude.task("classify"), pytest.raises(anthropic.APIStatusError):
             self._create(SONNET, max_tokens=20)
         self.errors["overloaded_error"] += 1
+        self.sim.set_faults([{"kind": "rate_limit", "count": 1}])
+        with otel_claude.task("chat"), pytest.raises(anthropic.RateLimitError):
+            self._create(HAIKU, max_tokens=20)
+        self.errors["rate_limit_error"] += 1
+        # The paired evaluations of this phase's classify calls run in the background: their verdicts and spend
+        # must be in before the scrape.
+        assert otel_claude.wait_for_evaluations(timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -192,20 +217,23 @@ def scraped_workload(
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     policy = write_policy(tmp_path_factory.mktemp("policy") / "policy.yaml")
+    workload_started = time.time()
     otel_claude.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, policy=str(policy))
     try:
         with claude_sim.SimServer(latency_scale=0.0) as sim:
             workload = Workload(sim.base_url, sim)
+            workload.started = workload_started
             for phase in (1, 2):
+                workload.phase_spans.append(len(spans.get_finished_spans()))
                 workload.run_once()
                 expected = sum(workload.calls.values())
                 prometheus.wait_until(
                     lambda n=expected: prometheus.scalar("sum(otel_claude_calls_total)") == n,
                     f"{expected} calls after phase {phase}",
                 )
+            workload.spans = list(spans.get_finished_spans())
             workload.policy_applied = any(
-                (span.attributes or {}).get("otel_claude.policy.version") == POLICY_VERSION
-                for span in spans.get_finished_spans()
+                (span.attributes or {}).get("otel_claude.policy.version") == POLICY_VERSION for span in workload.spans
             )
             yield prometheus, workload
     finally:
@@ -260,7 +288,58 @@ def test_panels_show_truncation_and_cache_reads(scraped_workload: tuple[Promethe
     }
     assert truncation["summarize"] > 0
     assert truncation["chat"] == 0
-    # Phase 1 wrote the long system prompt to the cache; phase 2, inside the TTL, only read it. Rates cover what
-    # happened after the first scrape, so the panel shows phase 2's ratio: every cached token a read.
+    # Phase 1 wrote the long system prompt to the cache; phase 2, inside the TTL, read it. The ratio is over all
+    # input tokens: uncached input counts in the denominator, so it is below reads / (reads + writes).
     assert prometheus.scalar('sum(otel_claude_cache_tokens_total{otel_claude_cache_kind="write"})') > 0
-    assert prometheus.scalar(render(queries["Cache hit ratio"], WINDOW)) == 1.0
+
+    def rate(kind: str) -> float:
+        value = prometheus.scalar(f'sum(rate(otel_claude_cache_tokens_total{{otel_claude_cache_kind="{kind}"}}'
+                                  f'[{WINDOW}]))')
+        assert value is not None
+        return value
+
+    read, write, uncached = rate("read"), rate("write"), rate("uncached")
+    assert read > 0 and uncached > 0
+    panel = prometheus.scalar(render(queries["Cache hit ratio"], WINDOW))
+    assert panel == pytest.approx(read / (read + write + uncached), rel=1e-3)  # queried a moment apart
+    assert panel < read / (read + write)
+
+
+def test_quality_panels_show_feedback_and_verdicts(scraped_workload: tuple[Prometheus, Workload]) -> None:
+    prometheus, workload = scraped_workload
+    queries = {q.panel: q.expr for q in QUERIES}
+    means = prometheus.query(render(queries["Quality: mean feedback score by task and model"], WINDOW))
+    assert [(s["metric"]["otel_claude_task"], s["metric"]["gen_ai_request_model"]) for s in means] == [
+        ("summarize", HAIKU)]
+    assert float(means[0]["value"][1]) == pytest.approx(sum(workload.scores) / len(workload.scores))
+    worse = prometheus.query(render(queries["Quality: paired verdicts where the candidate was worse"], WINDOW))
+    assert [(s["metric"]["otel_claude_task"], s["metric"]["otel_claude_evaluation_candidate_model"]) for s in worse] \
+        == [("classify", HAIKU)]
+    assert 0.0 <= float(worse[0]["value"][1]) <= 1.0
+
+
+def test_limits_and_errors_panels(scraped_workload: tuple[Prometheus, Workload]) -> None:
+    prometheus, workload = scraped_workload
+    queries = {q.panel: q.expr for q in QUERIES}
+    headroom = prometheus.query(render(queries["Rate-limit headroom by model (remaining / limit)"], WINDOW))
+    kinds = {(s["metric"]["gen_ai_request_model"], s["metric"]["otel_claude_limit_kind"]) for s in headroom}
+    assert kinds == {(model, kind) for model in workload.calls for kind in ("requests", "input_tokens",
+                                                                               "output_tokens")}
+    assert all(0.0 < float(s["value"][1]) <= 1.0 for s in headroom)
+    # One call in each phase ended in a 429: the rate is that call over the phase's calls.
+    rate = prometheus.scalar(render(queries["429 rate (calls that failed rate-limited)"], WINDOW))
+    assert rate == pytest.approx(1 / (sum(workload.calls.values()) / 2))
+
+
+def test_policy_panels_show_the_prediction_and_its_load_time(scraped_workload: tuple[Prometheus, Workload]) -> None:
+    prometheus, workload = scraped_workload
+    if not workload.policy_applied:
+        pytest.skip("otel_claude recorded no policy version: policy enforcement not available")
+    queries = [q for q in QUERIES if q.panel == "Realised vs predicted cost per call by task (USD)"]
+    predicted = prometheus.query(render(queries[1].expr, WINDOW))
+    assert {s["metric"]["otel_claude_policy_prediction"]: float(s["value"][1]) for s in predicted} == {
+        "before": PREDICTED_BEFORE, "after": PREDICTED_AFTER}
+    (annotation,) = load_dashboard()["annotations"]["list"]
+    (loaded,) = prometheus.query(render(annotation["expr"], WINDOW))
+    assert loaded["metric"]["otel_claude_policy_version"] == POLICY_VERSION
+    assert workload.started * 1000 <= float(loaded["value"][1]) <= time.time() * 1000

@@ -94,8 +94,10 @@ def test_cli_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--sim", "--stream-share", "2"]) == 2
-    assert "--stream-share" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--sim", "--stream-share", "2"])
+    assert exit_info.value.code == 2
+    assert "--stream-share: must be in [0, 1], got 2" in capsys.readouterr().err
 
 
 def test_the_driver_grades_prose_pairs_by_their_answers(sim: SimServer, tmp_path: Path) -> None:

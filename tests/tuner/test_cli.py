@@ -130,7 +130,8 @@ def test_progress_bar_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture) 
     traces = _workload(tmp_path / "traces.json")
     assert otel_claude(["tune", str(traces), "-o", str(tmp_path / "p.yaml"), "--progress"]) == 0
     err = capsys.readouterr().err
-    assert "reading traces [" in err and "100%" in err
+    # tqdm's bar: description, percentage, bytes done of the total, and a rate in bytes per second.
+    assert re.search(r"reading traces: +100%\|.*\| ([\d.]+[kMG]?)/\1 \[[\d:]+<[\d:]+, +[\d.]+[kMG]?B/s\]", err), err
 
 
 def test_size_dependent_quality_gives_conditional_rules(tmp_path: Path) -> None:
