@@ -196,7 +196,7 @@ def overhead(calls: int) -> dict[str, float]:
     from otel_claude._call import Call
     from otel_claude._config import resolve_config
     from otel_claude._request import summarize_request
-    from otel_claude._response import read_usage
+    from otel_claude._response import UsageReading
     from otel_claude._telemetry import Telemetry
 
     far = Limit(models=(MODEL,), id=limit_id("*", (MODEL,)), concurrency=10_000, requests_per_minute=10**8,
@@ -210,7 +210,8 @@ def overhead(calls: int) -> dict[str, float]:
     body = {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "content": "x" * 2000}]}
     call = Call(telemetry, resolve_config(), "chat", summarize_request(body), provider="anthropic",
                 server=("bench.local", 443), task="triage", streaming=False)
-    call.usage = read_usage({"input_tokens": 480, "output_tokens": 120})  # the charge is corrected to these
+    call.usage = UsageReading()
+    call.usage.merge({"input_tokens": 480, "output_tokens": 120})  # the charge is corrected to these
     # What a real response carries: limit and remaining for requests, input and output tokens.
     attrs = {limit: 10**10 for limit, _ in semconv.RATELIMIT_READINGS}
     attrs.update({remaining: 10**10 - 2000 for _, remaining in semconv.RATELIMIT_READINGS})
