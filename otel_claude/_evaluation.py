@@ -32,6 +32,7 @@ from ._evaluation_spend import PairSpend
 from ._graders import grade
 from ._judge import combine, judge_request, parse_verdict
 from ._safety import report_failure
+from .catalog import resolve
 from .grading import Answer
 from .policy import Evaluate, Judge, parse_judge
 
@@ -103,14 +104,18 @@ class Evaluator:
         self.options_class = _final_request_options()
 
     def open_pair(
-        self, client: Any, options: Any, body: Any, outcome: PolicyOutcome, task: str | None, streaming: bool
+        self, client: Any, options: Any, body: Any, outcome: PolicyOutcome, task: str | None, streaming: bool,
+        input_tokens: int,
     ) -> Pair | None:
         """A pair for a sampled call, or None when the task's evaluation budget is spent."""
         evaluate = outcome.evaluate
         if evaluate is None or not isinstance(body, dict):
             return None
         spend = self.tel.evaluation
-        entry = spend.admit(task, evaluate.budget, self.tel.totals.cost_of_task(task))
+        # Before this process has seen a pair finish: the tuner's estimate, or else the least the candidate's copy
+        # can cost (its input, uncached).
+        prior = evaluate.pair_cost if evaluate.pair_cost is not None else _input_cost(evaluate.model, input_tokens)
+        entry = spend.admit(task, evaluate.budget, self.tel.totals.cost_of_task(task), prior)
         if entry is None:
             spend.skip(task, "budget")
             return None
@@ -198,6 +203,17 @@ class Pair:
         return self.evaluator.options_class.construct(**values)
 
 
+def _input_cost(model: str, tokens: int) -> float:
+    info = resolve(model)
+    return tokens * info.input / 1e6 if info is not None else 0.0
+
+
+def _price_ratio(model: str, other: str) -> float:
+    """How many times `other`'s input price `model`'s is (1 when either is not in the catalog)."""
+    mine, theirs = resolve(model), resolve(other)
+    return mine.input / theirs.input if mine is not None and theirs is not None and theirs.input > 0 else 1.0
+
+
 @dataclasses.dataclass(frozen=True)
 class _Ask:
     role: str
@@ -235,8 +251,11 @@ class _Job:
         graded = grade(pair.task, pair.body, self.incumbent, candidate)
         judge = pair.evaluate.judge or evaluator.default_judge
         spend, tel = evaluator.tel.evaluation, evaluator.tel
+        # Before this process's first judge call, one is priced as the shadow call's cost at the judge's rate: its
+        # prompt holds the request and both answers.
+        prior = pair.spend.cost * _price_ratio(judge.model, pair.evaluate.model) if judge is not None else 0.0
         if not graded.settled and judge is not None and not background.closed and \
-                spend.may_judge(pair.spend, pair.evaluate.budget, tel.totals.cost_of_task(pair.task)):
+                spend.may_judge(pair.spend, pair.evaluate.budget, tel.totals.cost_of_task(pair.task), prior):
             # Incumbent as A first; the second order only when the first reply could still make a win (a readable
             # reply other than a tie: after a tie, no second reply can make both orders agree on a winner).
             first = yield _Ask(sc.ROLE_JUDGE, judge_request(judge, pair.body, self.incumbent, candidate))

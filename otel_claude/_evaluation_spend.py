@@ -26,7 +26,7 @@ class PairSpend:
 
     task: str | None
     continuing: bool  # admitted right after another pair: the candidate's prompt cache may still be warm
-    reserved: float  # its expected cost, held against the budget until it finishes
+    reserved: float  # held against the budget until it finishes: its expected cost, or a cold pair's if dearer
     cost: float = 0.0  # what its shadow and judge calls have cost so far
     read_cache: bool = False  # its candidate call read the candidate's prompt cache
 
@@ -66,11 +66,11 @@ class _TaskBudget:
         self.continued_read = 0
         self.judge = _Mean()  # the cost of one judge call
 
-    def expected(self, continuing: bool) -> float:
-        """A pair's expected cost (0 before any pair finished)."""
+    def expected(self, continuing: bool, prior: float = 0.0) -> float:
+        """A pair's expected cost (`prior` until a pair has finished)."""
         read, unread = self.read.value(), self.unread.value()
         if read is None and unread is None:
-            return 0.0
+            return prior
         if not continuing:
             return unread if unread is not None else read  # type: ignore[return-value]
         # Until continuing pairs have shown how often they find the cache warm (a prior of one in two), and at
@@ -127,30 +127,35 @@ class EvaluationSpend:
             budget = self._tasks.get(task)
             return budget.spent if budget is not None else 0.0
 
-    def admit(self, task: str | None, budget: float, task_spend: float) -> PairSpend | None:
+    def admit(self, task: str | None, budget: float, task_spend: float, prior: float) -> PairSpend | None:
         """A spend entry for a pair of `task` if the spend so far, the pairs in flight and this one (at the mean cost of
-        finished pairs like it) stay within `budget` x `task_spend`, or None. A pair that starts a run must also
-        leave room for the run (`run_reserve`). Counting this pair too keeps the spend under the budget rather than
-        one pair over it."""
+        finished pairs like it, or `prior` before any has finished) stay within `budget` x `task_spend`, or None.
+        A pair that starts a run must also leave room for the run (`run_reserve`). Counting this pair too keeps the
+        spend under the budget rather than one pair over it; the prior keeps a process that has just started from
+        admitting pairs, several at once where calls run concurrently, before its task has spent anything."""
         with self._lock:
             state = self._task(task)
             continuing = state.running
-            cost = state.expected(continuing)
+            cost = state.expected(continuing, prior)
             needed = state.spent + state.reserved + cost + (0.0 if continuing else state.run_reserve())
             if needed > budget * task_spend:
                 state.running = False
                 return None
             state.running = True
-            state.reserved += cost
-            return PairSpend(task, continuing, cost)
+            # Held at the price of a pair that misses the cache until it finishes: a run's pairs are priced as
+            # likely warm, and several in flight at once must not each spend the same allowance for a cold one.
+            held = max(cost, state.expected(False, prior))
+            state.reserved += held
+            return PairSpend(task, continuing, held)
 
-    def may_judge(self, pair: PairSpend, budget: float, task_spend: float) -> bool:
-        """Whether asking the judge about `pair` (twice, at the mean cost of the task's judge calls so far) keeps
-        the spend, with the other pairs in flight, within the budget."""
+    def may_judge(self, pair: PairSpend, budget: float, task_spend: float, prior: float) -> bool:
+        """Whether asking the judge about `pair` (twice, at the mean cost of the task's judge calls so far, or
+        `prior` before any) keeps the spend, with the other pairs in flight, within the budget."""
         with self._lock:
             state = self._task(pair.task)
             others = max(0.0, state.reserved - pair.reserved)
-            return state.spent + others + 2 * (state.judge.value() or 0.0) <= budget * task_spend
+            judge = state.judge.value()
+            return state.spent + others + 2 * (prior if judge is None else judge) <= budget * task_spend
 
     def finish(self, pair: PairSpend, completed: bool) -> None:
         """A pair is done (`completed`: its calls were made, and its cost informs the next admissions)."""

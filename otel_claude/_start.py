@@ -81,7 +81,8 @@ class CallStarter:
             elif role is None and self.policy is not None and chat:
                 info, outcome = self.policy.apply(options, body, info, task, bool(stream))
             if outcome is not None and outcome.evaluate is not None and self.evaluator is not None:
-                pair = self.evaluator.open_pair(client, options, merged_body(options), outcome, task, bool(stream))
+                pair = self.evaluator.open_pair(client, options, merged_body(options), outcome, task, bool(stream),
+                                                info.input_tokens_estimate)
             content = None
             if chat and self.config.capture_content:
                 sent = merged_body(options)  # after the policy: what is actually sent

@@ -113,6 +113,9 @@ class Evaluate:
     budget: float = DEFAULT_EVALUATION_BUDGET  # evaluation spend at most this share of the task's own spend
     max_tokens: int | None = None  # the candidate's own cap (always a cap)
     judge: Judge | None = None
+    # Expected USD of one pair (the candidate's uncached copy, and judge calls where graders leave pairs open):
+    # what the budget charges a pair until this process has seen what its own pairs cost. The tuner writes it.
+    pair_cost: float | None = None
 
 
 @dataclass(frozen=True)
@@ -344,7 +347,7 @@ def _parse_judge(value: object, where: _Where, name: str) -> Judge:
 
 
 def _parse_evaluate(value: object, where: _Where) -> Evaluate:
-    data = _mapping(value, where, "evaluate", ("model", "share", "budget", "max_tokens", "judge"))
+    data = _mapping(value, where, "evaluate", ("model", "share", "budget", "max_tokens", "judge", "pair_cost"))
     for key in ("model", "share"):
         if key not in data:
             raise where.fail(f"evaluate.{key}", "is required")
@@ -355,12 +358,16 @@ def _parse_evaluate(value: object, where: _Where) -> Evaluate:
     if not _is_number(budget) or not 0 < budget <= 1:
         raise where.fail("evaluate.budget", f"must be a number in (0, 1], got {budget!r}")
     max_tokens = _int_in(data["max_tokens"], where, "evaluate.max_tokens", 1) if "max_tokens" in data else None
+    pair_cost = data.get("pair_cost")
+    if pair_cost is not None and (not _is_number(pair_cost) or pair_cost < 0):
+        raise where.fail("evaluate.pair_cost", f"must be a finite number >= 0 (USD), got {pair_cost!r}")
     return Evaluate(
         model=_known_model(data["model"], where, "evaluate.model"),
         share=float(share),
         budget=float(budget),
         max_tokens=max_tokens,
         judge=_parse_judge(data["judge"], where, "evaluate.judge") if "judge" in data else None,
+        pair_cost=None if pair_cost is None else float(pair_cost),
     )
 
 
@@ -636,6 +643,8 @@ def _evaluate_data(evaluate: Evaluate) -> dict[str, Any]:
         out["judge"] = {"model": evaluate.judge.model}
         if evaluate.judge.rubric is not None:
             out["judge"]["rubric"] = evaluate.judge.rubric
+    if evaluate.pair_cost is not None:
+        out["pair_cost"] = evaluate.pair_cost
     return out
 
 

@@ -97,6 +97,9 @@ class RouteDecision:
     slack: float = 0.0  # how much of the margin a move from the current model may use
     evaluate_model: str | None = None
     evaluate_share: float | None = None
+    # Expected USD of a pair that misses the candidate's cache: what a process charges its first pairs before its
+    # own have shown what they cost (otherwise a process that has just started prices pairs at nothing).
+    evaluate_pair_cost: float | None = None
     needed: int | None = None  # about how many more paired verdicts settle the question
     explore_model: str | None = None
     explore_share: float | None = None
@@ -214,14 +217,16 @@ def _plan_evidence(decision: RouteDecision, costs: dict[str, CostEstimate], evid
     candidate = min(open_question, key=lambda name: (costs[name].per_call, name))
     gap = decision.gaps[candidate]
     needed = needed_pairs(gap, decision.slack, options.alpha) if gap.pairs else None
-    share = evaluate_share = None
+    share = evaluate_share = pair_cost = None
     if options.evaluate_share > 0 and window_calls:
         # A sampled call costs the candidate's copy, plus two judge calls when no grader settles its pair: stay
         # within the budget.
         copy = costs[candidate]
-        per_pair = copy.per_call
+        judging = 0.0
         if options.judge_model is not None and options.judge_model in costs:
-            per_pair += 2 * gap.unsettled_share * costs[options.judge_model].uncached_per_call
+            judging = 2 * gap.unsettled_share * costs[options.judge_model].uncached_per_call
+        per_pair = copy.per_call + judging
+        pair_cost = float(f"{copy.uncached_per_call + judging:.4g}")
         budget_share = options.evaluation_budget * costs[decision.current].per_call / max(per_pair, 1e-12)
         if copy.uncached_per_call > _CACHE_MATTERS * copy.per_call:
             # The instrumentor admits pairs in runs that keep the candidate's prompt cache warm; a run lasts while
@@ -239,7 +244,8 @@ def _plan_evidence(decision: RouteDecision, costs: dict[str, CostEstimate], evid
         share = round(min(options.explore_share, max(wanted_scores / (window_calls * scored), _MIN_SHARE)), 4)
         explore_model = candidate
     return replace(decision, evaluate_model=candidate if evaluate_share else None, evaluate_share=evaluate_share,
-                   needed=needed, explore_model=explore_model, explore_share=share if explore_model else None)
+                   evaluate_pair_cost=pair_cost if evaluate_share else None, needed=needed,
+                   explore_model=explore_model, explore_share=share if explore_model else None)
 
 
 def _reason(d: RouteDecision, costs: dict[str, CostEstimate], options: RoutingOptions,

@@ -239,7 +239,8 @@ def rules_for(d: TaskDecision) -> list[Rule]:
         if route.explore_model and route.explore_share
         else None,
         evaluate=Evaluate(route.evaluate_model, route.evaluate_share, budget=d.evaluation_budget,
-                          max_tokens=d.explore_cap, judge=Judge(d.judge_model) if d.judge_model else None)
+                          max_tokens=d.explore_cap, judge=Judge(d.judge_model) if d.judge_model else None,
+                          pair_cost=route.evaluate_pair_cost)
         if route.evaluate_model and route.evaluate_share
         else None,
         evidence=_evidence(d),

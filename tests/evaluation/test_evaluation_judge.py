@@ -20,14 +20,16 @@ CANDIDATE_TEXT = "Sydney is the capital of Australia."
 _ids = itertools.count()
 
 
-def _message(model: str, text: str) -> Reply:
+def _message(model: str, text: str, input_tokens: int = 30) -> Reply:
     return Reply.json({"id": f"msg_{next(_ids):06d}", "type": "message", "role": "assistant", "model": model,
                        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                       "stop_sequence": None, "usage": {"input_tokens": 30, "output_tokens": 12}})
+                       "stop_sequence": None, "usage": {"input_tokens": input_tokens, "output_tokens": 12}})
 
 
 def _server(judge_says: Callable[[str, str], str]) -> ScriptedServer:
-    """Answers the caller (Sonnet), the candidate (Haiku), and the judge with `judge_says(answer_a, answer_b)`."""
+    """Answers the caller (Sonnet), the candidate (Haiku), and the judge with `judge_says(answer_a, answer_b)`.
+    The caller's calls report 1,000 input tokens: a task whose spend can pay for a judge (two Opus calls, priced
+    before the first one as the shadow call's cost at Opus rates, about ten times what the 30-token shadow cost)."""
 
     def reply(request: Received) -> Reply:
         body = request.body
@@ -36,7 +38,9 @@ def _server(judge_says: Callable[[str, str], str]) -> ScriptedServer:
             a = prompt.split("<answer_a>")[1].split("</answer_a>")[0].strip()
             b = prompt.split("<answer_b>")[1].split("</answer_b>")[0].strip()
             return _message(JUDGE, judge_says(a, b))
-        return _message(body["model"], INCUMBENT_TEXT if body["model"] == SONNET else CANDIDATE_TEXT)
+        if body["model"] == SONNET:
+            return _message(SONNET, INCUMBENT_TEXT, input_tokens=1_000)
+        return _message(body["model"], CANDIDATE_TEXT)
 
     return ScriptedServer(reply)
 
@@ -168,7 +172,8 @@ def test_judge_is_not_asked_past_the_budget(telemetry) -> None:  # type: ignore[
             assert otel_claude.wait_for_evaluations(timeout=120)
         finally:
             otel_claude.uninstrument()
-        # The shadow alone (a third of a Sonnet call) is past 5% of the task's two calls: no judge.
+        # 5% of the task's two calls (3.2e-4 USD) holds the shadow (9e-5) but not two judge calls priced at the
+        # shadow's cost at Opus rates (4.5e-4 each): no judge.
         assert not _judge_requests(server)
     [verdict] = verdicts(telemetry.spans())
     assert verdict.attributes["gen_ai.evaluation.score.label"] == "unsettled"

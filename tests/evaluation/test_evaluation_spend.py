@@ -12,16 +12,16 @@ BUDGET = 0.05
 CALL = 1.0  # what each of the task's own calls costs
 
 
-def run_world(calls: int, cost_of: object) -> tuple[int, float, float]:
+def run_world(calls: int, cost_of: object, prior: float = 0.0) -> tuple[int, float, float]:
     """Every call of the task is sampled; `cost_of(warm)` is what a pair costs when the pair before it was the
-    previous sampled call (the candidate's cache is still warm) or not. Returns (pairs, worst overshoot of the
-    budget at any time, spend)."""
+    previous sampled call (the candidate's cache is still warm) or not; `prior` is what the policy says a pair
+    costs. Returns (pairs, worst overshoot of the budget at any time, spend)."""
     spend = EvaluationSpend()
     pairs = 0
     previous_admitted = False
     worst = 0.0
     for n in range(1, calls + 1):
-        entry = spend.admit(TASK, BUDGET, n * CALL)
+        entry = spend.admit(TASK, BUDGET, n * CALL, prior)
         if entry is None:
             previous_admitted = False
             continue
@@ -51,19 +51,62 @@ def test_without_a_cache_pairs_are_admitted_as_the_budget_allows() -> None:
     assert worst <= 5.0
 
 
+def test_a_prior_keeps_a_new_process_within_the_budget_from_its_first_pair() -> None:
+    """Without a prior, a process that has just started prices pairs at nothing and admits the first at once, with
+    nothing spent on the task; with the policy's prior it waits until the budget holds one."""
+    _, worst, _ = run_world(99, lambda warm: 5.0)
+    assert worst >= 5.0 - BUDGET * CALL  # the first call's pair: a whole pair over a budget of 0.05
+    pairs, worst, _ = run_world(99, lambda warm: 5.0, prior=5.0)
+    assert pairs == 0 and worst <= 0  # 99 calls hold 4.95 of budget: less than one pair
+    pairs, worst, spent = run_world(2_000, lambda warm: 5.0, prior=5.0)
+    assert spent <= BUDGET * 2_000 * CALL
+    assert pairs >= 0.9 * BUDGET * 2_000 * CALL / 5.0
+    assert worst <= 2.5  # later, at most the half pair a run's trial risks (the prior of a warm cache: one in two)
+
+
+def test_calls_starting_together_in_a_new_process_share_what_the_prior_allows() -> None:
+    """An async service's first burst: 200 calls sampled before any has finished or cost anything."""
+    spend = EvaluationSpend()
+    assert [spend.admit(TASK, BUDGET, 0.0, 0.5) for _ in range(200)].count(None) == 200
+    admitted = [spend.admit(TASK, BUDGET, 40.0, 0.5) for _ in range(200)]  # 40 of spend: a budget of 2
+    assert len([a for a in admitted if a is not None]) == 4
+
+
 def test_judge_is_asked_only_when_its_expected_cost_fits() -> None:
     spend = EvaluationSpend()
-    first = spend.admit(TASK, 1.0, 1.0)
+    first = spend.admit(TASK, 1.0, 1.0, 0.0)
     assert first is not None
     spend.add("haiku", TASK, "shadow", 0.1, first)
-    assert spend.may_judge(first, 1.0, 1.0)  # nothing known about the judge's cost yet
+    assert spend.may_judge(first, 1.0, 1.0, 0.0)  # nothing known about the judge's cost, and no prior
+    assert not spend.may_judge(first, 1.0, 1.0, 0.5)  # a prior of 0.5 a judge call: 0.1 + 2 x 0.5 > 1.0
+    assert spend.may_judge(first, 1.0, 1.0, 0.45)
     spend.add("opus", TASK, "judge", 0.3, first)
     spend.add("opus", TASK, "judge", 0.3, first)
     spend.finish(first, completed=True)
-    second = spend.admit(TASK, 1.0, 2.0)
+    second = spend.admit(TASK, 1.0, 2.0, 0.0)
     assert second is not None
     spend.add("haiku", TASK, "shadow", 0.1, second)
     # Spent 0.8 of a budget of 2.0: two more judge calls (0.6) fit; with a task spend of 1.3 they would not.
-    assert spend.may_judge(second, 1.0, 2.0)
-    assert not spend.may_judge(second, 1.0, 1.3)
+    assert spend.may_judge(second, 1.0, 2.0, 5.0)  # the prior no longer counts: judge calls have cost 0.3
+    assert not spend.may_judge(second, 1.0, 1.3, 0.0)
     assert spend.spent(TASK) == pytest.approx(0.8)
+
+
+def test_pairs_in_flight_are_held_at_a_cold_pairs_price() -> None:
+    """A run prices a pair as likely to find the candidate's cache warm; with several pairs of a run still in
+    flight, each held at that price, all of them missing the cache would overspend by more than a pair. Held at a
+    cold pair's price until they finish, they cannot."""
+    spend = EvaluationSpend()
+    first = spend.admit(TASK, 1.0, 10.0, 0.0)
+    assert first is not None
+    spend.add("haiku", TASK, "shadow", 10.0, first)  # a cold pair: what the next ones may cost too
+    spend.finish(first, completed=True)
+    in_flight = []
+    while (entry := spend.admit(TASK, 1.0, 40.0, 0.0)) is not None:
+        in_flight.append(entry)
+    # Spent 10 of a budget of 40; the first of the run leaves room for it (5 more), each is held at 10.
+    assert len(in_flight) == 3
+    for entry in in_flight:  # every one of them cold after all
+        spend.add("haiku", TASK, "shadow", 10.0, entry)
+        spend.finish(entry, completed=True)
+    assert spend.spent(TASK) <= 40.0

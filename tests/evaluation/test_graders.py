@@ -137,13 +137,13 @@ def _policy(evaluate: object) -> dict:
 
 
 def test_evaluate_block_round_trips() -> None:
-    block = {"model": "claude-haiku-4-5", "share": 0.1, "budget": 0.03, "max_tokens": 256,
+    block = {"model": "claude-haiku-4-5", "share": 0.1, "budget": 0.03, "max_tokens": 256, "pair_cost": 0.0042,
              "judge": {"model": "claude-sonnet-4-6", "rubric": "Prefer the correct label."}}
     policy = parse_policy(_policy(block), "p.yaml")
     evaluate = policy.rules[0].evaluate
     assert evaluate is not None and evaluate.judge is not None
-    assert (evaluate.share, evaluate.budget, evaluate.max_tokens, evaluate.judge.rubric) == \
-        (0.1, 0.03, 256, "Prefer the correct label.")
+    assert (evaluate.share, evaluate.budget, evaluate.max_tokens, evaluate.pair_cost, evaluate.judge.rubric) == \
+        (0.1, 0.03, 256, 0.0042, "Prefer the correct label.")
     assert load_policy_text(dump_policy(policy), "again") == policy
     assert parse_policy(_policy({"model": "claude-haiku-4-5", "share": 0.5}), "p").rules[0].evaluate.budget == 0.05
 
@@ -156,6 +156,9 @@ def test_evaluate_block_round_trips() -> None:
     ({"model": "gpt-4o", "share": 0.1}, "evaluate.model"),
     ({"model": "claude-haiku-4-5", "share": 0.1, "budget": 0}, "evaluate.budget"),
     ({"model": "claude-haiku-4-5", "share": 0.1, "max_tokens": True}, "evaluate.max_tokens"),
+    ({"model": "claude-haiku-4-5", "share": 0.1, "pair_cost": -0.01}, "evaluate.pair_cost"),
+    ({"model": "claude-haiku-4-5", "share": 0.1, "pair_cost": float("nan")}, "evaluate.pair_cost"),
+    ({"model": "claude-haiku-4-5", "share": 0.1, "pair_cost": "0.01"}, "evaluate.pair_cost"),
     ({"model": "claude-haiku-4-5", "share": 0.1, "judge": {"rubric": "x"}}, "evaluate.judge.model"),
     ({"model": "claude-haiku-4-5", "share": 0.1, "judge": {"model": "claude-opus-4-6", "rubric": ""}},
      "evaluate.judge.rubric"),

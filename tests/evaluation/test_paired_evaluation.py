@@ -3,6 +3,7 @@ copy is traced as a shadow child of the call, the verdict joins the call, and th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -245,6 +246,30 @@ def test_budget_bounds_evaluation_spend(sim, telemetry, instrument) -> None:
     assert shadow_cost <= 0.02 * app_cost + largest
     assert metric_total(telemetry, "otel_claude.evaluation.skipped", **{
         "otel_claude.evaluation.skip_reason": "budget"}) == 20 - len(shadows)
+
+
+@pytest.mark.parametrize("pair_cost", [None, 0.002], ids=["input-price prior", "tuner's pair_cost"])
+async def test_a_process_that_has_just_started_waits_until_the_budget_holds_a_pair(
+        sim, telemetry, instrument, pair_cost: float | None) -> None:
+    """An async service's first burst: 20 calls start at once, half of them sampled, before any has finished or
+    cost anything. No pair fits a budget of 5% of nothing; afterwards pairs come as the spend allows."""
+    instrument(evaluate_policy(share=0.5, budget=0.05, **({"pair_cost": pair_cost} if pair_cost else {})))
+    client = anthropic.AsyncAnthropic(base_url=sim.base_url, api_key="sk-test", max_retries=0, timeout=120)
+    with otel_claude.task("classify"):
+        await asyncio.gather(*(client.messages.create(**_args(case)) for case in range(20)))
+        await otel_claude.wait_for_evaluations_async()
+        assert not by_role(telemetry.spans(), "shadow")
+        assert metric_total(telemetry, "otel_claude.evaluation.skipped", **{
+            "otel_claude.evaluation.skip_reason": "budget"}) == 10
+        for case in range(20, 80):
+            await client.messages.create(**_args(case))
+    await otel_claude.wait_for_evaluations_async()
+    spans = telemetry.spans()
+    shadows = by_role(spans, "shadow")
+    app_cost = sum(s.attributes["otel_claude.cost_usd"] for s in by_role(spans, None))
+    assert shadows
+    assert sum(s.attributes["otel_claude.cost_usd"] for s in shadows) <= 0.05 * app_cost + max(
+        s.attributes["otel_claude.cost_usd"] for s in shadows)
 
 
 def test_no_content_leaves_the_process_with_capture_off(sim, telemetry, instrument, caplog) -> None:

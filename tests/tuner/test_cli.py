@@ -77,6 +77,7 @@ def test_tune_writes_a_valid_deterministic_policy_and_reports(tmp_path: Path, ca
     assert draft.cache is None
     assert draft.explore is None  # serving an unproven model to users is opt-in (--explore-share)
     assert draft.evaluate is not None and draft.evaluate.model == "claude-haiku-4-5" and draft.evaluate.share <= 0.2
+    assert draft.evaluate.pair_cost is not None and draft.evaluate.pair_cost > 0
     evidence = classify.evidence
     assert evidence["cost_per_call_after"] < evidence["cost_per_call_before"]
     assert evidence["saving_per_1k_calls"] == pytest.approx(

@@ -72,6 +72,8 @@ def test_without_evidence_the_cheaper_model_is_evaluated_within_the_budget() -> 
     # The shadow copies cost Haiku's price on each sampled call: at most 5% of the task's own spend.
     assert decision.evaluate_share * costs[HAIKU].per_call <= 0.05 * costs[SONNET].per_call + 1e-12
     assert decision.reason.startswith(f"insufficient evidence for {HAIKU}")
+    # What a process charges its first pairs: a copy that misses Haiku's cache (no judge without a judge model).
+    assert decision.evaluate_pair_cost == pytest.approx(costs[HAIKU].uncached_per_call, rel=1e-3)
 
 
 def test_evaluation_share_is_sized_to_the_verdicts_still_missing() -> None:
@@ -96,6 +98,19 @@ def test_unsettled_pairs_count_as_the_worst_case() -> None:
                             window_calls=2000)
     assert decision.model == SONNET
     assert decision.gaps[HAIKU].low < -0.4 and decision.gaps[HAIKU].high > 0.4
+
+
+def test_a_pairs_price_counts_the_judge_calls_unsettled_pairs_need() -> None:
+    stats = _task()
+    evidence = TaskEvidence(0.05)
+    _verdicts(evidence, SONNET, HAIKU, np.zeros(100), settled=np.arange(100) % 2 == 0)
+    costs = _costs(stats, models=(HAIKU,))
+    decision = decide_route(stats, RoutingOptions(judge_model=SONNET), evidence=evidence, costs=costs,
+                            window_calls=2000)
+    assert decision.evaluate_model == HAIKU
+    # Half the pairs need the judge, asked twice: one Sonnet call per pair on average, on top of the copy.
+    expected = costs[HAIKU].uncached_per_call + costs[SONNET].uncached_per_call
+    assert decision.evaluate_pair_cost == pytest.approx(expected, rel=1e-3)
 
 
 def test_a_small_lucky_sample_is_not_acted_on() -> None:
@@ -206,6 +221,9 @@ def test_where_the_candidates_cache_matters_the_share_leaves_room_for_runs(prefi
     cached = costs[HAIKU].uncached_per_call > 1.5 * costs[HAIKU].per_call
     assert cached == bool(prefix_tokens)
     assert decision.evaluate_share == pytest.approx(sustained * (0.8 if cached else 1.0), abs=1e-4)
+    # A process's first pairs are charged a cold copy's price: the dearer of the two where the cache matters.
+    assert decision.evaluate_pair_cost == pytest.approx(costs[HAIKU].uncached_per_call, rel=1e-3)
+    assert decision.evaluate_pair_cost > (1.5 if cached else 0.99) * costs[HAIKU].per_call
 
 
 @pytest.mark.parametrize("bad", [{"quality_margin": 0}, {"alpha": 0.7}, {"evaluate_share": 0.9},
