@@ -8,6 +8,7 @@ No pyplot: figures are plain objects, nothing global is left behind.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Iterator, Sequence
@@ -57,13 +58,21 @@ def _figure(height: float, salt: str) -> Iterator[tuple[Axes, list[str]]]:
         yield axes, out
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", bbox_inches="tight", pad_inches=0.05, metadata={"Date": None})
-    out.append(_inline(buffer.getvalue()))
+    out.append(_inline(buffer.getvalue(), salt))
 
 
-def _inline(svg: str) -> str:
-    """The <svg> element alone (no XML prolog or DOCTYPE inside an HTML page), with a role for screen readers."""
+# An id attribute, or a reference to one (href="#id", url(#id)).
+_ID_OR_REFERENCE = re.compile(r'(\bid="|href="#|url\(#)([^")]+)')
+
+
+def _inline(svg: str, salt: str) -> str:
+    """The <svg> element alone (no XML prolog or DOCTYPE inside an HTML page), with a role for screen readers and
+    its ids scoped to this chart: matplotlib numbers its groups from 1 in every figure (`figure_1`, `axes_1`), and
+    ids must be unique in the page that holds all the charts."""
     start = svg.index("<svg")
-    return re.sub(r"^<svg ", '<svg role="img" ', svg[start:].strip(), count=1)
+    scope = "c" + hashlib.sha1(salt.encode()).hexdigest()[:10]
+    svg = _ID_OR_REFERENCE.sub(lambda m: f"{m.group(1)}{scope}-{m.group(2)}", svg[start:].strip())
+    return re.sub(r"^<svg ", '<svg role="img" ', svg, count=1)
 
 
 def _legend(axes: Axes) -> None:

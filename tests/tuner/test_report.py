@@ -163,6 +163,17 @@ def test_both_renderings_hold_the_same_text_and_tables(tuned: tuple) -> None:
     assert options.rows and not any(re.search(r"[\[\]']|None|True|False", value) for _, value in options.rows)
 
 
+def test_ids_in_the_html_page_are_unique_and_every_reference_resolves(tuned: tuple) -> None:
+    """Every chart is an inline SVG of the one page; matplotlib numbers its ids from 1 in each figure."""
+    _dataset, _decisions, blocks = tuned
+    html = render_html(blocks)
+    assert sum(isinstance(b, Chart) for b in blocks) >= 3
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert ids and len(ids) == len(set(ids))
+    references = set(re.findall(r'(?:href="#|url\(#)([^")]+)', html))
+    assert references and references <= set(ids)
+
+
 def test_a_window_without_length_has_no_daily_figures(tmp_path: Path) -> None:
     spans = [syn.call(start_ns=T0, model=SONNET, task="one", output_tokens=40, response_id="x")]
     path = syn.write_otlp(tmp_path / "one.jsonl", spans)
@@ -188,7 +199,7 @@ def test_charts_are_drawn_for_the_costliest_tasks_only(tmp_path: Path) -> None:
     # Tasks with larger inputs cost more: the 20 costliest are t05..t24.
     assert sorted(lengths) == [f"t{n:02d}" for n in range(5, CHARTED_TASKS + 5)]
     cost = next(b for b in blocks if isinstance(b, Chart) and b.title.startswith("Cost per 1,000 calls"))
-    assert cost.svg.count('<g id="ytick_') == CHARTED_TASKS
+    assert len(re.findall(r'<g id="[\w-]*-ytick_\d+"', cost.svg)) == CHARTED_TASKS
     assert any(isinstance(b, Para) and b.text.startswith(f"Charts are drawn for the {CHARTED_TASKS} tasks")
                for b in blocks)
     assert len(_table(blocks, "task", "Decisions").rows) == CHARTED_TASKS + 5  # every task has its row

@@ -57,12 +57,12 @@ _CHECK = """() => {
       const y = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
       if (x > 1.5 && y > 1.5) problems.push(`chart ${index}: "${a.textContent}" overlaps "${b.textContent}"`);
     }
-    const axes = svg.querySelectorAll('g[id^="matplotlib.axis"]');
+    const axes = svg.querySelectorAll('g[id*="-matplotlib.axis"]');
     if (axes.length < 2) problems.push(`chart ${index}: ${axes.length} axes`);
     else {
-      const xticks = axes[0].querySelectorAll('g[id^="xtick_"] text').length;
-      const yticks = axes[1].querySelectorAll('g[id^="ytick_"] text').length;
-      const xlabel = axes[0].querySelectorAll(':scope > g[id^="text_"] text').length;
+      const xticks = axes[0].querySelectorAll('g[id*="-xtick_"] text').length;
+      const yticks = axes[1].querySelectorAll('g[id*="-ytick_"] text').length;
+      const xlabel = axes[0].querySelectorAll(':scope > g[id*="-text_"] text').length;
       if (xticks < 2 || yticks < 1 || xlabel < 1)
         problems.push(`chart ${index}: ${xticks} x ticks, ${yticks} y ticks, ${xlabel} x-axis label`);
     }
