@@ -26,7 +26,7 @@ class PairSpend:
 
     task: str | None
     continuing: bool  # admitted right after another pair: the candidate's prompt cache may still be warm
-    reserved: float  # held against the budget until it finishes: its expected cost, or a cold pair's if dearer
+    reserved: float  # held against the budget until it finishes (`_TaskBudget.expected`)
     cost: float = 0.0  # what its shadow and judge calls have cost so far
     read_cache: bool = False  # its candidate call read the candidate's prompt cache
 
@@ -66,16 +66,20 @@ class _TaskBudget:
         self.continued_read = 0
         self.judge = _Mean()  # the cost of one judge call
 
-    def expected(self, continuing: bool, prior: float = 0.0) -> float:
-        """A pair's expected cost (`prior` until a pair has finished)."""
+    def expected(self, continuing: bool, prior: float = 0.0, hold: bool = False) -> float:
+        """A pair's expected cost (`prior` until a pair has finished).
+
+        A continuing pair may find the candidate's cache warm. Until continuing pairs have shown how often (and at
+        what cost), admission counts one more warm pair than seen, so a run is worth trying (an unknown reading pair
+        counts as free); what is held against the budget while the pair runs (`hold`) counts one more cold pair,
+        so several pairs of an untried run in flight at once cannot together overspend.
+        """
         read, unread = self.read.value(), self.unread.value()
         if read is None and unread is None:
             return prior
         if not continuing:
             return unread if unread is not None else read  # type: ignore[return-value]
-        # Until continuing pairs have shown how often they find the cache warm (a prior of one in two), and at
-        # what cost, a run is worth trying: an unknown reading pair counts as free.
-        warm = (self.continued_read + 1) / (self.continued + 2)
+        warm = (self.continued_read + (0 if hold else 1)) / (self.continued + 2)
         return warm * (read or 0.0) + (1 - warm) * (unread if unread is not None else read)  # type: ignore[operator]
 
     def run_reserve(self) -> float:
@@ -142,9 +146,7 @@ class EvaluationSpend:
                 state.running = False
                 return None
             state.running = True
-            # Held at the price of a pair that misses the cache until it finishes: a run's pairs are priced as
-            # likely warm, and several in flight at once must not each spend the same allowance for a cold one.
-            held = max(cost, state.expected(False, prior))
+            held = max(cost, state.expected(continuing, prior, hold=True))
             state.reserved += held
             return PairSpend(task, continuing, held)
 

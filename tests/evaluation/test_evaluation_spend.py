@@ -92,10 +92,10 @@ def test_judge_is_asked_only_when_its_expected_cost_fits() -> None:
     assert spend.spent(TASK) == pytest.approx(0.8)
 
 
-def test_pairs_in_flight_are_held_at_a_cold_pairs_price() -> None:
-    """A run prices a pair as likely to find the candidate's cache warm; with several pairs of a run still in
-    flight, each held at that price, all of them missing the cache would overspend by more than a pair. Held at a
-    cold pair's price until they finish, they cannot."""
+def test_pairs_of_an_untried_run_in_flight_are_held_at_a_cold_pairs_price() -> None:
+    """Before any continuing pair has shown whether the candidate's cache stays warm, a run prices its pairs as
+    half likely warm; with several of them in flight, each held at that price, all of them missing the cache would
+    overspend by more than a pair. Held at a cold pair's price until they finish, they cannot."""
     spend = EvaluationSpend()
     first = spend.admit(TASK, 1.0, 10.0, 0.0)
     assert first is not None
@@ -110,3 +110,17 @@ def test_pairs_in_flight_are_held_at_a_cold_pairs_price() -> None:
         spend.add("haiku", TASK, "shadow", 10.0, entry)
         spend.finish(entry, completed=True)
     assert spend.spent(TASK) <= 40.0
+
+
+def test_once_runs_have_shown_a_warm_cache_pairs_in_flight_are_held_at_what_they_cost() -> None:
+    """Forty continuing pairs found the cache warm (1 each) after cold starts (10 each): pairs in flight are held
+    near a warm pair's price, so a run keeps going while earlier pairs are still out."""
+    spend = EvaluationSpend()
+    for continuing in [False] + [True] * 40:
+        entry = spend.admit(TASK, 1.0, 10_000.0, 0.0)
+        assert entry is not None and entry.continuing == continuing
+        spend.add("haiku", TASK, "shadow", 1.0 if continuing else 10.0, entry, read_cache=continuing)
+        spend.finish(entry, completed=True)
+    held = spend.admit(TASK, 1.0, 10_000.0, 0.0)
+    assert held is not None and held.continuing
+    assert held.reserved == pytest.approx((40 * 1.0 + 2 * 10.0) / 42)  # 40 warm and 2 cold in 42
