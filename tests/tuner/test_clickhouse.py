@@ -97,6 +97,14 @@ def _policy(dataset: Dataset) -> str:
     return dump_policy(build_policy(dataset, decide_all(dataset, options), options))
 
 
+def _file_policy(loaded: Loaded, tmp_path: Path) -> str:
+    """What the CLI writes from the OTLP file of the same spans, rate limits included."""
+    from otel_claude._cli import main as otel_claude
+
+    assert otel_claude(["tune", str(loaded.file), "-o", str(tmp_path / "file.yaml"), "--no-progress"]) == 0
+    return (tmp_path / "file.yaml").read_text()
+
+
 @pytest.mark.parametrize("table", [MAP_TABLE, JSON_TABLE])
 def test_sql_dataset_matches_the_file_dataset(loaded: Loaded, table: str) -> None:
     from_file, issues = load_dataset([str(loaded.file)])
@@ -259,10 +267,12 @@ def test_cli_tunes_from_the_server_with_credentials_from_the_environment(
     assert "authentication failed" in refused.err and len(refused.err.strip().splitlines()) == 1
 
     monkeypatch.setenv("CLICKHOUSE_PASSWORD", PASSWORD)
+    expected = _file_policy(loaded, tmp_path)
+    capsys.readouterr()
     assert otel_claude(["tune", url, "-o", out[0], "--report", out[1], "--report", out[2], "--no-progress"]) == 0
     printed = capsys.readouterr()
     from_file, _ = load_dataset([str(loaded.file)])
-    assert Path(out[0]).read_text() == _policy(from_file)
+    assert Path(out[0]).read_text() == expected
     assert f"{from_file.calls} calls read" in printed.out
     header = next(line for line in Path(out[2]).read_text().splitlines() if line.startswith("| model |"))
     assert header.rstrip(" |").endswith("cancelled")  # cancelled calls have their own column, apart from errors
@@ -281,9 +291,11 @@ def test_cli_tunes_from_the_server_with_credentials_from_the_environment(
 def test_cli_reads_a_chdb_table(loaded: Loaded, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from otel_claude._cli import main as otel_claude
 
+    expected = _file_policy(loaded, tmp_path)
+    capsys.readouterr()
     assert otel_claude(["tune", f"chdb:{loaded.path}", "-o", str(tmp_path / "p.yaml"), "--no-progress"]) == 0
     from_file, _ = load_dataset([str(loaded.file)])
-    assert (tmp_path / "p.yaml").read_text() == _policy(from_file)
+    assert (tmp_path / "p.yaml").read_text() == expected
     assert f"{from_file.calls} calls read" in capsys.readouterr().out
     assert otel_claude(["tune", f"chdb:{loaded.path}", str(tmp_path / "p.yaml")]) == 2
     assert "cannot be combined" in capsys.readouterr().err
