@@ -7,14 +7,12 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from otel_claude.policy import dump_policy
-from tuner import synthetic as syn
 from tuner._dataset import Dataset, LatencySplit, ModelStats
 from tuner._ingest import load_dataset
 from tuner._issues import TraceInputError
@@ -25,39 +23,21 @@ pytest.importorskip("chdb", reason="chdb (in-process ClickHouse) is not installe
 pytest.importorskip("clickhouse_connect", reason="clickhouse-connect is not installed")
 
 from clickhouse_http import ChdbHttpServer
-from clickhouse_tables import JSON_DDL, JSON_TABLE, MAP_DDL, MAP_TABLE, insert_statements
+from clickhouse_tables import JSON_TABLE, MAP_TABLE, Loaded, loaded_tables
 from span_sets import T0, mixed_calls
 
 from tuner._clickhouse import load_clickhouse
-from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, describe_failure, parse_server_url
+from tuner._clickhouse_source import HttpRunner, Limits, describe_failure, parse_server_url
 
 DAY = 86_400 * 10**9
 USER, PASSWORD = "tuner", "s3cret-Pa55"
 
 
-@dataclass
-class Loaded:
-    runner: ChdbRunner
-    spans: list[syn.Span]
-    path: Path
-    server: ChdbHttpServer
-    file: Path
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    # chdb serves one data directory per process: every test of this module shares it, and so does the server.
-    path = tmp_path_factory.mktemp("chdb")
-    runner = ChdbRunner(str(path))
-    spans = mixed_calls()
-    for ddl, table in ((MAP_DDL, MAP_TABLE), (JSON_DDL, JSON_TABLE)):
-        runner.rows(ddl)
-        for statement in insert_statements(spans, table):
-            runner.rows(statement)
-    file = syn.write_otlp(tmp_path_factory.mktemp("file") / "t.json", spans)
-    with ChdbHttpServer(runner._session, USER, PASSWORD) as server:
-        yield Loaded(runner, spans, path, server, file)
-    runner.close()
+    file = tmp_path_factory.mktemp("file") / "t.json"
+    with loaded_tables(tmp_path_factory.mktemp("chdb"), file, mixed_calls(), USER, PASSWORD) as tables:
+        yield tables
 
 
 def _http(loaded: Loaded, limits: Limits | None = None, password: str = PASSWORD, path: str = "") -> HttpRunner:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +30,11 @@ from tuner._window import Window
 pytest.importorskip("chdb", reason="chdb (in-process ClickHouse) is not installed")
 pytest.importorskip("clickhouse_connect", reason="clickhouse-connect is not installed")
 
-from clickhouse_http import ChdbHttpServer
-from clickhouse_tables import JSON_DDL, JSON_TABLE, MAP_DDL, MAP_TABLE, insert_statements
+from clickhouse_tables import JSON_TABLE, MAP_TABLE, Loaded, loaded_tables
 from span_sets import T0
 
 from tuner._clickhouse import load_limit_rows
-from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, parse_server_url
+from tuner._clickhouse_source import HttpRunner, Limits, parse_server_url
 
 DAY = 86_400 * 10**9
 USER, PASSWORD = "tuner", "s3cret-Pa55"
@@ -97,27 +96,11 @@ def limit_spans(calls: int = 1500, seed: int = 11) -> list[syn.Span]:
     return spans
 
 
-@dataclass
-class Loaded:
-    runner: ChdbRunner
-    path: Path
-    file: Path
-    server: ChdbHttpServer
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    path = tmp_path_factory.mktemp("chdb-limits")
-    runner = ChdbRunner(str(path))
-    spans = limit_spans()
-    for ddl, table in ((MAP_DDL, MAP_TABLE), (JSON_DDL, JSON_TABLE)):
-        runner.rows(ddl)
-        for statement in insert_statements(spans, table):
-            runner.rows(statement)
-    file = syn.write_otlp(tmp_path_factory.mktemp("file-limits") / "t.json", spans)
-    with ChdbHttpServer(runner._session, USER, PASSWORD) as server:
-        yield Loaded(runner, path, file, server)
-    runner.close()
+    file = tmp_path_factory.mktemp("file-limits") / "t.json"
+    with loaded_tables(tmp_path_factory.mktemp("chdb-limits"), file, limit_spans(), USER, PASSWORD) as tables:
+        yield tables
 
 
 def _http(loaded: Loaded) -> HttpRunner:
