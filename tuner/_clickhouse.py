@@ -78,6 +78,10 @@ class Runner(Protocol):
 
     def rows(self, sql: str) -> list[dict[str, Any]]: ...
 
+    def stream(self, sql: str) -> Iterator[dict[str, Any]]:
+        """The same rows one at a time, so a long result is never held whole as Python objects."""
+        ...
+
 
 def _literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -479,5 +483,4 @@ def load_limit_rows(run: Runner, table: str, window: Window, newest: int) -> Lim
     """The rate-limit rows of the `newest` most recent calls of the window: limits are about recent behaviour, and
     the rows that leave the server stay bounded however many calls the window holds."""
     with _reading(run, table):
-        rows = run.rows(queries_for(run, table, window).limit_calls(newest))
-    return limit_rows(map(_limit_row, rows))
+        return limit_rows(map(_limit_row, run.stream(queries_for(run, table, window).limit_calls(newest))))

@@ -15,6 +15,7 @@ import pytest
 from otel_claude import semconv as sc
 from otel_claude.policy import load_policy_text
 from tuner import synthetic as syn
+from tuner._issues import TraceInputError
 from tuner._limits import decide_limits
 from tuner._limits_input import (
     ADMISSION_TIMEOUT,
@@ -208,6 +209,14 @@ def test_only_the_most_recent_calls_leave_the_server(loaded: Loaded) -> None:
             runner.close()
         sent[calls] = loaded.server.stats.bytes_sent - before
     assert sent[newest] * 5 < sent[EVERYTHING]
+    # The server's own bound on result rows still holds, and its refusal is one line.
+    runner = HttpRunner(parse_server_url(loaded.server.url(user=USER)), PASSWORD, Limits(max_result_rows=10))
+    try:
+        with pytest.raises(TraceInputError, match="larger than max_result_rows") as caught:
+            load_limit_rows(runner, MAP_TABLE, Window(), newest)
+    finally:
+        runner.close()
+    assert "\n" not in str(caught.value)
 
 
 def test_the_calls_bound_is_validated(loaded: Loaded, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
