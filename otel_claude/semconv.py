@@ -133,6 +133,8 @@ API_ERROR_TYPES = frozenset({
     "timeout_error",  # 504
     "overloaded_error",  # 529
 })
+RATE_LIMIT_ERROR = "rate_limit_error"  # 429: the account's rate limit
+OVERLOADED_ERROR = "overloaded_error"  # 529: the API as a whole is overloaded
 
 # --- otel-claude: admission under the policy's limits (docs/policy.md, `limits`) -----------------------------------
 ADMISSION_LIMIT = "otel_claude.admission.limit"

@@ -14,7 +14,8 @@ covers, not the whole table.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +34,17 @@ from tuner._dataset import (
     verdict_streams,
 )
 from tuner._issues import TraceInputError
+from tuner._limits_input import (
+    ERROR_CODES,
+    FLOAT_FIELDS,
+    INT_FIELDS,
+    LIMITS,
+    OK,
+    OTHER_ERROR,
+    REMAINING,
+    LimitRows,
+    limit_rows,
+)
 from tuner._records import CACHE_WRITE_ATTRIBUTES, CANCELLATION_ERRORS, UNLABELLED, UNSETTLED, Verdict
 from tuner._window import ALL_TIME, Window
 
@@ -66,6 +78,10 @@ class Runner(Protocol):
 
     def rows(self, sql: str) -> list[dict[str, Any]]: ...
 
+    def stream(self, sql: str) -> Iterator[dict[str, Any]]:
+        """The same rows one at a time, so a long result is never held whole as Python objects."""
+        ...
+
 
 def _literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -81,6 +97,21 @@ class _Attributes:
         if not _KEY.match(key):
             raise ValueError(f"attribute name {key!r} cannot be spliced into SQL")
         return f"toString(SpanAttributes.`{key}`)" if self.json_column else f"SpanAttributes[{_literal(key)}]"
+
+    def present(self, key: str) -> str:
+        """Whether the span carries the attribute at all (text() reads an absent one and an empty one alike)."""
+        self.text(key)  # validates the name
+        if self.json_column:
+            return f"isNotNull(SpanAttributes.`{key}`)"
+        return f"mapContains(SpanAttributes, {_literal(key)})"
+
+    def integer(self, key: str) -> str:
+        """As the file path reads a count (tuner._limits_input._int): a whole number in [0, 2**63), else -1."""
+        return f"greatest(toInt64OrDefault({self.text(key)}, toInt64(-1)), -1)"
+
+    def number(self, key: str) -> str:
+        """As the file path reads a float (tuner._limits_input._float): NaN when absent or unreadable."""
+        return f"ifNull(toFloat64OrNull({self.text(key)}), nan)"
 
     def json(self, key: str) -> str:
         """The value as JSON text: arrays are stored that way in a Map; the JSON variant holds them typed."""
@@ -263,6 +294,41 @@ class _Queries:
         ORDER BY task, incumbent, candidate, start_ns, value
         """
 
+    def limit_calls(self, newest: int) -> str:
+        """The rate-limit rows (tuner._limits_input.limit_rows) of the `newest` latest-starting calls of the window,
+        oldest first, typed and with missing or unreadable values as the file path maps them."""
+        a = self.a
+        model, error = a.text(sc.GEN_AI_REQUEST_MODEL), a.text(sc.ERROR_TYPE)
+        codes = "".join(f"{error} = {_literal(kind)}, {code}, " for kind, code in ERROR_CODES.items())
+        total_in, wait = a.integer(sc.GEN_AI_USAGE_INPUT_TOKENS), a.number(sc.ADMISSION_WAIT)
+        cached = a.integer(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+        # The setting: chdb answers in JSON, which would write NaN and infinities as null.
+        return f"""
+        SELECT * EXCEPT span_id FROM (
+            SELECT {model} AS model,
+                toInt64(toUnixTimestamp64Nano(Timestamp)) AS start_ns,
+                start_ns + toInt64(Duration) AS end_ns,
+                multiIf(NOT {a.present(sc.ERROR_TYPE)}, {OK}, {codes}{OTHER_ERROR}) AS error,
+                {a.integer(sc.RETRIES)} AS retries,
+                {a.integer(sc.GEN_AI_REQUEST_MAX_TOKENS)} AS max_tokens,
+                {a.integer(sc.GEN_AI_USAGE_OUTPUT_TOKENS)} AS output,
+                if({total_in} >= 0, {total_in} - greatest({cached}, 0), -1) AS input_uncached,
+                if({a.present(sc.ADMISSION_WAIT)}, if({wait} < 0, 0, {wait}), 0) AS wait,
+                {a.number(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)} AS ttft,
+                {a.text(sc.GEN_AI_REQUEST_STREAM)} = 'true' AS stream,
+                [{", ".join(map(a.integer, LIMITS))}] AS limit,
+                [{", ".join(map(a.integer, REMAINING))}] AS remaining,
+                SpanId AS span_id
+            FROM {self.table}
+            WHERE {a.text(sc.GEN_AI_OPERATION_NAME)} = {_literal(sc.CHAT_OPERATION)} AND model != ''
+                AND start_ns > 0 AND {_window_sql(self.window)}
+            ORDER BY start_ns DESC, span_id DESC
+            LIMIT {int(newest)}
+        )
+        ORDER BY start_ns, span_id
+        SETTINGS output_format_json_quote_denormals = 1
+        """
+
     def totals(self) -> str:
         return f"""
         SELECT (SELECT count() FROM {self.table} WHERE {_window_sql(self.window)}) AS spans,
@@ -362,18 +428,24 @@ def _prefix_stats(row: dict[str, Any]) -> PrefixStats:
     )
 
 
-def load_clickhouse(run: Runner, table: str = "otel_traces", window: Window = ALL_TIME) -> Dataset:
+@contextmanager
+def _reading(run: Runner, table: str) -> Iterator[None]:
     if not _TABLE_NAME.match(table):
         raise TraceInputError(f"{run.source}: bad table name {table!r}")
     try:
+        yield
+    except QueryError as err:
+        raise TraceInputError(f"{run.source} table {table}: {err}") from None
+
+
+def load_clickhouse(run: Runner, table: str = "otel_traces", window: Window = ALL_TIME) -> Dataset:
+    with _reading(run, table):
         queries = queries_for(run, table, window)
         model_rows = run.rows(queries.models())
         prefix_rows = run.rows(queries.prefixes())
         totals = run.rows(queries.totals())[0]
         verdict_rows = run.rows(queries.verdicts())
         spend_rows = run.rows(queries.evaluation())
-    except QueryError as err:
-        raise TraceInputError(f"{run.source} table {table}: {err}") from None
     models = [_model_stats(row) for row in model_rows]
     calls = sum(m.calls for m in models)
     feedback = int(totals["feedback"] or 0)
@@ -393,3 +465,22 @@ def load_clickhouse(run: Runner, table: str = "otel_traces", window: Window = AL
         ]),
         evaluation_cost={row["task"]: int(row["spend_units"]) / COST_UNITS_PER_USD for row in spend_rows},
     )
+
+
+def _limit_row(row: dict[str, Any]) -> dict[str, Any]:
+    # chdb answers in JSON, which may quote 64-bit integers and writes NaN and infinities as strings.
+    for name in INT_FIELDS:
+        row[name] = int(row[name])
+    for name in FLOAT_FIELDS:
+        row[name] = float(row[name])
+    row["stream"] = bool(row["stream"])
+    row["limit"] = [int(v) for v in row["limit"]]
+    row["remaining"] = [int(v) for v in row["remaining"]]
+    return row
+
+
+def load_limit_rows(run: Runner, table: str, window: Window, newest: int) -> LimitRows:
+    """The rate-limit rows of the `newest` most recent calls of the window: limits are about recent behaviour, and
+    the rows that leave the server stay bounded however many calls the window holds."""
+    with _reading(run, table):
+        return limit_rows(map(_limit_row, run.stream(queries_for(run, table, window).limit_calls(newest))))

@@ -10,11 +10,13 @@ that is also ingesting, and every server error becomes one line that names no cr
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import re
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,12 +91,17 @@ class ChdbRunner:
         self._session = session.Session(path)
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
+        return list(self.stream(sql))
+
+    def stream(self, sql: str) -> Iterator[dict[str, Any]]:
         try:
             result = self._session.query(sql, "JSONEachRow")
         except Exception as err:  # chdb raises ChdbError (a RuntimeError) with the server's message
             code = re.search(r"Code: (\d+)", str(err))
             raise QueryError(describe_failure(int(code.group(1)) if code else None, str(err))) from None
-        return [json.loads(line) for line in result.bytes().splitlines() if line.strip()]
+        for line in io.BytesIO(result.bytes()):
+            if line.strip():
+                yield json.loads(line)
 
     def close(self) -> None:
         self._session.close()
@@ -224,6 +231,15 @@ class HttpRunner:
     def rows(self, sql: str) -> list[dict[str, Any]]:
         try:
             return list(self._client.query(sql, settings=self._settings).named_results())
+        except self._errors as err:
+            raise QueryError(self._describe(err)) from None
+
+    def stream(self, sql: str) -> Iterator[dict[str, Any]]:
+        try:
+            with self._client.query_rows_stream(sql, settings=self._settings) as rows:
+                names = rows.source.column_names
+                for row in rows:
+                    yield dict(zip(names, row, strict=True))
         except self._errors as err:
             raise QueryError(self._describe(err)) from None
 

@@ -1,8 +1,10 @@
 """The rows the rate-limit decisions read: one per chat call span, with its timing, outcome and rate-limit headers.
 
-A second pass over the same OTLP JSON / Jaeger files the call table reads, keeping only these attributes. It stays
-separate from `_records`/`_otlp`/`_jaeger` while those are being reworked; once the call table carries the columns
-listed in `COLUMNS`, building `LimitRows` from it replaces this pass.
+From OTLP JSON / Jaeger files, a second pass over the same files the call table reads, keeping only these
+attributes (it stays separate from `_records`/`_otlp`/`_jaeger` while those are being reworked; once the call table
+carries the columns listed in `COLUMNS`, building `LimitRows` from it replaces this pass). From ClickHouse, one query
+(`tuner._clickhouse`, `_Queries.limit_calls`) returns these rows already typed, for the most recent calls of the
+window. Both paths go through `limit_rows`, so the same spans give the same rows.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,21 +21,27 @@ import numpy as np
 
 from otel_claude import semconv as sc
 from tuner._sources import Progress, expand_inputs, records
+from tuner._window import ALL_TIME, Window
 
 # error codes of a call
 OK, RATE_LIMITED, OVERLOADED, OTHER_ERROR, ADMISSION_TIMEOUT = range(5)
-_ERRORS = {"rate_limit_error": RATE_LIMITED, "overloaded_error": OVERLOADED,
-           sc.ADMISSION_TIMEOUT_ERROR: ADMISSION_TIMEOUT}
-_LIMITS = tuple(limit for limit, _ in sc.RATELIMIT_READINGS)
-_REMAINING = tuple(remaining for _, remaining in sc.RATELIMIT_READINGS)
+# error.type -> error code; any other error.type is OTHER_ERROR, none is OK
+ERROR_CODES = {sc.RATE_LIMIT_ERROR: RATE_LIMITED, sc.OVERLOADED_ERROR: OVERLOADED,
+               sc.ADMISSION_TIMEOUT_ERROR: ADMISSION_TIMEOUT}
+LIMITS = tuple(limit for limit, _ in sc.RATELIMIT_READINGS)
+REMAINING = tuple(remaining for _, remaining in sc.RATELIMIT_READINGS)
+# The fields of one row as `limit_rows` takes it (named as in LimitRows): model (a name), these, stream (bool),
+# limit and remaining (3 each).
+INT_FIELDS = ("start_ns", "end_ns", "error", "retries", "max_tokens", "output", "input_uncached")  # -1: unknown
+FLOAT_FIELDS = ("wait", "ttft")
 # What the rows need beyond the call table's columns (the column a future call table would hold, per attribute).
 COLUMNS = {
     sc.ERROR_TYPE: "error (the call table keeps only 'error or not')",
     sc.RETRIES: "retries",
     sc.ADMISSION_WAIT: "admission_wait",
     sc.GEN_AI_REQUEST_STREAM: "stream",
-    **{name: f"ratelimit_limit[{kind}]" for kind, name in enumerate(_LIMITS)},
-    **{name: f"ratelimit_remaining[{kind}]" for kind, name in enumerate(_REMAINING)},
+    **{name: f"ratelimit_limit[{kind}]" for kind, name in enumerate(LIMITS)},
+    **{name: f"ratelimit_remaining[{kind}]" for kind, name in enumerate(REMAINING)},
 }
 _WANTED = frozenset({
     sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_REQUEST_MODEL, sc.TASK, sc.GEN_AI_REQUEST_MAX_TOKENS,
@@ -68,52 +76,69 @@ class LimitRows:
 
 
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, window: Window = ALL_TIME) -> None:
         self.models: dict[str, int] = {}
-        self.ints = {name: array("q") for name in ("model", "start", "end", "error", "retries", "max_tokens",
-                                                    "output", "input")}
-        self.floats = {name: array("d") for name in ("wait", "ttft")}
+        self.model = array("q")
+        self.ints = {name: array("q") for name in INT_FIELDS}
+        self.floats = {name: array("d") for name in FLOAT_FIELDS}
         self.stream = array("b")
         self.limit = array("q")
         self.remaining = array("q")
+        self._since = -1 if window.since_ns is None else window.since_ns
+        self._until = 2**63 if window.until_ns is None else window.until_ns
 
     def add(self, start_ns: int, end_ns: int, attrs: Mapping[str, Any]) -> None:
+        """A span as read from a file: its attributes become a row (ClickHouse computes the same in SQL)."""
         model = attrs.get(sc.GEN_AI_REQUEST_MODEL)
         if attrs.get(sc.GEN_AI_OPERATION_NAME) != sc.CHAT_OPERATION or not isinstance(model, str) or not model:
             return
-        if not 0 < start_ns <= end_ns:
+        if not 0 < start_ns <= end_ns or not self._since <= start_ns < self._until:
             return
         error = attrs.get(sc.ERROR_TYPE)
         total_in = _int(attrs, sc.GEN_AI_USAGE_INPUT_TOKENS)
         cached = _int(attrs, sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
-        ints = self.ints
-        ints["model"].append(self.models.setdefault(model, len(self.models)))
-        ints["start"].append(start_ns)
-        ints["end"].append(end_ns)
-        ints["error"].append(OK if error is None else _ERRORS.get(str(error), OTHER_ERROR))
-        ints["retries"].append(_int(attrs, sc.RETRIES))
-        ints["max_tokens"].append(_int(attrs, sc.GEN_AI_REQUEST_MAX_TOKENS))
-        ints["output"].append(_int(attrs, sc.GEN_AI_USAGE_OUTPUT_TOKENS))
-        ints["input"].append(total_in - max(cached, 0) if total_in >= 0 else -1)
-        self.floats["wait"].append(max(_float(attrs, sc.ADMISSION_WAIT), 0.0) if sc.ADMISSION_WAIT in attrs else 0.0)
-        self.floats["ttft"].append(_float(attrs, sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK))
-        self.stream.append(attrs.get(sc.GEN_AI_REQUEST_STREAM) is True)
-        self.limit.extend(_int(attrs, name) for name in _LIMITS)
-        self.remaining.extend(_int(attrs, name) for name in _REMAINING)
+        self.append({
+            "model": model, "start_ns": start_ns, "end_ns": end_ns,
+            "error": OK if error is None else ERROR_CODES.get(str(error), OTHER_ERROR),
+            "retries": _int(attrs, sc.RETRIES),
+            "max_tokens": _int(attrs, sc.GEN_AI_REQUEST_MAX_TOKENS),
+            "output": _int(attrs, sc.GEN_AI_USAGE_OUTPUT_TOKENS),
+            "input_uncached": total_in - max(cached, 0) if total_in >= 0 else -1,
+            "wait": max(_float(attrs, sc.ADMISSION_WAIT), 0.0) if sc.ADMISSION_WAIT in attrs else 0.0,
+            "ttft": _float(attrs, sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK),
+            "stream": attrs.get(sc.GEN_AI_REQUEST_STREAM) is True,
+            "limit": [_int(attrs, name) for name in LIMITS],
+            "remaining": [_int(attrs, name) for name in REMAINING],
+        })
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        self.model.append(self.models.setdefault(row["model"], len(self.models)))
+        for name, values in self.ints.items():
+            values.append(row[name])
+        for name, numbers in self.floats.items():
+            numbers.append(row[name])
+        self.stream.append(row["stream"])
+        self.limit.extend(row["limit"])
+        self.remaining.extend(row["remaining"])
 
     def rows(self) -> LimitRows:
         ints = {name: np.frombuffer(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)
-                for name, values in self.ints.items()}
+                for name, values in {"model": self.model, **self.ints}.items()}
         floats = {name: np.frombuffer(values, dtype=np.float64) if len(values) else np.zeros(0)
                   for name, values in self.floats.items()}
         return LimitRows(
-            models=list(self.models),
-            model=ints["model"], start_ns=ints["start"], end_ns=ints["end"], error=ints["error"],
-            retries=ints["retries"], wait=floats["wait"], stream=np.array(self.stream, dtype=bool),
-            ttft=floats["ttft"], max_tokens=ints["max_tokens"], output=ints["output"], input_uncached=ints["input"],
+            models=list(self.models), **ints, **floats, stream=np.array(self.stream, dtype=bool),
             limit=np.array(self.limit, dtype=np.int64).reshape(-1, 3),
             remaining=np.array(self.remaining, dtype=np.int64).reshape(-1, 3),
         )
+
+
+def limit_rows(rows: Iterable[Mapping[str, Any]]) -> LimitRows:
+    """`LimitRows` from rows already typed (the fields `_Collector.add` computes), in the order given."""
+    collector = _Collector()
+    for row in rows:
+        collector.append(row)
+    return collector.rows()
 
 
 def _int(attrs: Mapping[str, Any], name: str) -> int:
@@ -208,10 +233,10 @@ def _documents(path: Path) -> Iterator[Any]:
             continue
 
 
-def read_limit_rows(inputs: list[str]) -> LimitRows:
-    """Rows for every readable chat call span in the inputs; what cannot be read is skipped (the main pass reports
-    it)."""
-    collector = _Collector()
+def read_limit_rows(inputs: list[str], window: Window = ALL_TIME) -> LimitRows:
+    """Rows for every readable chat call span in the inputs that starts in the window; what cannot be read is
+    skipped (the main pass reports it)."""
+    collector = _Collector(window)
     for path in expand_inputs(inputs):
         for document in _documents(path):
             _add(document, collector)

@@ -16,6 +16,7 @@ from tuner._issues import Issues, TraceInputError
 if TYPE_CHECKING:
     from tuner._dataset import Dataset
     from tuner._limits import LimitDecision
+    from tuner._limits_input import LimitRows
 
 USAGE = "%(prog)s [options] INPUT [INPUT ...]"
 DESCRIPTION = "Turn exported spans into a policy file and a report."
@@ -141,10 +142,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bound on each ClickHouse query's memory")
     parser.add_argument("--clickhouse-max-result-rows", type=_positive_int, default=1_000_000, metavar="ROWS",
                         help="bound on each ClickHouse query's result")
+    parser.add_argument("--clickhouse-limit-calls", type=_positive_int, default=200_000, metavar="CALLS",
+                        help="rate-limit decisions from ClickHouse read the most recent CALLS calls of the window "
+                        "(limits are about recent behaviour, and what leaves the cluster stays bounded)")
     parser.add_argument("--limit-share", type=_fraction(0, 1, "limit share"), default=0.98,
                         help="share of the account's rate limits a recommended limit paces at")
     parser.add_argument("--no-limits", dest="limits", action="store_false",
-                        help="skip the rate-limit decisions (and their second pass over the inputs)")
+                        help="skip the rate-limit decisions (their second pass over files, their ClickHouse query)")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show progress bars (default: when stderr is a terminal)")
@@ -198,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"otel-claude tune: {err}", file=sys.stderr)
         return 2
     try:
-        dataset, issues = _load(args)
+        dataset, issues, limit_rows = _load(args)
     except TraceInputError as err:
         print(f"otel-claude tune: {err}", file=sys.stderr)
         return 2
@@ -206,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         print("otel-claude tune: no call spans (gen_ai.operation.name = chat) in the input", file=sys.stderr)
         return 2
     decisions = decide_all(dataset, options, state)
-    limit_decisions = _limit_decisions(args)
+    limit_decisions = _limit_decisions(args, limit_rows)
     try:
         policy = build_policy(dataset, decisions, options, limits=policy_limits(limit_decisions))
         text = dump_policy(policy)
@@ -234,19 +238,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _limit_decisions(args: argparse.Namespace) -> list[LimitDecision]:
-    """Rate-limit decisions from a second pass over the trace files (not available for ClickHouse inputs yet)."""
-    from tuner._clickhouse_source import is_clickhouse_input
-
-    if not args.limits or any(is_clickhouse_input(i) for i in args.inputs):
+def _limit_decisions(args: argparse.Namespace, rows: LimitRows | None) -> list[LimitDecision]:
+    if rows is None:
         return []
     from tuner._limits import LimitOptions, decide_limits
-    from tuner._limits_input import read_limit_rows
 
-    return decide_limits(read_limit_rows(args.inputs), LimitOptions(share=args.limit_share))
+    return decide_limits(rows, LimitOptions(share=args.limit_share))
 
 
-def _load(args: argparse.Namespace) -> tuple[Dataset, Issues]:
+def _load(args: argparse.Namespace) -> tuple[Dataset, Issues, LimitRows | None]:
+    """The dataset, what was skipped, and the rate-limit rows (None with --no-limits): from ClickHouse the most
+    recent --clickhouse-limit-calls calls of the window, from files a second pass over them."""
     from tuner._clickhouse_source import is_clickhouse_input
     from tuner._window import Window
 
@@ -258,18 +260,28 @@ def _load(args: argparse.Namespace) -> tuple[Dataset, Issues]:
     if databases:
         if len(databases) != len(args.inputs) or len(databases) > 1:
             raise TraceInputError("a chdb: or ClickHouse server input cannot be combined with other inputs")
-        from tuner._clickhouse import load_clickhouse
+        if args.limits and args.clickhouse_limit_calls > args.clickhouse_max_result_rows:
+            raise TraceInputError(
+                f"--clickhouse-limit-calls {args.clickhouse_limit_calls} is more than --clickhouse-max-result-rows "
+                f"{args.clickhouse_max_result_rows}: the server would refuse the rate-limit query"
+            )
+        from tuner._clickhouse import load_clickhouse, load_limit_rows
         from tuner._clickhouse_source import Limits, open_runner
 
         limits = Limits(args.clickhouse_max_execution_time, args.clickhouse_max_memory, args.clickhouse_max_result_rows)
         runner, table = open_runner(databases[0], limits, args.clickhouse_password_file)
+        table = table or args.clickhouse_table
         try:
-            return load_clickhouse(runner, table or args.clickhouse_table, window), Issues()
+            dataset = load_clickhouse(runner, table, window)
+            rows = load_limit_rows(runner, table, window, args.clickhouse_limit_calls) if args.limits else None
+            return dataset, Issues(), rows
         finally:
             runner.close()
     from tuner._ingest import load_dataset
+    from tuner._limits_input import read_limit_rows
 
-    return load_dataset(args.inputs, show_progress=args.progress, window=window)
+    dataset, issues = load_dataset(args.inputs, show_progress=args.progress, window=window)
+    return dataset, issues, read_limit_rows(args.inputs, window) if args.limits else None
 
 
 def _print_summary(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

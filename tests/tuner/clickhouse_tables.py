@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -133,3 +137,34 @@ def insert_statements(spans: list[syn.Span], table: str, batch: int = 200) -> li
             pairs = ", ".join(f"{_sql(k)}, {_sql(as_string(v))}" for k, v in span.attributes.items())
             rows.append(_row(number, span, f"map({pairs})").replace("{resource}", "map()"))
     return [f"INSERT INTO {table} VALUES " + ", ".join(rows[i : i + batch]) for i in range(0, len(rows), batch)]
+
+
+@dataclass
+class Loaded:
+    """The spans in both tables of a chdb directory, in an OTLP file, and a loopback server over the directory."""
+
+    runner: Any  # tuner._clickhouse_source.ChdbRunner
+    spans: list[syn.Span]
+    path: Path
+    server: Any  # clickhouse_http.ChdbHttpServer
+    file: Path
+
+
+@contextmanager
+def loaded_tables(directory: Path, file: Path, spans: list[syn.Span], user: str, password: str) -> Iterator[Loaded]:
+    """chdb serves one data directory per process: a test module's tests share it, and so does the server."""
+    from clickhouse_http import ChdbHttpServer
+
+    from tuner._clickhouse_source import ChdbRunner
+
+    runner = ChdbRunner(str(directory))
+    try:
+        for ddl, table in ((MAP_DDL, MAP_TABLE), (JSON_DDL, JSON_TABLE)):
+            runner.rows(ddl)
+            for statement in insert_statements(spans, table):
+                runner.rows(statement)
+        syn.write_otlp(file, spans)
+        with ChdbHttpServer(runner._session, user, password) as server:
+            yield Loaded(runner, spans, directory, server, file)
+    finally:
+        runner.close()

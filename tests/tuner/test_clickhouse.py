@@ -7,14 +7,12 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from otel_claude.policy import dump_policy
-from tuner import synthetic as syn
 from tuner._dataset import Dataset, LatencySplit, ModelStats
 from tuner._ingest import load_dataset
 from tuner._issues import TraceInputError
@@ -25,39 +23,21 @@ pytest.importorskip("chdb", reason="chdb (in-process ClickHouse) is not installe
 pytest.importorskip("clickhouse_connect", reason="clickhouse-connect is not installed")
 
 from clickhouse_http import ChdbHttpServer
-from clickhouse_tables import JSON_DDL, JSON_TABLE, MAP_DDL, MAP_TABLE, insert_statements
+from clickhouse_tables import JSON_TABLE, MAP_TABLE, Loaded, loaded_tables
 from span_sets import T0, mixed_calls
 
 from tuner._clickhouse import load_clickhouse
-from tuner._clickhouse_source import ChdbRunner, HttpRunner, Limits, describe_failure, parse_server_url
+from tuner._clickhouse_source import HttpRunner, Limits, describe_failure, parse_server_url
 
 DAY = 86_400 * 10**9
 USER, PASSWORD = "tuner", "s3cret-Pa55"
 
 
-@dataclass
-class Loaded:
-    runner: ChdbRunner
-    spans: list[syn.Span]
-    path: Path
-    server: ChdbHttpServer
-    file: Path
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
-    # chdb serves one data directory per process: every test of this module shares it, and so does the server.
-    path = tmp_path_factory.mktemp("chdb")
-    runner = ChdbRunner(str(path))
-    spans = mixed_calls()
-    for ddl, table in ((MAP_DDL, MAP_TABLE), (JSON_DDL, JSON_TABLE)):
-        runner.rows(ddl)
-        for statement in insert_statements(spans, table):
-            runner.rows(statement)
-    file = syn.write_otlp(tmp_path_factory.mktemp("file") / "t.json", spans)
-    with ChdbHttpServer(runner._session, USER, PASSWORD) as server:
-        yield Loaded(runner, spans, path, server, file)
-    runner.close()
+    file = tmp_path_factory.mktemp("file") / "t.json"
+    with loaded_tables(tmp_path_factory.mktemp("chdb"), file, mixed_calls(), USER, PASSWORD) as tables:
+        yield tables
 
 
 def _http(loaded: Loaded, limits: Limits | None = None, password: str = PASSWORD, path: str = "") -> HttpRunner:
@@ -95,6 +75,14 @@ def _assert_same(sql: Dataset, file: Dataset) -> None:
 def _policy(dataset: Dataset) -> str:
     options = TuneOptions()
     return dump_policy(build_policy(dataset, decide_all(dataset, options), options))
+
+
+def _file_policy(loaded: Loaded, tmp_path: Path) -> str:
+    """What the CLI writes from the OTLP file of the same spans, rate limits included."""
+    from otel_claude._cli import main as otel_claude
+
+    assert otel_claude(["tune", str(loaded.file), "-o", str(tmp_path / "file.yaml"), "--no-progress"]) == 0
+    return (tmp_path / "file.yaml").read_text()
 
 
 @pytest.mark.parametrize("table", [MAP_TABLE, JSON_TABLE])
@@ -259,10 +247,12 @@ def test_cli_tunes_from_the_server_with_credentials_from_the_environment(
     assert "authentication failed" in refused.err and len(refused.err.strip().splitlines()) == 1
 
     monkeypatch.setenv("CLICKHOUSE_PASSWORD", PASSWORD)
+    expected = _file_policy(loaded, tmp_path)
+    capsys.readouterr()
     assert otel_claude(["tune", url, "-o", out[0], "--report", out[1], "--report", out[2], "--no-progress"]) == 0
     printed = capsys.readouterr()
     from_file, _ = load_dataset([str(loaded.file)])
-    assert Path(out[0]).read_text() == _policy(from_file)
+    assert Path(out[0]).read_text() == expected
     assert f"{from_file.calls} calls read" in printed.out
     header = next(line for line in Path(out[2]).read_text().splitlines() if line.startswith("| model |"))
     assert header.rstrip(" |").endswith("cancelled")  # cancelled calls have their own column, apart from errors
@@ -281,9 +271,11 @@ def test_cli_tunes_from_the_server_with_credentials_from_the_environment(
 def test_cli_reads_a_chdb_table(loaded: Loaded, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from otel_claude._cli import main as otel_claude
 
+    expected = _file_policy(loaded, tmp_path)
+    capsys.readouterr()
     assert otel_claude(["tune", f"chdb:{loaded.path}", "-o", str(tmp_path / "p.yaml"), "--no-progress"]) == 0
     from_file, _ = load_dataset([str(loaded.file)])
-    assert (tmp_path / "p.yaml").read_text() == _policy(from_file)
+    assert (tmp_path / "p.yaml").read_text() == expected
     assert f"{from_file.calls} calls read" in capsys.readouterr().out
     assert otel_claude(["tune", f"chdb:{loaded.path}", str(tmp_path / "p.yaml")]) == 2
     assert "cannot be combined" in capsys.readouterr().err
