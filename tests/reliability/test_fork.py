@@ -26,6 +26,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import DropAggregation, View
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from otlp_spans import file_spans, span_attributes
 
 import otel_claude
 from claude_sim import SimServer
@@ -198,14 +199,10 @@ def test_forked_workers_never_inherit_a_held_lock(busy_parent: Parent) -> None:
     # Every child's spans reached the shared file, whole: one JSON document per line, none interleaved.
     busy_parent.tracer_provider.force_flush()
     per_task: dict[str, int] = {}
-    for line in busy_parent.spans_path.read_text().splitlines():
-        for rs in json.loads(line)["resourceSpans"]:
-            for ss in rs["scopeSpans"]:
-                for span in ss["spans"]:
-                    for attr in span["attributes"]:
-                        if attr["key"] == "otel_claude.task":
-                            task = attr["value"]["stringValue"]
-                            per_task[task] = per_task.get(task, 0) + 1
+    for span in file_spans(busy_parent.spans_path):
+        task = span_attributes(span).get("otel_claude.task")
+        if task is not None:
+            per_task[task] = per_task.get(task, 0) + 1
     assert {task: n for task, n in per_task.items() if task != "parent"} == {
         f"child-{n}": CHILD_CALLS for n in range(FORKS)}
 

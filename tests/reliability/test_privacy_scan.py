@@ -8,7 +8,6 @@ lines file the spans went to (span events included), the collected metrics, and 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from otlp_spans import file_spans, span_attributes
 from reliability_support import LogCatcher
 
 import otel_claude
@@ -87,8 +87,7 @@ def run_and_export(tmp_path: Path, catcher: LogCatcher, **options: Any) -> Expor
     metrics = reader.get_metrics_data()
     tracer_provider.shutdown()
     spans_text = path.read_text()
-    spans = [span for line in spans_text.splitlines() for rs in json.loads(line)["resourceSpans"]
-             for ss in rs["scopeSpans"] for span in ss["spans"]]
+    spans = file_spans(path)
     logs = "\n".join(catcher.messages())
     return Exported("\n".join([spans_text, metrics.to_json() if metrics else "", logs]), completions, spans)
 
@@ -99,13 +98,6 @@ def all_logs(log_catcher: LogCatcher) -> Iterator[LogCatcher]:
     root.addHandler(log_catcher)
     yield log_catcher
     root.removeHandler(log_catcher)
-
-
-def attribute(span: dict[str, Any], key: str) -> Any:
-    for item in span["attributes"]:
-        if item["key"] == key:
-            return next(iter(item["value"].values()))
-    return None
 
 
 def test_default_settings_export_no_content_or_key(tmp_path: Path, all_logs: LogCatcher,
@@ -130,7 +122,7 @@ def test_opted_in_content_is_exported_and_clipped(tmp_path: Path, all_logs: LogC
     captured = [value for span in exported.spans
                 for key in ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
                             "gen_ai.tool.definitions")
-                if (value := attribute(span, key)) is not None]
+                if (value := span_attributes(span).get(key)) is not None]
     assert captured, "content attributes were written"
     assert max(len(value) for value in captured) <= limit + len("...[truncated]")
 

@@ -26,6 +26,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from otlp_spans import file_spans
 from reliability_support import LogCatcher
 from scripted_server import Received, Reply, ScriptedServer
 
@@ -156,8 +157,7 @@ def test_echoed_requests_in_error_bodies_leak_nowhere(tmp_path: Path, all_logs: 
     metrics = reader.get_metrics_data()
     tracer_provider.shutdown()
     spans_text = path.read_text()
-    spans = [span for line in spans_text.splitlines() for rs in json.loads(line)["resourceSpans"]
-             for ss in rs["scopeSpans"] for span in ss["spans"]]
+    spans = file_spans(path)
     # The server did echo the secrets, and every call failed into an error span.
     assert any(API_KEY in text for text in echoed) and any(PROMPT in text for text in echoed)
     assert len(spans) == made

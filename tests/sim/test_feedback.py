@@ -3,12 +3,12 @@ spans carry the scenario's gaps and feedback delays."""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 
 import pytest
+from otlp_spans import file_spans, span_attributes
 
 from claude_sim import ScenarioClock, SimServer
 from claude_sim._jobs import FeedbackDraw, plan_jobs
@@ -63,19 +63,6 @@ def test_scores_lie_with_the_stated_noise() -> None:
     assert FeedbackDraw(0.0, "graded", True, 0.8).score(True) == (0.0, "rating_1")
 
 
-def _spans(path: Path) -> list[dict]:
-    found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        for resource in json.loads(line)["resourceSpans"]:
-            for scope in resource["scopeSpans"]:
-                found.extend(scope["spans"])
-    return found
-
-
-def _attrs(span: dict) -> dict:
-    return {item["key"]: next(iter(item["value"].values())) for item in span["attributes"]}
-
-
 @pytest.mark.parametrize("use_async", [False, True])
 def test_exported_spans_carry_scenario_gaps_and_feedback_delays(scenario, tmp_path: Path, use_async: bool) -> None:
     out = tmp_path / "spans.jsonl"
@@ -85,7 +72,7 @@ def test_exported_spans_carry_scenario_gaps_and_feedback_delays(scenario, tmp_pa
                                use_async=use_async)
     assert summary.overall.errors == 0
     jobs = plan_jobs(scenario, 120, seed=5, stream_share=0.3)
-    spans = _spans(out)
+    spans = file_spans(out)
     calls = sorted((s for s in spans if s["name"].startswith("chat ")), key=lambda s: int(s["startTimeUnixNano"]))
     feedback = [s for s in spans if s["name"] == semconv.FEEDBACK_SPAN]
     assert len(calls) == len(jobs)
@@ -94,9 +81,9 @@ def test_exported_spans_carry_scenario_gaps_and_feedback_delays(scenario, tmp_pa
         assert abs(int(span["startTimeUnixNano"]) / 1e9 - (clock.epoch + job.at)) < 0.5
     scored = {job.number: job for job in jobs if job.feedback is not None}
     assert len(feedback) == len(scored) > 5
-    started = {_attrs(s)[semconv.GEN_AI_RESPONSE_ID]: int(s["startTimeUnixNano"]) for s in calls}
+    started = {span_attributes(s)[semconv.GEN_AI_RESPONSE_ID]: int(s["startTimeUnixNano"]) for s in calls}
     planned_delays = sorted(job.feedback.delay_s for job in scored.values())
-    seen_delays = sorted((int(s["startTimeUnixNano"]) - started[_attrs(s)[semconv.GEN_AI_RESPONSE_ID]]) / 1e9
+    seen_delays = sorted((int(s["startTimeUnixNano"]) - started[span_attributes(s)[semconv.GEN_AI_RESPONSE_ID]]) / 1e9
                          for s in feedback)
     assert seen_delays == pytest.approx(planned_delays, abs=0.5)
-    assert all(_attrs(s)[semconv.TASK] == "rated" for s in feedback)
+    assert all(span_attributes(s)[semconv.TASK] == "rated" for s in feedback)

@@ -6,22 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from otlp_spans import file_spans as spans
+from otlp_spans import span_attributes as attributes
 
 from claude_sim import SimServer, load_scenario
 from claude_sim.workload import main, plan_jobs, run_workload
-
-
-def spans(path: Path) -> list[dict]:
-    found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        for resource in json.loads(line)["resourceSpans"]:
-            for scope in resource["scopeSpans"]:
-                found.extend(scope["spans"])
-    return found
-
-
-def attributes(span: dict) -> dict:
-    return {item["key"]: next(iter(item["value"].values())) for item in span["attributes"]}
 
 
 @pytest.fixture(scope="module")
