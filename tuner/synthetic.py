@@ -184,7 +184,8 @@ def write_otlp(path: str | Path, spans: Iterable[Span], batch: int = 64) -> Path
     return path
 
 
-def _tag(key: str, value: Any) -> dict[str, Any]:
+def jaeger_tag(key: str, value: Any) -> dict[str, Any]:
+    """An attribute as a Jaeger JSON (model/json) tag, typed as the Collector's OTLP-to-Jaeger translator types it."""
     if isinstance(value, bool):
         return {"key": key, "type": "bool", "value": value}
     if isinstance(value, int):
@@ -192,8 +193,8 @@ def _tag(key: str, value: Any) -> dict[str, Any]:
     if isinstance(value, float):
         return {"key": key, "type": "float64", "value": value}
     if isinstance(value, (list, tuple)):
-        # Jaeger has no array type: the OTLP translator stores arrays as JSON text.
-        return {"key": key, "type": "string", "value": json.dumps(list(value))}
+        # Jaeger has no array type: the OTLP translator stores arrays as (compact) JSON text.
+        return {"key": key, "type": "string", "value": json.dumps(list(value), separators=(",", ":"))}
     return {"key": key, "type": "string", "value": str(value)}
 
 
@@ -213,7 +214,7 @@ def jaeger_document(spans: Iterable[Span]) -> dict[str, Any]:
                         "references": [],
                         "startTime": span.start_ns // 1000,
                         "duration": (span.end_ns - span.start_ns) // 1000,
-                        "tags": [_tag(k, v) for k, v in span.attributes.items()],
+                        "tags": [jaeger_tag(k, v) for k, v in span.attributes.items()],
                         "logs": [],
                         "processID": "p1",
                     }

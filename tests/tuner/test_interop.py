@@ -71,19 +71,6 @@ def _jaeger_api_v3(path: Path, spans: Sequence[ReadableSpan]) -> None:
     path.write_text(json.dumps({"result": json_format.MessageToDict(traces)}, indent=2))
 
 
-def _jaeger_tag(key: str, value: Any) -> dict[str, Any]:
-    # model/json KeyValue; OTLP arrays become string tags holding JSON (the OTLP-to-Jaeger translator).
-    if isinstance(value, bool):
-        return {"key": key, "type": "bool", "value": value}
-    if isinstance(value, int):
-        return {"key": key, "type": "int64", "value": value}
-    if isinstance(value, float):
-        return {"key": key, "type": "float64", "value": value}
-    if isinstance(value, (list, tuple)):
-        return {"key": key, "type": "string", "value": json.dumps(list(value), separators=(",", ":"))}
-    return {"key": key, "type": "string", "value": value}
-
-
 def _jaeger_trace(trace_id: str, spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     return {
         "traceID": trace_id,
@@ -95,7 +82,7 @@ def _jaeger_trace(trace_id: str, spans: Sequence[ReadableSpan]) -> dict[str, Any
                 "references": [],
                 "startTime": span.start_time // 1000,
                 "duration": (span.end_time - span.start_time) // 1000,
-                "tags": [_jaeger_tag(k, v) for k, v in (span.attributes or {}).items()],
+                "tags": [syn.jaeger_tag(k, v) for k, v in (span.attributes or {}).items()],
                 "logs": [],
                 "processID": "p1",
                 "warnings": None,
