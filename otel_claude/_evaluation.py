@@ -32,7 +32,7 @@ from ._evaluation_spend import PairSpend
 from ._graders import grade
 from ._judge import combine, judge_request, parse_verdict
 from ._safety import report_failure
-from .catalog import resolve
+from .catalog import Usage, cost_usd, resolve
 from .grading import Answer
 from .policy import Evaluate, Judge, parse_judge
 
@@ -205,13 +205,15 @@ class Pair:
 
 def _input_cost(model: str, tokens: int) -> float:
     info = resolve(model)
-    return tokens * info.input / 1e6 if info is not None else 0.0
+    return cost_usd(info, Usage(input_tokens=tokens)) if info is not None else 0.0
 
 
-def _price_ratio(model: str, other: str) -> float:
-    """How many times `other`'s input price `model`'s is (1 when either is not in the catalog)."""
-    mine, theirs = resolve(model), resolve(other)
-    return mine.input / theirs.input if mine is not None and theirs is not None and theirs.input > 0 else 1.0
+def _judge_prior(pair: Pair, judge: Judge) -> float:
+    """A judge call's price before this process has made one: the shadow call's cost at the judge's input rate (its
+    prompt holds the request and both answers); the shadow's cost as it is when a model is not in the catalog."""
+    mine, theirs = resolve(judge.model), resolve(pair.evaluate.model)
+    ratio = mine.input / theirs.input if mine is not None and theirs is not None and theirs.input > 0 else 1.0
+    return pair.spend.cost * ratio
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,11 +253,8 @@ class _Job:
         graded = grade(pair.task, pair.body, self.incumbent, candidate)
         judge = pair.evaluate.judge or evaluator.default_judge
         spend, tel = evaluator.tel.evaluation, evaluator.tel
-        # Before this process's first judge call, one is priced as the shadow call's cost at the judge's rate: its
-        # prompt holds the request and both answers.
-        prior = pair.spend.cost * _price_ratio(judge.model, pair.evaluate.model) if judge is not None else 0.0
-        if not graded.settled and judge is not None and not background.closed and \
-                spend.may_judge(pair.spend, pair.evaluate.budget, tel.totals.cost_of_task(pair.task), prior):
+        if not graded.settled and judge is not None and not background.closed and spend.may_judge(
+                pair.spend, pair.evaluate.budget, tel.totals.cost_of_task(pair.task), _judge_prior(pair, judge)):
             # Incumbent as A first; the second order only when the first reply could still make a win (a readable
             # reply other than a tie: after a tie, no second reply can make both orders agree on a winner).
             first = yield _Ask(sc.ROLE_JUDGE, judge_request(judge, pair.body, self.incumbent, candidate))
