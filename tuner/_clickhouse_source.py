@@ -229,10 +229,7 @@ class HttpRunner:
         return describe_failure(code, re.sub(r"^.*server response: ", "", str(err)))
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
-        try:
-            return list(self._client.query(sql, settings=self._settings).named_results())
-        except self._errors as err:
-            raise QueryError(self._describe(err)) from None
+        return list(self.stream(sql))
 
     def stream(self, sql: str) -> Iterator[dict[str, Any]]:
         try:
