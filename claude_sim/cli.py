@@ -19,23 +19,20 @@ from pathlib import Path
 import yaml
 
 from claude_sim._ratelimit import RateLimits
-from otel_claude.cli_args import CommandParser
+from otel_claude.cli_args import CommandParser, whole_number
 
 USAGE = "%(prog)s [options]"
 DESCRIPTION = "A local Anthropic-compatible API simulator, in the foreground until interrupted."
 
 
-def _positive(kind: type[int] | type[float]) -> object:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-        return value
-
-    return parse
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
 
 
 def _scale(text: str) -> float:
@@ -57,14 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of every simulated answer")
     parser.add_argument("--latency-scale", type=_scale, default=1.0, help="1 = published speeds, 0 = no latency")
     parser.add_argument("--faults", metavar="FILE", help="YAML file with a list of faults (see claude_sim.Fault)")
-    parser.add_argument("--requests-per-minute", type=_positive(int), default=RateLimits.requests_per_minute,
+    parser.add_argument("--requests-per-minute", type=whole_number(1), default=RateLimits.requests_per_minute,
                         help="the rate-limit headers' request limit")
-    parser.add_argument("--input-tokens-per-minute", type=_positive(int), default=RateLimits.input_tokens_per_minute,
+    parser.add_argument("--input-tokens-per-minute", type=whole_number(1), default=RateLimits.input_tokens_per_minute,
                         help="the rate-limit headers' input-token limit")
-    parser.add_argument("--output-tokens-per-minute", type=_positive(int),
+    parser.add_argument("--output-tokens-per-minute", type=whole_number(1),
                         default=RateLimits.output_tokens_per_minute, help="the rate-limit headers' output-token limit")
     parser.add_argument("--enforce-rate-limits", action="store_true", help="answer 429 when a bucket is empty")
-    parser.add_argument("--speed", type=_positive(float), default=1.0,
+    parser.add_argument("--speed", type=_positive, default=1.0,
                         help="scenario seconds per wall second (give a workload driver the same --speed)")
     parser.add_argument("--real-time", action="store_true",
                         help="never jump ahead to a call's x-sim-time: only the wall clock moves scenario time")

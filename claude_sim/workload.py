@@ -46,7 +46,7 @@ from claude_sim._span_time import ScenarioTimeSpanProcessor, scenario_moment
 from claude_sim._stats import CallRecord, Summary
 from otel_claude import semconv
 from otel_claude.catalog import Usage, cost_usd, resolve
-from otel_claude.cli_args import CommandParser
+from otel_claude.cli_args import CommandParser, whole_number
 from otel_claude.cli_checks import unwritable
 from otel_claude.cli_progress import Progress
 from otel_claude.policy import PolicyError, load_policy_text
@@ -406,16 +406,6 @@ USAGE = "%(prog)s (--sim | --base-url URL) [options]"
 DESCRIPTION = __doc__.split("\n\n")[0]
 
 
-def _at_least_one(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _number(*, high: float = math.inf, positive: bool = False) -> Callable[[str], float]:
     """A float in [0, high], or above 0 when `positive`."""
     expected = "positive" if positive else f"in [0, {high:g}]" if high < math.inf else "0 or more"
@@ -438,8 +428,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--base-url", help="API base URL (a running simulator, or https://api.anthropic.com)")
     target.add_argument("--sim", action="store_true", help="start an in-process simulator for the run")
     parser.add_argument("--scenario", default="default", help="scenario YAML path or a shipped name")
-    parser.add_argument("--calls", type=_at_least_one, default=1500, help="calls to make")
-    parser.add_argument("--workers", type=_at_least_one, default=8, help="calls in flight at most")
+    parser.add_argument("--calls", type=whole_number(1), default=1500, help="calls to make")
+    parser.add_argument("--workers", type=whole_number(1), default=8, help="calls in flight at most")
     parser.add_argument("--out", metavar="FILE", help="OTLP JSON lines file for the spans (default: none written)")
     parser.add_argument("--async", dest="use_async", action="store_true", help="use AsyncAnthropic")
     parser.add_argument("--stream-share", type=_number(high=1.0), default=0.3,

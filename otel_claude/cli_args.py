@@ -7,9 +7,10 @@ of options, which `--help` shows), and every option's help ends with its default
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-__all__ = ["CommandParser", "HelpFormatter"]
+__all__ = ["CommandParser", "HelpFormatter", "whole_number"]
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -44,3 +45,18 @@ class CommandParser(argparse.ArgumentParser):
         usage = self.format_usage().rstrip()
         self.exit(2, f"{usage}\n{self.prog}: error: {message}\n")
 
+
+
+def whole_number(low: int) -> Callable[[str], int]:
+    """An argparse `type` for a whole number of at least `low`, with a one-line error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otel_claude.catalog import closest_model, resolve
-from otel_claude.cli_args import CommandParser
+from otel_claude.cli_args import CommandParser, whole_number
 from otel_claude.cli_checks import unwritable
 from otel_claude.policy import MAX_EVALUATE_SHARE, MAX_EXPLORE_SHARE, PolicyError, dump_policy
 from tuner._issues import Issues, TraceInputError
@@ -53,20 +53,7 @@ def _bound(name: str) -> object:
     return parse
 
 
-def _int_at_least(low: int) -> object:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
+_positive_int = whole_number(1)
 
 
 def _seconds(text: str) -> float:
@@ -109,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quality a cheaper model may lose against the current one and still be chosen")
     parser.add_argument("--alpha", type=_fraction(0, 0.5, "alpha"), default=0.05,
                         help="error rate of each routing claim, anytime-valid across windows")
-    parser.add_argument("--min-samples", type=_int_at_least(2), default=30,
+    parser.add_argument("--min-samples", type=whole_number(2), default=30,
                         help="verdicts or scores a model needs on a task before it is judged")
     parser.add_argument("--max-ttft-p95", type=_seconds, default=None, metavar="SECONDS",
                         help="route only to models whose p95 time to first token is at most this")
